@@ -1,0 +1,198 @@
+"""The ``studio`` command (SPEC §2): serve, migrate and seed.
+
+Every command works with the configured ``DATABASE_URL`` and, without it, with the embedded
+PostgreSQL in ``STUDIO_DATA_DIR`` — started for the command and stopped after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvicorn
+from alembic import command as alembic_command
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.logging import configure_logging
+from app.settings import Settings, SettingsError, load_settings
+from db import migrations
+from db.embedded import EmbeddedPostgres
+from db.engine import create_engine, create_sessionmaker
+from db.seed import seed as seed_database
+from db.url import DatabaseURL
+
+cli = typer.Typer(
+    name="studio",
+    help="Studio API: the GraphQL backend of a video-generation studio.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+migrate_cli = typer.Typer(help="Apply, revert and inspect database migrations.", no_args_is_help=True)
+cli.add_typer(migrate_cli, name="migrate")
+
+console = Console(stderr=True)
+
+
+def main() -> None:
+    # SIGTERM ends a command like Ctrl-C does, so `finally` blocks run and the embedded server
+    # is let go of. (uvicorn installs its own handlers while it serves.)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        cli()
+    except SettingsError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Number of API processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart when the code changes (development).")] = False,
+) -> None:
+    """Start the API (GraphQL, /healthz, /readyz).
+
+    Without DATABASE_URL, an embedded PostgreSQL is started in STUDIO_DATA_DIR and migrated.
+    """
+    settings = _settings()
+    with _database(settings) as database:
+        if settings.run_migrations_on_start:
+            asyncio.run(migrations.upgrade(database))
+        # The API processes read their configuration from the environment: hand the resolved
+        # database and worker choice down to them.
+        os.environ["DATABASE_URL"] = database.render(hide_password=False)
+        os.environ["STUDIO_INPROCESS_WORKER"] = str(settings.run_inprocess_worker).lower()
+        console.print(f"Studio API on http://{host}:{port}  (database: {database.redacted()})")
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=None if reload else workers,
+            reload=reload,
+            reload_dirs=["app", "schema", "db"] if reload else None,
+            log_config=None,
+            proxy_headers=True,
+            server_header=False,
+        )
+
+
+@migrate_cli.command("upgrade")
+def migrate_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the database to a revision (default: the latest)."""
+    with _database(_settings()) as database:
+        alembic_command.upgrade(migrations.alembic_config(database), revision)
+
+
+@migrate_cli.command("downgrade")
+def migrate_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision: an id, -1, or base.")],
+) -> None:
+    """Revert the database to an earlier revision."""
+    with _database(_settings()) as database:
+        alembic_command.downgrade(migrations.alembic_config(database), revision)
+
+
+@migrate_cli.command("current")
+def migrate_current() -> None:
+    """Show the revision the database is at."""
+    with _database(_settings()) as database:
+        alembic_command.current(migrations.alembic_config(database), verbose=False)
+
+
+@migrate_cli.command("history")
+def migrate_history() -> None:
+    """List all revisions, newest first."""
+    alembic_command.history(migrations.alembic_config(), indicate_current=False)
+
+
+@cli.command()
+def seed(
+    users: Annotated[int, typer.Option(min=1, max=1000, help="Demo users to create.")] = 5,
+    videos_per_user: Annotated[
+        int, typer.Option(min=0, max=500, help="Videos per user (6+ covers every status).")
+    ] = 12,
+    random_seed: Annotated[int, typer.Option(help="Seed for the random choices.")] = 7,
+) -> None:
+    """Fill the database with realistic demo data. Running it twice adds nothing twice."""
+    settings = _settings()
+    with _database(settings) as database:
+        if settings.run_migrations_on_start:
+            asyncio.run(migrations.upgrade(database))
+        asyncio.run(_seed(settings, database, users, videos_per_user, random_seed))
+
+
+async def _seed(
+    settings: Settings, database: DatabaseURL, users: int, videos_per_user: int, random_seed: int
+) -> None:
+    engine = create_engine(settings, database, pooled=False, application_name="studio-seed")
+    try:
+        async with engine.connect() as connection:
+            if await migrations.current_revisions(connection) != migrations.head_revisions():
+                console.print(
+                    "[red]error:[/red] the database is not at the latest migration; "
+                    "run `studio migrate upgrade` first"
+                )
+                raise typer.Exit(1)
+        progress = Progress(
+            TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=console,
+        )
+        with progress:
+            task = progress.add_task("", total=users)
+            async with create_sessionmaker(engine).begin() as session:
+                result = await seed_database(
+                    session,
+                    users=users,
+                    videos_per_user=videos_per_user,
+                    random_seed=random_seed,
+                    on_user=lambda email: progress.update(task, advance=1, description=email),
+                )
+        console.print(
+            f"users created: {result.users_created} (already there: {result.users_skipped}), "
+            f"voice profiles: {result.voice_profiles}, videos: {result.videos}, jobs: {result.jobs}"
+        )
+    finally:
+        await engine.dispose()
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings)
+    return settings
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[DatabaseURL]:
+    """The configured database, or the embedded one for the duration of the block."""
+    if settings.database_url is not None:
+        if settings.database.dropped:
+            console.print(
+                f"note: ignoring {', '.join(settings.database.dropped)} in DATABASE_URL "
+                "(not supported by asyncpg; sslmode still applies)"
+            )
+        yield settings.database
+        return
+    console.print(f"Starting the embedded PostgreSQL in {settings.embedded_pgdata} …")
+    with EmbeddedPostgres(settings.embedded_pgdata) as database:
+        yield database
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    main()

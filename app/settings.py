@@ -1,0 +1,176 @@
+"""All configuration, read once from the environment (SPEC §2).
+
+Every field maps to one environment variable: ``STUDIO_<FIELD>`` except ``DATABASE_URL``.
+`load_settings` turns pydantic's validation errors into a `SettingsError` that names the
+variable, so that a typo in a deployment is reported as ``STUDIO_ENV: …`` and not as a trace.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from db.url import DatabaseURL, parse_database_url
+
+ENV_PREFIX = "STUDIO_"
+
+#: Signs development tokens when no key is configured. Production refuses to start with it.
+DEVELOPMENT_SECRET_KEY = "studio-development-secret-key-change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("studio-api", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- database ---------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    sql_echo: bool = False
+
+    # --- process ----------------------------------------------------------------------------
+    env: Environment = Environment.DEVELOPMENT
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    data_dir: Path = Field(default_factory=default_data_dir)
+    media_dir: Path | None = None
+    inprocess_worker: bool | None = None
+    migrate_on_start: bool | None = None
+
+    # --- auth -------------------------------------------------------------------------------
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    token_issuer: str = "studio-api"
+    token_audience: str = "studio-api"
+
+    # --- HTTP -------------------------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
+    # --- logging ----------------------------------------------------------------------------
+    log_level: LogLevel = LogLevel.INFO
+    log_format: LogFormat = LogFormat.TEXT
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            parse_database_url(value)  # raises ValueError with a readable reason
+            return value.strip()
+        return None
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_secret(self) -> Settings:
+        if self.env is Environment.PRODUCTION and (
+            self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "STUDIO_SECRET_KEY must be set to a random value of at least 32 characters "
+                f"in production (for example: {secrets.token_urlsafe(32)})"
+            )
+        return self
+
+    # --- derived values -------------------------------------------------------------------
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @cached_property
+    def database(self) -> DatabaseURL:
+        """The parsed ``DATABASE_URL``; only valid when one is configured."""
+        if self.database_url is None:
+            raise SettingsError("DATABASE_URL is not set (the embedded database is in use)")
+        return parse_database_url(self.database_url)
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"
+
+    @property
+    def run_inprocess_worker(self) -> bool:
+        if self.inprocess_worker is not None:
+            return self.inprocess_worker
+        return self.uses_embedded_database
+
+    @property
+    def run_migrations_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.uses_embedded_database
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a `Settings` field."""
+    if field == "database_url":
+        return "DATABASE_URL"
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; keyword overrides win (tests, CLI options)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{env_name(field)}: {message}" if field else message)
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

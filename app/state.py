@@ -1,0 +1,24 @@
+"""The app-wide objects the lifespan creates, typed, and how a request reaches them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    head_revisions: frozenset[str]
+
+    @classmethod
+    def of(cls, connection: HTTPConnection) -> AppState:
+        state = connection.app.state.studio
+        assert isinstance(state, cls)
+        return state

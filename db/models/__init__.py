@@ -1,0 +1,23 @@
+"""ORM models: one module per table, all registered on `Base.metadata` by importing this."""
+
+from db.models.audit_event import AuditEvent
+from db.models.base import Base
+from db.models.enums import JobStage, JobStatus, VideoInputType, VideoStatus
+from db.models.generation_job import GenerationJob
+from db.models.user import User
+from db.models.video import DEFAULT_AUDIO_SETTINGS, Video
+from db.models.voice_profile import VoiceProfile
+
+__all__ = [
+    "DEFAULT_AUDIO_SETTINGS",
+    "AuditEvent",
+    "Base",
+    "GenerationJob",
+    "JobStage",
+    "JobStatus",
+    "User",
+    "Video",
+    "VideoInputType",
+    "VideoStatus",
+    "VoiceProfile",
+]

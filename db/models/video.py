@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, Integer, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.models.base import Base, SoftDelete, Timestamps, UUIDPrimaryKey
+from db.models.enums import VideoInputType, VideoStatus
+
+if TYPE_CHECKING:
+    from db.models.generation_job import GenerationJob
+    from db.models.user import User
+    from db.models.voice_profile import VoiceProfile
+
+DEFAULT_AUDIO_SETTINGS: dict[str, Any] = {
+    "speed": 1.0,
+    "pitch": 1.0,
+    "volume": 1.0,
+    "language": "en",
+}
+
+_LIVE = text("deleted_at IS NULL")
+
+
+class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
+    __tablename__ = "videos"
+    __table_args__ = (
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
+        CheckConstraint("length(btrim(title)) > 0", name="title_not_blank"),
+        CheckConstraint(
+            "input_type <> 'URL' OR source_url IS NOT NULL", name="url_input_has_source_url"
+        ),
+        # One index per keyset order the API pages by (SPEC §5 Pagination): owner first, the
+        # order column, then id as the tie-breaker. Deleted rows are never listed.
+        Index("ix_videos_user_id_created_at_id", "user_id", "created_at", "id", postgresql_where=_LIVE),
+        Index("ix_videos_user_id_updated_at_id", "user_id", "updated_at", "id", postgresql_where=_LIVE),
+        Index("ix_videos_user_id_title_id", "user_id", "title", "id", postgresql_where=_LIVE),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    voice_profile_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("voice_profiles.id", ondelete="SET NULL"), index=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    input_type: Mapped[VideoInputType] = mapped_column(
+        Enum(VideoInputType, name="video_input_type")
+    )
+    source_url: Mapped[str | None] = mapped_column(Text)
+    audio_settings: Mapped[dict[str, Any]] = mapped_column(
+        JSONB,
+        server_default=text(
+            """'{"speed": 1.0, "pitch": 1.0, "volume": 1.0, "language": "en"}'::jsonb"""
+        ),
+    )
+    script: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    caption_tracks: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    published_to: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    status: Mapped[VideoStatus] = mapped_column(
+        Enum(VideoStatus, name="video_status"), server_default=VideoStatus.DRAFT.value
+    )
+    progress: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    owner: Mapped[User] = relationship(back_populates="videos", lazy="raise")
+    voice_profile: Mapped[VoiceProfile | None] = relationship(
+        back_populates="videos", lazy="raise"
+    )
+    jobs: Mapped[list[GenerationJob]] = relationship(back_populates="video", lazy="raise")
