@@ -2,8 +2,9 @@
 
 The database comes from, in order: a connection handed over by the caller
 (``config.attributes["connection"]``), a URL handed over by `db.migrations`
-(``config.attributes["database_url"]``), the ``sqlalchemy.url`` option, then ``DATABASE_URL``. Upgrades take a PostgreSQL
-advisory lock, so several processes starting at once apply each revision exactly once.
+(``config.attributes["database_url"]``), the ``sqlalchemy.url`` option, then ``DATABASE_URL``.
+Upgrades take a PostgreSQL advisory lock, so several processes starting at once apply each
+revision exactly once.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from logging.config import fileConfig
 
-from alembic import context
-from sqlalchemy import pool, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from alembic import context
 from app.settings import load_settings
 from db.engine import create_engine
 from db.models import Base
@@ -31,7 +32,9 @@ target_metadata = Base.metadata
 MIGRATION_LOCK_ID = 0x5354_5544_494F  # "STUDIO"
 
 
-def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     # Alembic's own bookkeeping table is not part of the models.
     return not (type_ == "table" and name == "alembic_version")
 

@@ -17,10 +17,10 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from alembic import command as alembic_command
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from alembic import command as alembic_command
 from app.logging import configure_logging
 from app.settings import Settings, SettingsError, load_settings
 from db import migrations
@@ -36,7 +36,9 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-migrate_cli = typer.Typer(help="Apply, revert and inspect database migrations.", no_args_is_help=True)
+migrate_cli = typer.Typer(
+    help="Apply, revert and inspect database migrations.", no_args_is_help=True
+)
 cli.add_typer(migrate_cli, name="migrate")
 
 console = Console(stderr=True)
@@ -47,7 +49,9 @@ def main() -> None:
     # is let go of. (uvicorn installs its own handlers while it serves.)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        cli()
+        cli(prog_name="studio")
+    except KeyboardInterrupt:
+        sys.exit(130)
     except SettingsError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
@@ -58,7 +62,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Number of API processes.")] = 1,
-    reload: Annotated[bool, typer.Option(help="Restart when the code changes (development).")] = False,
+    reload: Annotated[
+        bool, typer.Option(help="Restart when the code changes (development).")
+    ] = False,
 ) -> None:
     """Start the API (GraphQL, /healthz, /readyz).
 
@@ -73,18 +79,19 @@ def serve(
         os.environ["DATABASE_URL"] = database.render(hide_password=False)
         os.environ["STUDIO_INPROCESS_WORKER"] = str(settings.run_inprocess_worker).lower()
         console.print(f"Studio API on http://{host}:{port}  (database: {database.redacted()})")
-        uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=None if reload else workers,
-            reload=reload,
-            reload_dirs=["app", "schema", "db"] if reload else None,
-            log_config=None,
-            proxy_headers=True,
-            server_header=False,
-        )
+        with _stopped_by_signal_is_success():
+            uvicorn.run(
+                "app.main:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=None if reload else workers,
+                reload=reload,
+                reload_dirs=["app", "schema", "db"] if reload else None,
+                log_config=None,
+                proxy_headers=True,
+                server_header=False,
+            )
 
 
 @migrate_cli.command("upgrade")
@@ -147,8 +154,12 @@ async def _seed(
                 )
                 raise typer.Exit(1)
         progress = Progress(
-            TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}"), console=console,
+            TextColumn("seeding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
         )
         with progress:
             task = progress.add_task("", total=users)
@@ -188,6 +199,18 @@ def _database(settings: Settings) -> Iterator[DatabaseURL]:
     console.print(f"Starting the embedded PostgreSQL in {settings.embedded_pgdata} …")
     with EmbeddedPostgres(settings.embedded_pgdata) as database:
         yield database
+
+
+@contextmanager
+def _stopped_by_signal_is_success() -> Iterator[None]:
+    """uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown; for `serve` that is success."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    except SystemExit as exc:
+        if exc.code != 128 + signal.SIGTERM:
+            raise
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

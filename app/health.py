@@ -19,7 +19,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     state = AppState.of(request)
-    database = await database_status(state.engine, timeout=READY_TIMEOUT_SECONDS)
+    database = await database_status(state.engine, within=READY_TIMEOUT_SECONDS)
     checks: dict[str, dict[str, Any]] = {
         "database": {"ok": database.reachable}
         | ({"error": database.error} if database.error else {}),

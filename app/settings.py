@@ -22,7 +22,7 @@ from db.url import DatabaseURL, parse_database_url
 ENV_PREFIX = "STUDIO_"
 
 #: Signs development tokens when no key is configured. Production refuses to start with it.
-DEVELOPMENT_SECRET_KEY = "studio-development-secret-key-change-me"
+DEVELOPMENT_SECRET_KEY = "studio-development-secret-key-change-me"  # noqa: S105 (refused in production)
 
 
 class Environment(StrEnum):
@@ -78,14 +78,8 @@ class Settings(BaseSettings):
     inprocess_worker: bool | None = None
     migrate_on_start: bool | None = None
 
-    # --- auth -------------------------------------------------------------------------------
-    token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    token_issuer: str = "studio-api"
-    token_audience: str = "studio-api"
-
     # --- HTTP -------------------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=1_000_000, ge=1024)
 
     # --- logging ----------------------------------------------------------------------------
     log_level: LogLevel = LogLevel.INFO
@@ -158,7 +152,7 @@ class Settings(BaseSettings):
 
 def env_name(field: str) -> str:
     """The environment variable that sets a `Settings` field."""
-    if field == "database_url":
+    if field.lower() == "database_url":
         return "DATABASE_URL"
     return f"{ENV_PREFIX}{field.upper()}"
 

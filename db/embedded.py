@@ -35,11 +35,12 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # pgserver asks platformdirs for XDG_RUNTIME_DIR at import; the /tmp fallback is fine.
             warnings.simplefilter("ignore")
-            import pgserver  # imported late: it inspects the machine at import time
+            # imported late: it inspects the machine at import time
+            from pgserver.postgres_server import get_server
 
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
         info = self._server.get_postmaster_info()
         url = parse_database_url(
             f"postgresql+asyncpg://postgres@/{self.database}?host={info.socket_dir}"

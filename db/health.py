@@ -19,14 +19,14 @@ class DatabaseStatus:
     error: str | None = None
 
 
-async def database_status(engine: AsyncEngine, *, timeout: float) -> DatabaseStatus:
+async def database_status(engine: AsyncEngine, *, within: float) -> DatabaseStatus:
     """Never raises: an unreachable or slow database is reported, with a short reason."""
     try:
-        async with asyncio.timeout(timeout), engine.connect() as connection:
+        async with asyncio.timeout(within), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
             revisions = await current_revisions(connection)
     except TimeoutError:
-        return DatabaseStatus(reachable=False, error=f"no answer within {timeout:g}s")
+        return DatabaseStatus(reachable=False, error=f"no answer within {within:g}s")
     except (SQLAlchemyError, OSError) as exc:
         return DatabaseStatus(reachable=False, error=type(exc).__name__)
     return DatabaseStatus(reachable=True, revisions=revisions)

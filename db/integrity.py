@@ -15,12 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.errors import BadUserInput, Conflict, StudioError
 
 _MESSAGES: dict[str, StudioError] = {
-    "uq_users_email_lower": Conflict("A user with this email address already exists.", field="email"),
+    "uq_users_email_lower": Conflict(
+        "A user with this email address already exists.", field="email"
+    ),
     "uq_users_oauth_provider_oauth_subject": Conflict(
         "This sign-in identity is already linked to another user."
     ),
     "ck_users_email_has_at": BadUserInput("Email must be an address.", field="email"),
-    "ck_videos_progress_range": BadUserInput("Progress must be between 0 and 100.", field="progress"),
+    "ck_videos_progress_range": BadUserInput(
+        "Progress must be between 0 and 100.", field="progress"
+    ),
     "ck_generation_jobs_progress_range": BadUserInput(
         "Progress must be between 0 and 100.", field="progress"
     ),

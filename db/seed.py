@@ -30,9 +30,21 @@ from db.queries.users import ensure_user
 DEMO_DOMAIN = "demo.studio.test"
 
 _PEOPLE = [
-    "Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson", "Edsger Dijkstra",
-    "Barbara Liskov", "Donald Knuth", "Margaret Hamilton", "Tim Berners-Lee", "Radia Perlman",
-    "Ken Thompson", "Frances Allen", "John McCarthy", "Hedy Lamarr", "Linus Torvalds",
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Alan Turing",
+    "Katherine Johnson",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Donald Knuth",
+    "Margaret Hamilton",
+    "Tim Berners-Lee",
+    "Radia Perlman",
+    "Ken Thompson",
+    "Frances Allen",
+    "John McCarthy",
+    "Hedy Lamarr",
+    "Linus Torvalds",
 ]
 _VOICES = [
     ("Warm narrator", "en", {"voice": "en-us", "pitch": 45, "rate": 165}),
@@ -42,18 +54,36 @@ _VOICES = [
     ("Narradora", "es", {"voice": "es", "pitch": 55, "rate": 170}),
 ]
 _TOPICS = [
-    ("How solar panels work", "Photovoltaic cells turn sunlight into electricity. Each cell is a "
-     "sandwich of silicon layers. Light knocks electrons loose, and the layers push them one way."),
-    ("A short history of the bicycle", "The first bicycles had no pedals. Riders pushed along with "
-     "their feet. Chains, gears and air-filled tyres came later and changed everything."),
-    ("Why the sky is blue", "Sunlight holds every colour. Air scatters short blue waves far more "
-     "than long red ones, so blue reaches our eyes from every direction."),
-    ("Making sourdough at home", "Sourdough needs only flour, water and salt. A starter of wild "
-     "yeast does the rising. Time, not kneading, builds the flavour."),
-    ("The water cycle", "Water evaporates from seas and lakes, condenses into clouds and falls as "
-     "rain. Rivers carry it back to the sea, and the cycle begins again."),
-    ("Getting started with PostgreSQL", "PostgreSQL is a relational database. Tables hold rows, "
-     "indexes make lookups fast, and transactions keep data consistent."),
+    (
+        "How solar panels work",
+        "Photovoltaic cells turn sunlight into electricity. Each cell is a sandwich of "
+        "silicon layers. Light knocks electrons loose, and the layers push them one way.",
+    ),
+    (
+        "A short history of the bicycle",
+        "The first bicycles had no pedals. Riders pushed along with "
+        "their feet. Chains, gears and air-filled tyres came later and changed everything.",
+    ),
+    (
+        "Why the sky is blue",
+        "Sunlight holds every colour. Air scatters short blue waves far more "
+        "than long red ones, so blue reaches our eyes from every direction.",
+    ),
+    (
+        "Making sourdough at home",
+        "Sourdough needs only flour, water and salt. A starter of wild "
+        "yeast does the rising. Time, not kneading, builds the flavour.",
+    ),
+    (
+        "The water cycle",
+        "Water evaporates from seas and lakes, condenses into clouds and falls as "
+        "rain. Rivers carry it back to the sea, and the cycle begins again.",
+    ),
+    (
+        "Getting started with PostgreSQL",
+        "PostgreSQL is a relational database. Tables hold rows, "
+        "indexes make lookups fast, and transactions keep data consistent.",
+    ),
 ]
 _URLS = [
     "https://en.wikipedia.org/wiki/Video",
@@ -112,7 +142,9 @@ async def seed(
 async def count_rows(session: AsyncSession) -> dict[str, int]:
     counts: dict[str, int] = {}
     for model in (User, VoiceProfile, Video, GenerationJob):
-        counts[model.__tablename__] = await session.scalar(select(func.count()).select_from(model)) or 0
+        counts[model.__tablename__] = (
+            await session.scalar(select(func.count()).select_from(model)) or 0
+        )
     return counts
 
 
@@ -178,7 +210,9 @@ def _script(text: str) -> dict[str, Any]:
     segments, start = [], 0
     for index, sentence in enumerate(sentences):
         duration = 400 * len(sentence.split())
-        segments.append({"index": index, "text": sentence, "startMs": start, "endMs": start + duration})
+        segments.append(
+            {"index": index, "text": sentence, "startMs": start, "endMs": start + duration}
+        )
         start += duration
     return {"segments": segments}
 
@@ -190,22 +224,36 @@ def _jobs_for(video: Video, rng: random.Random) -> list[GenerationJob]:
     def finished(status: JobStatus, attempt: int, error: str | None = None) -> GenerationJob:
         took = rng.randint(20_000, 180_000)
         return GenerationJob(
-            video_id=video.id, status=status, stage=JobStage.RENDER if status is JobStatus.SUCCEEDED else JobStage.SCRIPT,
+            video_id=video.id,
+            status=status,
+            stage=JobStage.RENDER if status is JobStatus.SUCCEEDED else JobStage.SCRIPT,
             progress=100 if status is JobStatus.SUCCEEDED else rng.randint(0, 60),
-            attempt=attempt, error=error, queued_at=base, started_at=base + timedelta(seconds=2),
-            finished_at=base + timedelta(milliseconds=2000 + took), execution_time_ms=took,
+            attempt=attempt,
+            error=error,
+            queued_at=base,
+            started_at=base + timedelta(seconds=2),
+            finished_at=base + timedelta(milliseconds=2000 + took),
+            execution_time_ms=took,
         )
 
     match video.status:
         case VideoStatus.DRAFT:
-            return [finished(JobStatus.CANCELLED, 1, "Cancelled by the owner.")] if rng.random() < 0.5 else []
+            return (
+                [finished(JobStatus.CANCELLED, 1, "Cancelled by the owner.")]
+                if rng.random() < 0.5
+                else []
+            )
         case VideoStatus.QUEUED:
             return [GenerationJob(video_id=video.id, status=JobStatus.QUEUED)]
         case VideoStatus.PROCESSING:
             return [
                 GenerationJob(
-                    video_id=video.id, status=JobStatus.RUNNING, stage=JobStage.VOICE,
-                    progress=video.progress, attempt=1, started_at=base,
+                    video_id=video.id,
+                    status=JobStatus.RUNNING,
+                    stage=JobStage.VOICE,
+                    progress=video.progress,
+                    attempt=1,
+                    started_at=base,
                 )
             ]
         case VideoStatus.READY | VideoStatus.PUBLISHED:

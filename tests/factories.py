@@ -19,7 +19,9 @@ async def make_user(session: AsyncSession, **overrides: Any) -> User:
 
 
 async def make_voice_profile(session: AsyncSession, owner: User, **overrides: Any) -> VoiceProfile:
-    profile = VoiceProfile(**({"user_id": owner.id, "name": "Narrator", "language": "en"} | overrides))
+    profile = VoiceProfile(
+        **({"user_id": owner.id, "name": "Narrator", "language": "en"} | overrides)
+    )
     session.add(profile)
     await session.flush()
     return profile

@@ -13,8 +13,9 @@ are ordered. Indexes follow the API's keyset orders: owner, order column, id.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = "20261125_initial"
 down_revision: str | Sequence[str] | None = None
@@ -25,12 +26,21 @@ TABLES = ("users", "voice_profiles", "videos", "generation_jobs", "audit_events"
 
 video_input_type = postgresql.ENUM("URL", "DESCRIPTION", name="video_input_type", create_type=False)
 video_status = postgresql.ENUM(
-    "DRAFT", "QUEUED", "PROCESSING", "READY", "PUBLISHED", "ERROR", name="video_status", create_type=False
+    "DRAFT",
+    "QUEUED",
+    "PROCESSING",
+    "READY",
+    "PUBLISHED",
+    "ERROR",
+    name="video_status",
+    create_type=False,
 )
 job_status = postgresql.ENUM(
     "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", name="job_status", create_type=False
 )
-job_stage = postgresql.ENUM("SCRIPT", "VOICE", "CAPTIONS", "RENDER", name="job_stage", create_type=False)
+job_stage = postgresql.ENUM(
+    "SCRIPT", "VOICE", "CAPTIONS", "RENDER", name="job_stage", create_type=False
+)
 ENUMS = (video_input_type, video_status, job_status, job_stage)
 
 
@@ -40,8 +50,12 @@ def _id() -> sa.Column[object]:
 
 def _timestamps() -> list[sa.Column[object]]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
     ]
 
 
@@ -74,10 +88,13 @@ def upgrade() -> None:
         *_timestamps(),
         _deleted_at(),
         sa.PrimaryKeyConstraint("id", name="pk_users"),
-        sa.UniqueConstraint("oauth_provider", "oauth_subject", name="uq_users_oauth_provider_oauth_subject"),
+        sa.UniqueConstraint(
+            "oauth_provider", "oauth_subject", name="uq_users_oauth_provider_oauth_subject"
+        ),
         sa.CheckConstraint("position('@' in email) > 1", name=op.f("ck_users_email_has_at")),
         sa.CheckConstraint(
-            "(oauth_provider IS NULL) = (oauth_subject IS NULL)", name=op.f("ck_users_oauth_identity_complete")
+            "(oauth_provider IS NULL) = (oauth_subject IS NULL)",
+            name=op.f("ck_users_oauth_identity_complete"),
         ),
     )
     op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
@@ -90,7 +107,10 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("language", sa.Text(), nullable=True),
         sa.Column(
-            "engine_settings", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+            "engine_settings",
+            postgresql.JSONB(),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
         ),
         sa.Column("sample_path", sa.Text(), nullable=True),
         *_timestamps(),
@@ -120,19 +140,33 @@ def upgrade() -> None:
         sa.Column(
             "audio_settings",
             postgresql.JSONB(),
-            server_default=sa.text("""'{"speed": 1.0, "pitch": 1.0, "volume": 1.0, "language": "en"}'::jsonb"""),
+            server_default=sa.text(
+                """'{"speed": 1.0, "pitch": 1.0, "volume": 1.0, "language": "en"}'::jsonb"""
+            ),
             nullable=False,
         ),
         sa.Column("script", postgresql.JSONB(), nullable=True),
-        sa.Column("caption_tracks", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
-        sa.Column("published_to", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
+        sa.Column(
+            "caption_tracks",
+            postgresql.JSONB(),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+        sa.Column(
+            "published_to",
+            postgresql.JSONB(),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("status", video_status, server_default="DRAFT", nullable=False),
         sa.Column("progress", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=True),
         *_timestamps(),
         _deleted_at(),
         sa.PrimaryKeyConstraint("id", name="pk_videos"),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_videos_user_id_users", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name="fk_videos_user_id_users", ondelete="CASCADE"
+        ),
         sa.ForeignKeyConstraint(
             ["voice_profile_id"],
             ["voice_profiles.id"],
@@ -142,7 +176,8 @@ def upgrade() -> None:
         sa.CheckConstraint("progress BETWEEN 0 AND 100", name=op.f("ck_videos_progress_range")),
         sa.CheckConstraint("length(btrim(title)) > 0", name=op.f("ck_videos_title_not_blank")),
         sa.CheckConstraint(
-            "input_type <> 'URL' OR source_url IS NOT NULL", name=op.f("ck_videos_url_input_has_source_url")
+            "input_type <> 'URL' OR source_url IS NOT NULL",
+            name=op.f("ck_videos_url_input_has_source_url"),
         ),
     )
     op.create_index("ix_videos_user_id", "videos", ["user_id"])
@@ -168,18 +203,30 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.Text(), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("queued_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "queued_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("execution_time_ms", sa.Integer(), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_generation_jobs"),
         sa.ForeignKeyConstraint(
-            ["video_id"], ["videos.id"], name="fk_generation_jobs_video_id_videos", ondelete="CASCADE"
+            ["video_id"],
+            ["videos.id"],
+            name="fk_generation_jobs_video_id_videos",
+            ondelete="CASCADE",
         ),
-        sa.CheckConstraint("progress BETWEEN 0 AND 100", name=op.f("ck_generation_jobs_progress_range")),
-        sa.CheckConstraint("attempt >= 0 AND attempt <= max_attempts", name=op.f("ck_generation_jobs_attempt_range")),
-        sa.CheckConstraint("max_attempts >= 1", name=op.f("ck_generation_jobs_max_attempts_positive")),
+        sa.CheckConstraint(
+            "progress BETWEEN 0 AND 100", name=op.f("ck_generation_jobs_progress_range")
+        ),
+        sa.CheckConstraint(
+            "attempt >= 0 AND attempt <= max_attempts",
+            name=op.f("ck_generation_jobs_attempt_range"),
+        ),
+        sa.CheckConstraint(
+            "max_attempts >= 1", name=op.f("ck_generation_jobs_max_attempts_positive")
+        ),
         sa.CheckConstraint(
             "execution_time_ms IS NULL OR execution_time_ms >= 0",
             name=op.f("ck_generation_jobs_execution_time_non_negative"),
@@ -194,7 +241,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("status IN ('QUEUED', 'RUNNING')"),
     )
     op.create_index(
-        "ix_generation_jobs_video_id_queued_at_id", "generation_jobs", ["video_id", "queued_at", "id"]
+        "ix_generation_jobs_video_id_queued_at_id",
+        "generation_jobs",
+        ["video_id", "queued_at", "id"],
     )
     op.create_index(
         "ix_generation_jobs_claimable",
@@ -217,14 +266,18 @@ def upgrade() -> None:
         sa.Column("object_type", sa.Text(), nullable=False),
         sa.Column("object_id", sa.Uuid(), nullable=True),
         sa.Column("request_id", sa.Text(), nullable=True),
-        sa.Column("diff", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "diff", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name="pk_audit_events"),
         sa.ForeignKeyConstraint(
             ["actor_id"], ["users.id"], name="fk_audit_events_actor_id_users", ondelete="SET NULL"
         ),
     )
-    op.create_index("ix_audit_events_actor_id_created_at_id", "audit_events", ["actor_id", "created_at", "id"])
+    op.create_index(
+        "ix_audit_events_actor_id_created_at_id", "audit_events", ["actor_id", "created_at", "id"]
+    )
     op.create_index("ix_audit_events_object_id", "audit_events", ["object_id"])
 
     for table in TABLES:

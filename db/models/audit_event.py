@@ -21,9 +21,7 @@ class AuditEvent(UUIDPrimaryKey, Timestamps, Base):
     )
 
     # SET NULL: the trail outlives an account that is removed for good.
-    actor_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     action: Mapped[str] = mapped_column(Text)
     object_type: Mapped[str] = mapped_column(Text)
     object_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

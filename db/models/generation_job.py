@@ -22,7 +22,10 @@ class GenerationJob(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress_range"),
         CheckConstraint("attempt >= 0 AND attempt <= max_attempts", name="attempt_range"),
         CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
-        CheckConstraint("execution_time_ms IS NULL OR execution_time_ms >= 0", name="execution_time_non_negative"),
+        CheckConstraint(
+            "execution_time_ms IS NULL OR execution_time_ms >= 0",
+            name="execution_time_non_negative",
+        ),
         # A video has at most one queued or running job: startGeneration's CONFLICT rule holds
         # even for two requests racing on two API processes.
         Index(

@@ -32,6 +32,4 @@ class User(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
     oauth_subject: Mapped[str | None] = mapped_column(Text)
 
     videos: Mapped[list[Video]] = relationship(back_populates="owner", lazy="raise")
-    voice_profiles: Mapped[list[VoiceProfile]] = relationship(
-        back_populates="owner", lazy="raise"
-    )
+    voice_profiles: Mapped[list[VoiceProfile]] = relationship(back_populates="owner", lazy="raise")

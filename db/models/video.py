@@ -35,8 +35,12 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
         ),
         # One index per keyset order the API pages by (SPEC §5 Pagination): owner first, the
         # order column, then id as the tie-breaker. Deleted rows are never listed.
-        Index("ix_videos_user_id_created_at_id", "user_id", "created_at", "id", postgresql_where=_LIVE),
-        Index("ix_videos_user_id_updated_at_id", "user_id", "updated_at", "id", postgresql_where=_LIVE),
+        Index(
+            "ix_videos_user_id_created_at_id", "user_id", "created_at", "id", postgresql_where=_LIVE
+        ),
+        Index(
+            "ix_videos_user_id_updated_at_id", "user_id", "updated_at", "id", postgresql_where=_LIVE
+        ),
         Index("ix_videos_user_id_title_id", "user_id", "title", "id", postgresql_where=_LIVE),
     )
 
@@ -72,7 +76,5 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
 
     owner: Mapped[User] = relationship(back_populates="videos", lazy="raise")
-    voice_profile: Mapped[VoiceProfile | None] = relationship(
-        back_populates="videos", lazy="raise"
-    )
+    voice_profile: Mapped[VoiceProfile | None] = relationship(back_populates="videos", lazy="raise")
     jobs: Mapped[list[GenerationJob]] = relationship(back_populates="video", lazy="raise")

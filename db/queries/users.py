@@ -11,15 +11,11 @@ from db.models import User
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     """An active (not deleted) user."""
-    return await session.scalar(
-        select(User).where(User.id == user_id, User.deleted_at.is_(None))
-    )
+    return await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(
-        select(User).where(func.lower(User.email) == email.strip().lower())
-    )
+    return await session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
 async def ensure_user(

@@ -42,7 +42,9 @@ async def restore_video(session: AsyncSession, owner_id: uuid.UUID, video_id: uu
     return video
 
 
-def _owned_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool) -> Select[tuple[Video]]:
+def _owned_video(
+    owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool
+) -> Select[Video]:
     deleted_filter = Video.deleted_at.is_not(None) if deleted else Video.deleted_at.is_(None)
     return select(Video).where(Video.id == video_id, Video.user_id == owner_id, deleted_filter)
 
@@ -50,7 +52,9 @@ def _owned_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool) -> 
 async def _lock_video(
     session: AsyncSession, owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool
 ) -> Video:
-    video = await session.scalar(_owned_video(owner_id, video_id, deleted=deleted).with_for_update())
+    video = await session.scalar(
+        _owned_video(owner_id, video_id, deleted=deleted).with_for_update()
+    )
     if video is None:
         raise NotFound("Video not found.")
     return video
@@ -59,5 +63,5 @@ async def _lock_video(
 async def _now(session: AsyncSession) -> datetime:
     # The transaction's clock, the same one the timestamp defaults and the trigger use.
     now = await session.scalar(select(func.now()))
-    assert now is not None
+    assert isinstance(now, datetime)
     return now

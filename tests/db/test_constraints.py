@@ -56,7 +56,9 @@ async def test_oauth_identity_is_unique_per_provider(session: AsyncSession) -> N
     await make_user(session, oauth_provider="github", oauth_subject="123")
     with pytest.raises(Conflict):
         async with constraint_errors(session):
-            session.add(User(email="other@example.com", oauth_provider="google", oauth_subject="123"))
+            session.add(
+                User(email="other@example.com", oauth_provider="google", oauth_subject="123")
+            )
 
 
 async def test_missing_voice_profile_is_a_clean_error(session: AsyncSession) -> None:

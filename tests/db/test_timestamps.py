@@ -26,7 +26,9 @@ async def test_bulk_update_sets_updated_at(session: AsyncSession) -> None:
     videos = [await make_video(session, user, title=f"Video {n}") for n in range(3)]
     before = {v.id: v.updated_at for v in videos}
     await session.execute(update(Video).where(Video.user_id == user.id).values(progress=10))
-    rows = (await session.execute(select(Video.id, Video.updated_at).where(Video.user_id == user.id))).all()
+    rows = (
+        await session.execute(select(Video.id, Video.updated_at).where(Video.user_id == user.id))
+    ).all()
     assert len(rows) == 3
     assert all(updated_at > before[video_id] for video_id, updated_at in rows)
 
@@ -34,10 +36,13 @@ async def test_bulk_update_sets_updated_at(session: AsyncSession) -> None:
 async def test_client_supplied_updated_at_is_overruled(session: AsyncSession) -> None:
     video = await make_video(session, await make_user(session))
     await session.execute(
-        update(Video).where(Video.id == video.id).values(updated_at=datetime(2000, 1, 1, tzinfo=UTC))
+        update(Video)
+        .where(Video.id == video.id)
+        .values(updated_at=datetime(2000, 1, 1, tzinfo=UTC))
     )
     stored = await session.scalar(select(Video.updated_at).where(Video.id == video.id))
-    assert stored is not None and stored.year > 2000
+    assert stored is not None
+    assert stored.year > 2000
 
 
 async def test_every_table_with_updated_at_has_the_trigger(session: AsyncSession) -> None:

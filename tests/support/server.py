@@ -74,7 +74,10 @@ async def _answers(server: DatabaseURL) -> bool:
     target = server.url
     try:
         connection = await asyncpg.connect(
-            host=target.host, port=target.port, user=target.username, database=target.database,
+            host=target.host,
+            port=target.port,
+            user=target.username,
+            database=target.database,
             timeout=2,
         )
     except (OSError, asyncpg.PostgresError, TimeoutError):
