@@ -42,9 +42,7 @@ async def restore_video(session: AsyncSession, owner_id: uuid.UUID, video_id: uu
     return video
 
 
-def _owned_video(
-    owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool
-) -> Select[Video]:
+def _owned_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool) -> Select[Video]:
     deleted_filter = Video.deleted_at.is_not(None) if deleted else Video.deleted_at.is_(None)
     return select(Video).where(Video.id == video_id, Video.user_id == owner_id, deleted_filter)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
