@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -21,13 +22,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alembic import command as alembic_command
+from app.auth import issue_access_token
+from app.errors import StudioError
 from app.logging import configure_logging
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Environment, Settings, SettingsError, load_settings
 from db import migrations
 from db.embedded import EmbeddedPostgres
 from db.engine import create_engine, create_sessionmaker
+from db.integrity import constraint_errors
+from db.queries.users import ensure_user
 from db.seed import seed as seed_database
 from db.url import DatabaseURL
+from schema import print_schema
 
 cli = typer.Typer(
     name="studio",
@@ -55,6 +61,9 @@ def main() -> None:
     except SettingsError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
+    except StudioError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(1)
 
 
 @cli.command()
@@ -175,6 +184,49 @@ async def _seed(
             f"users created: {result.users_created} (already there: {result.users_skipped}), "
             f"voice profiles: {result.voice_profiles}, videos: {result.videos}, jobs: {result.jobs}"
         )
+    finally:
+        await engine.dispose()
+
+
+@cli.command()
+def token(
+    email: Annotated[str, typer.Option(help="The user's email; the user is created if new.")],
+) -> None:
+    """Print a development access token for a user (the token is the last line of output).
+
+    Send it as `Authorization: Bearer <token>`. Refused in production: there, people sign in.
+    """
+    settings = _settings()
+    if settings.env is Environment.PRODUCTION:
+        console.print("[red]error:[/red] `studio token` is for development; sign in instead")
+        raise typer.Exit(1)
+    with _database(settings) as database:
+        if settings.run_migrations_on_start:
+            asyncio.run(migrations.upgrade(database))
+        user_id, created = asyncio.run(_ensure_user(settings, database, email))
+    issued = issue_access_token(settings, user_id)
+    console.print(
+        f"{'created' if created else 'found'} user {email} ({user_id}); "
+        f"token valid until {issued.expires_at.isoformat()}"
+    )
+    typer.echo(issued.token)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL), for client code generation."""
+    typer.echo(print_schema())
+
+
+async def _ensure_user(
+    settings: Settings, database: DatabaseURL, email: str
+) -> tuple[uuid.UUID, bool]:
+    engine = create_engine(settings, database, pooled=False, application_name="studio-token")
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            async with constraint_errors(session):
+                user, created = await ensure_user(session, email)
+            return user.id, created
     finally:
         await engine.dispose()
 

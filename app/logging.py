@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from app.request_context import NO_REQUEST, RequestIdFilter
 from app.settings import LogFormat, Settings
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is logged.
@@ -22,7 +23,9 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry |= {
-            key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES
+            key: value
+            for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRIBUTES and value != NO_REQUEST
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -31,10 +34,13 @@ class JSONFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
     if settings.log_format is LogFormat.JSON:
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.value)

@@ -5,21 +5,33 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from app.health import healthz, readyz
 from app.logging import configure_logging
+from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
 from app.settings import Settings, SettingsError, load_settings
 from app.state import AppState
 from db.engine import create_engine, create_sessionmaker
 from db.migrations import head_revisions
+from schema import create_schema
+from schema.view import GraphQLView
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the application; uvicorn calls this as a factory (``app.main:create_app``)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+) -> Starlette:
+    """Build the application; uvicorn calls this as a factory (``app.main:create_app``).
+
+    ``sessionmaker`` replaces the one made from the engine (tests bind it to a connection whose
+    transaction they roll back).
+    """
     settings = settings if settings is not None else load_settings()
     if settings.database_url is None:
         raise SettingsError(
@@ -34,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.studio = AppState(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker or create_sessionmaker(engine),
             head_revisions=head_revisions(),
         )
         try:
@@ -42,17 +54,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await engine.dispose()
 
+    # Outermost first: every response (a 413 included) carries the request id and CORS headers.
     middleware = [
+        Middleware(RequestIdMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
             max_age=600,
-        )
+        ),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(AuthenticationMiddleware, settings=settings),
     ]
+    graphql = GraphQLView(create_schema(settings), settings)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -78,8 +78,18 @@ class Settings(BaseSettings):
     inprocess_worker: bool | None = None
     migrate_on_start: bool | None = None
 
-    # --- HTTP -------------------------------------------------------------------------------
+    # --- auth -------------------------------------------------------------------------------
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    token_issuer: str = "studio-api"  # noqa: S105 (a name, not a secret)
+    token_audience: str = "studio-api"  # noqa: S105 (a name, not a secret)
+
+    # --- HTTP and GraphQL limits ------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_query_depth: int = Field(default=12, ge=2, le=100)
+    max_aliases: int = Field(default=30, ge=1, le=1000)
+    max_tokens: int = Field(default=5000, ge=100, le=100_000)
+    graphiql: bool | None = None
 
     # --- logging ----------------------------------------------------------------------------
     log_level: LogLevel = LogLevel.INFO
@@ -142,6 +152,12 @@ class Settings(BaseSettings):
         if self.inprocess_worker is not None:
             return self.inprocess_worker
         return self.uses_embedded_database
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        if self.graphiql is not None:
+            return self.graphiql
+        return self.env is Environment.DEVELOPMENT
 
     @property
     def run_migrations_on_start(self) -> bool:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
+from app.main import create_app
 from app.settings import Settings, load_settings
 from db.engine import create_engine
 from db.url import DatabaseURL
+from tests.support.graphql import GraphQLClient
 from tests.support.server import PgServer, choose_server
 
 
@@ -45,19 +49,50 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session inside an outer transaction that is rolled back after the test.
-
-    Code under test may commit: with ``create_savepoint`` its commits release savepoints, and the
-    outer transaction still undoes everything.
-    """
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside an outer transaction that is rolled back after the test."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
-        session = AsyncSession(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
         try:
-            yield session
+            yield connection
         finally:
-            await session.close()
             await transaction.rollback()
+
+
+@pytest.fixture
+def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the test's connection. Code under test may commit: with
+    ``create_savepoint`` its commits release savepoints, and the outer transaction still undoes
+    everything."""
+    return async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@pytest.fixture
+async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Starlette]:
+    """The application, its lifespan running, its sessions on the test's connection."""
+    application = create_app(settings, sessionmaker=sessionmaker)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://studio.test") as client:
+        yield client
+
+
+@pytest.fixture
+def graphql(http: httpx.AsyncClient, settings: Settings) -> GraphQLClient:
+    """An anonymous GraphQL client; ``graphql.as_user(user.id)`` signs in."""
+    return GraphQLClient(http, settings)

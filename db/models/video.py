@@ -3,7 +3,19 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, Integer, Text, text
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    SQLColumnExpression,
+    Text,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -25,6 +37,24 @@ DEFAULT_AUDIO_SETTINGS: dict[str, Any] = {
 _LIVE = text("deleted_at IS NULL")
 
 
+def search_document(
+    title: SQLColumnExpression[str], description: SQLColumnExpression[str | None]
+) -> ColumnElement[Any]:
+    """What `VideoFilter.search` matches: title and description as words.
+
+    Dictionary 'simple' (no language-specific stemming). Queries must build exactly this
+    expression for PostgreSQL to use the ``ix_videos_search`` GIN index.
+    """
+    # Constants as literals, not bound parameters: the planner matches index expressions only
+    # against constants.
+    empty: ColumnElement[str] = literal_column("''::text")
+    space: ColumnElement[str] = literal_column("' '::text")
+    return func.to_tsvector(
+        literal_column("'simple'::regconfig"),
+        func.coalesce(title, empty).op("||")(space).op("||")(func.coalesce(description, empty)),
+    )
+
+
 class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
     __tablename__ = "videos"
     __table_args__ = (
@@ -42,6 +72,15 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
             "ix_videos_user_id_updated_at_id", "user_id", "updated_at", "id", postgresql_where=_LIVE
         ),
         Index("ix_videos_user_id_title_id", "user_id", "title", "id", postgresql_where=_LIVE),
+        # Written as PostgreSQL prints it back, so that `alembic check` sees no difference.
+        Index(
+            "ix_videos_search",
+            text(
+                "to_tsvector('simple'::regconfig, "
+                "(COALESCE(title, ''::text) || ' '::text) || COALESCE(description, ''::text))"
+            ),
+            postgresql_using="gin",
+        ),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -35,3 +36,14 @@ async def ensure_user(
     user = await get_user_by_email(session, email)
     assert user is not None  # inserted now or by the conflicting writer, and never removed
     return user, inserted is not None
+
+
+async def users_by_ids(
+    session: AsyncSession, viewer_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    """Users a viewer may see among ``user_ids``: only themselves (every object's owner is its
+    viewer, SPEC §5 Ownership), and only while active."""
+    if viewer_id not in user_ids:
+        return {}
+    user = await get_user(session, viewer_id)
+    return {} if user is None else {user.id: user}

@@ -1,13 +1,27 @@
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import NotFound
-from db.models import GenerationJob, JobStatus, Video
+from db.models import GenerationJob, JobStatus, Video, VideoInputType, VideoStatus
+from db.models.video import search_document
+from db.queries.arrays import is_any_of
+from db.queries.pagination import (
+    Ordering,
+    PageRequest,
+    PageSlice,
+    count_for_parents,
+    fetch_pages,
+)
 
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -63,3 +77,103 @@ async def _now(session: AsyncSession) -> datetime:
     now = await session.scalar(select(func.now()))
     assert isinstance(now, datetime)
     return now
+
+
+@dataclass(frozen=True)
+class VideoFilter:
+    """The list filters of SPEC ``VideoFilter``; every field optional, all of them ANDed."""
+
+    statuses: tuple[VideoStatus, ...] = ()
+    search: str | None = None
+    input_type: VideoInputType | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+VIDEO_ORDER_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "CREATED_AT": Video.created_at,
+    "UPDATED_AT": Video.updated_at,
+    "TITLE": Video.title,
+}
+
+
+@dataclass(frozen=True)
+class VideoOrder:
+    """SPEC ``VideoOrder``: a key of `VIDEO_ORDER_COLUMNS` and a direction (id breaks ties)."""
+
+    field: str = "CREATED_AT"
+    descending: bool = True
+
+    def ordering(self) -> Ordering:
+        return Ordering(VIDEO_ORDER_COLUMNS[self.field], descending=self.descending)
+
+
+async def videos_by_ids(
+    session: AsyncSession, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Video]:
+    """The owner's live videos among ``video_ids``; others' and deleted ones are simply absent."""
+    rows = await session.scalars(
+        select(Video).where(
+            is_any_of(Video.id, video_ids),
+            Video.user_id == owner_id,
+            Video.deleted_at.is_(None),
+        )
+    )
+    return {video.id: video for video in rows}
+
+
+async def list_for_owners(
+    session: AsyncSession,
+    owner_ids: Sequence[uuid.UUID],
+    *,
+    video_filter: VideoFilter,
+    order: VideoOrder,
+    page: PageRequest,
+) -> dict[uuid.UUID, PageSlice[Video]]:
+    """A page of each owner's videos, in one statement (see `db.queries.pagination`)."""
+    return await fetch_pages(
+        session,
+        Video,
+        Video.user_id,
+        owner_ids,
+        where=_video_conditions(video_filter),
+        ordering=order.ordering(),
+        page=page,
+    )
+
+
+async def count_for_owners(
+    session: AsyncSession, owner_ids: Sequence[uuid.UUID], *, video_filter: VideoFilter
+) -> dict[uuid.UUID, int]:
+    return await count_for_parents(
+        session, Video.user_id, owner_ids, where=_video_conditions(video_filter)
+    )
+
+
+def search_query(text_: str) -> str | None:
+    """A prefix ``tsquery`` for free text: every word must start a word of title/description.
+
+    Words are reduced to letters and digits, so no ``tsquery`` syntax from the client survives.
+    """
+    words = re.findall(r"\w+", text_.lower())[:_MAX_SEARCH_WORDS]
+    return " & ".join(f"{word}:*" for word in words) or None
+
+
+_MAX_SEARCH_WORDS = 8
+
+
+def _video_conditions(video_filter: VideoFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Video.deleted_at.is_(None)]
+    if video_filter.statuses:
+        conditions.append(Video.status.in_(video_filter.statuses))
+    if video_filter.input_type is not None:
+        conditions.append(Video.input_type == video_filter.input_type)
+    if video_filter.created_after is not None:
+        conditions.append(Video.created_at >= video_filter.created_after)
+    if video_filter.created_before is not None:
+        conditions.append(Video.created_at < video_filter.created_before)
+    if video_filter.search and (query := search_query(video_filter.search)):
+        # Matches the GIN index ix_videos_search (same expression, same 'simple' dictionary).
+        document = search_document(Video.title, Video.description)
+        conditions.append(document.bool_op("@@")(func.to_tsquery("simple", query)))
+    return conditions

@@ -1,0 +1,101 @@
+"""Access tokens: who is calling (SPEC §5 Authentication).
+
+The API signs its own short-lived access tokens (HS256 with ``STUDIO_SECRET_KEY``); `signIn`
+exchanges a provider's id token for one, and `studio token` mints one for development. A request
+carries it as ``Authorization: Bearer <token>``; a websocket may send it in the
+``connection_init`` payload instead. This module only turns a token into a `Viewer` (or says
+why it cannot); it reads no database. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from app.errors import Unauthenticated
+from app.settings import Settings
+
+ALGORITHM = "HS256"  # pinned: a token naming any other algorithm is refused
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+_LEEWAY = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user, as the access token says. Ownership checks key on ``user_id``."""
+
+    user_id: uuid.UUID
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    expires_at: datetime
+
+
+def issue_access_token(
+    settings: Settings, user_id: uuid.UUID, *, now: datetime | None = None
+) -> AccessToken:
+    issued = (now or datetime.now(UTC)).replace(microsecond=0)
+    expires = issued + timedelta(seconds=settings.token_ttl_seconds)
+    claims = {
+        "sub": str(user_id),
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": expires,
+        "jti": uuid.uuid4().hex,
+    }
+    return AccessToken(jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM), expires)
+
+
+def read_access_token(settings: Settings, token: str) -> Viewer:
+    """The viewer a token names; `Unauthenticated` for a bad, expired or foreign token."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            audience=settings.token_audience,
+            issuer=settings.token_issuer,
+            leeway=_LEEWAY,
+            options={"require": _REQUIRED_CLAIMS},
+        )
+        user_id = uuid.UUID(str(claims["sub"]))
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("The access token has expired; sign in again.") from None
+    except (jwt.InvalidTokenError, ValueError):
+        raise Unauthenticated("The access token is not valid.") from None
+    return Viewer(user_id=user_id, expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` value; `Unauthenticated` for another scheme."""
+    if authorization is None or not authorization.strip():
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send the access token as 'Authorization: Bearer <token>'.")
+    return token.strip()
+
+
+def viewer_from_authorization(settings: Settings, authorization: str | None) -> Viewer | None:
+    token = bearer_token(authorization)
+    return None if token is None else read_access_token(settings, token)
+
+
+def authorization_from_params(params: Mapping[str, object] | None) -> str | None:
+    """The ``Authorization`` entry of a websocket ``connection_init`` payload, any key case.
+
+    GraphiQL and most clients send ``{"Authorization": "Bearer …"}``; some lower-case the key.
+    """
+    for key, value in (params or {}).items():
+        if key.lower() == "authorization" and isinstance(value, str):
+            return value
+    return None

@@ -1,0 +1,149 @@
+"""Pure ASGI middleware: request ids, request body limits, and who is calling.
+
+Each one handles HTTP and websocket scopes the same way and puts what it learns on the scope
+(Starlette's pattern for per-request state), where the GraphQL view reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth import Viewer, viewer_from_authorization
+from app.errors import Unauthenticated
+from app.request_context import new_request_id, request_id_var
+from app.settings import Settings
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class RequestIdMiddleware:
+    """Accepts ``X-Request-ID`` (or makes one), exposes it to logs, and echoes it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over the limit with 413, before the application reads them.
+
+    A declared ``Content-Length`` is checked up front; a chunked body is counted as it arrives.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if response_started:
+                raise
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps(
+            {
+                "errors": [
+                    {
+                        "message": f"The request body is larger than {self.max_bytes} bytes.",
+                        "extensions": {"code": "BAD_USER_INPUT", "limit": "max_body_bytes"},
+                    }
+                ]
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class AuthenticationMiddleware:
+    """Reads ``Authorization: Bearer`` into ``scope["studio.viewer"]``.
+
+    A bad token is not answered here: it is kept in ``scope["studio.auth_error"]`` and the
+    GraphQL layer answers UNAUTHENTICATED in GraphQL's own error format.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            viewer, error = authenticate(self.settings, Headers(scope=scope).get("authorization"))
+            scope["studio.viewer"] = viewer
+            scope["studio.auth_error"] = error
+        await self.app(scope, receive, send)
+
+
+def authenticate(
+    settings: Settings, authorization: str | None
+) -> tuple[Viewer | None, Unauthenticated | None]:
+    try:
+        return viewer_from_authorization(settings, authorization), None
+    except Unauthenticated as exc:
+        return None, exc
+
+
+def scope_viewer(scope: MutableMapping[str, Any]) -> tuple[Viewer | None, Unauthenticated | None]:
+    return scope.get("studio.viewer"), scope.get("studio.auth_error")

@@ -1,0 +1,68 @@
+"""Generation jobs. A job belongs to whoever owns its (live) video."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import GenerationJob, Video
+from db.queries.arrays import is_any_of
+from db.queries.pagination import Ordering, PageRequest, PageSlice, count_for_parents, fetch_pages
+
+JOB_ORDERING = Ordering(GenerationJob.queued_at, descending=True)
+
+
+def owned_by(owner_id: uuid.UUID) -> ColumnElement[bool]:
+    """Jobs of the owner's live videos (soft-deleted videos take their jobs out of sight)."""
+    return exists().where(
+        Video.id == GenerationJob.video_id, Video.user_id == owner_id, Video.deleted_at.is_(None)
+    )
+
+
+async def jobs_by_ids(
+    session: AsyncSession, owner_id: uuid.UUID, job_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, GenerationJob]:
+    rows = await session.scalars(
+        select(GenerationJob).where(is_any_of(GenerationJob.id, job_ids), owned_by(owner_id))
+    )
+    return {job.id: job for job in rows}
+
+
+async def list_for_videos(
+    session: AsyncSession, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID], *, page: PageRequest
+) -> dict[uuid.UUID, PageSlice[GenerationJob]]:
+    """Each video's jobs, newest first, each video paged on its own, one statement."""
+    return await fetch_pages(
+        session,
+        GenerationJob,
+        GenerationJob.video_id,
+        video_ids,
+        where=[owned_by(owner_id)],
+        ordering=JOB_ORDERING,
+        page=page,
+    )
+
+
+async def count_for_videos(
+    session: AsyncSession, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    return await count_for_parents(
+        session, GenerationJob.video_id, video_ids, where=[owned_by(owner_id)]
+    )
+
+
+async def latest_for_videos(
+    session: AsyncSession, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, GenerationJob]:
+    """The most recently queued job of each video (``DISTINCT ON``, served by the
+    (video_id, queued_at, id) index)."""
+    rows = await session.scalars(
+        select(GenerationJob)
+        .where(is_any_of(GenerationJob.video_id, video_ids), owned_by(owner_id))
+        .distinct(GenerationJob.video_id)
+        .order_by(GenerationJob.video_id, GenerationJob.queued_at.desc(), GenerationJob.id.desc())
+    )
+    return {job.video_id: job for job in rows}

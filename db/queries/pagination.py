@@ -1,0 +1,190 @@
+"""Keyset pagination for many parents in one statement (SPEC §5 Pagination, Batching).
+
+A connection under N parents (each user's videos, each video's jobs) is read with one query:
+
+    SELECT p.parent, <has rows before the cursor>, page.*
+    FROM unnest(:parent_ids) AS p(parent)
+    LEFT JOIN LATERAL (
+        SELECT … FROM videos
+        WHERE videos.user_id = p.parent AND <filters> AND (order_col, id) < (:value, :id)
+        ORDER BY order_col DESC, id DESC
+        LIMIT :limit + 1
+    ) AS page ON true
+
+Each parent is paged on its own and the inner query walks the (parent, order column, id) index,
+so the cost is ``limit`` rows per parent whatever the table's size. No OFFSET anywhere: a cursor
+is the last row's (order value, id), so pages stay stable while rows are added. The extra row
+tells whether there is a next page; the EXISTS tells whether anything precedes the cursor.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, aliased
+
+from db.queries.arrays import is_any_of, uuid_array
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A keyset order: one column, then the primary key, both in the same direction."""
+
+    column: InstrumentedAttribute[Any]
+    descending: bool
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One page of a connection: ``limit`` rows after (or, ``backward``, before) a cursor."""
+
+    limit: int
+    backward: bool = False
+    cursor: tuple[Any, uuid.UUID] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be between 0 and {MAX_PAGE_SIZE}")
+
+
+@dataclass
+class PageSlice(Generic[T]):
+    """One parent's page, in the connection's order."""
+
+    backward: bool
+    rows: list[T] = field(default_factory=list)
+    has_more: bool = False  # rows beyond the page, in the paging direction
+    has_before_cursor: bool = False  # rows on the other side of the cursor
+
+    @property
+    def has_next_page(self) -> bool:
+        return self.has_before_cursor if self.backward else self.has_more
+
+    @property
+    def has_previous_page(self) -> bool:
+        return self.has_more if self.backward else self.has_before_cursor
+
+
+async def fetch_pages(
+    session: AsyncSession,
+    model: type[T],
+    parent_column: InstrumentedAttribute[uuid.UUID],
+    parent_ids: Sequence[uuid.UUID],
+    *,
+    where: Sequence[ColumnElement[bool]],
+    ordering: Ordering,
+    page: PageRequest,
+) -> dict[uuid.UUID, PageSlice[T]]:
+    """One page per parent, in one statement; every parent id gets a slice (maybe empty)."""
+    id_column: InstrumentedAttribute[uuid.UUID] = model.id  # type: ignore[attr-defined]
+    parents = (
+        func.unnest(uuid_array(parent_ids)).table_valued("parent_id").render_derived(name="parents")
+    )
+    parent = parents.c.parent_id
+    # Walking backward (last/before) reads in the reverse order and flips the rows afterwards.
+    descending = ordering.descending != page.backward
+    key = tuple_(ordering.column, id_column)
+    conditions = [parent_column == parent, *where]
+    if page.cursor is not None:
+        cursor = tuple_(*(literal(value) for value in page.cursor))
+        conditions.append(key < cursor if descending else key > cursor)
+
+    order_by = (
+        (ordering.column.desc(), id_column.desc())
+        if descending
+        else (ordering.column.asc(), id_column.asc())
+    )
+    inner = (
+        select(model).where(*conditions).order_by(*order_by).limit(page.limit + 1).lateral("page")
+    )
+    row = aliased(model, inner)
+    before = _has_rows_before(model, parent_column, parent, where, key, page, descending)
+
+    statement = (
+        select(parent, before.label("has_before"), row)
+        .select_from(parents)
+        .outerjoin(inner, true())
+        .order_by(parent, *_inner_order(inner, ordering, descending))
+    )
+    result = await session.execute(statement)
+
+    slices: dict[uuid.UUID, PageSlice[T]] = {
+        pid: PageSlice(backward=page.backward) for pid in parent_ids
+    }
+    for parent_id, has_before, item in result.tuples():
+        current = slices[parent_id]
+        current.has_before_cursor = bool(has_before)
+        if item is None:
+            continue
+        if len(current.rows) < page.limit:
+            current.rows.append(item)
+        else:
+            current.has_more = True
+    if page.backward:
+        for current in slices.values():
+            current.rows.reverse()
+    return slices
+
+
+async def count_for_parents(
+    session: AsyncSession,
+    parent_column: InstrumentedAttribute[uuid.UUID],
+    parent_ids: Sequence[uuid.UUID],
+    *,
+    where: Sequence[ColumnElement[bool]],
+) -> dict[uuid.UUID, int]:
+    """``totalCount`` for many parents in one ``GROUP BY`` statement (0 for parents with none)."""
+    statement = (
+        select(parent_column, func.count())
+        .where(is_any_of(parent_column, parent_ids), *where)
+        .group_by(parent_column)
+    )
+    counts = dict((await session.execute(statement)).tuples().all())
+    return {pid: counts.get(pid, 0) for pid in parent_ids}
+
+
+def _has_rows_before(
+    model: type[Any],
+    parent_column: InstrumentedAttribute[uuid.UUID],
+    parent: ColumnElement[uuid.UUID],
+    where: Sequence[ColumnElement[bool]],
+    key: ColumnElement[Any],
+    page: PageRequest,
+    descending: bool,
+) -> ColumnElement[bool]:
+    if page.cursor is None:
+        return false()
+    cursor = tuple_(*(literal(value) for value in page.cursor))
+    # The rows the cursor has already passed: the cursor row itself, and everything before it.
+    passed = key >= cursor if descending else key <= cursor
+    return exists(
+        select(literal(1)).select_from(model).where(and_(parent_column == parent, *where, passed))
+    )
+
+
+def _inner_order(inner: Any, ordering: Ordering, descending: bool) -> list[ColumnElement[Any]]:
+    column = inner.c[ordering.column.key]
+    id_column = inner.c["id"]
+    if descending:
+        return [column.desc(), id_column.desc()]
+    return [column.asc(), id_column.asc()]

@@ -1,0 +1,161 @@
+"""Per-request (and per-subscription-event) dataloaders: every relationship field goes through one.
+
+A fresh `Loaders` is made for each operation and never shared between viewers, so its caches
+cannot leak one user's rows to another. Every batch function calls a `db.queries` function that
+filters by the viewer: a row the viewer may not see is simply missing (``None``). Connection
+loaders are made per argument set (page size, cursor, filter, order), because one batch must
+share them; ``totalCount`` has loaders of its own, run only when the field is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Unauthenticated
+from db import models
+from db.queries import jobs, users, videos, voice_profiles
+from db.queries.pagination import PageRequest, PageSlice
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+class SessionGate:
+    """One `AsyncSession` shared by all loaders of an operation, used by one task at a time.
+
+    aiodataloader dispatches each loader's batch as its own task, and an `AsyncSession` must not
+    run two statements concurrently; the lock serializes them (the batches still collapse N
+    lookups into one statement each).
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._lock = asyncio.Lock()
+
+    async def run(
+        self,
+        fn: Callable[Concatenate[AsyncSession, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        async with self._lock:
+            return await fn(self.session, *args, **kwargs)
+
+
+class Loaders:
+    def __init__(self, gate: SessionGate, viewer_id: uuid.UUID | None) -> None:
+        self._gate = gate
+        self._viewer_id = viewer_id
+        self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
+
+        self.user_by_id = self._by_key(users.users_by_ids)
+        self.video_by_id = self._by_key(videos.videos_by_ids)
+        self.voice_profile_by_id = self._by_key(voice_profiles.voice_profiles_by_ids)
+        self.job_by_id = self._by_key(jobs.jobs_by_ids)
+        self.latest_job_by_video = self._by_key(jobs.latest_for_videos)
+
+    @property
+    def viewer_id(self) -> uuid.UUID:
+        if self._viewer_id is None:
+            raise Unauthenticated("Sign in to read this.")
+        return self._viewer_id
+
+    # --- connections ----------------------------------------------------------------------
+
+    def videos_by_owner(
+        self, video_filter: videos.VideoFilter, order: videos.VideoOrder, page: PageRequest
+    ) -> DataLoader[uuid.UUID, PageSlice[models.Video]]:
+        return self._keyed_loader(
+            ("videos_by_owner", video_filter, order, page),
+            lambda session, owner_ids: videos.list_for_owners(
+                session, self._own(owner_ids), video_filter=video_filter, order=order, page=page
+            ),
+        )
+
+    def video_count_by_owner(self, video_filter: videos.VideoFilter) -> DataLoader[uuid.UUID, int]:
+        return self._keyed_loader(
+            ("video_count_by_owner", video_filter),
+            lambda session, owner_ids: videos.count_for_owners(
+                session, self._own(owner_ids), video_filter=video_filter
+            ),
+        )
+
+    def voice_profiles_by_owner(
+        self, page: PageRequest
+    ) -> DataLoader[uuid.UUID, PageSlice[models.VoiceProfile]]:
+        return self._keyed_loader(
+            ("voice_profiles_by_owner", page),
+            lambda session, owner_ids: voice_profiles.list_for_owners(
+                session, self._own(owner_ids), page=page
+            ),
+        )
+
+    def voice_profile_count_by_owner(self) -> DataLoader[uuid.UUID, int]:
+        return self._keyed_loader(
+            ("voice_profile_count_by_owner",),
+            lambda session, owner_ids: voice_profiles.count_for_owners(
+                session, self._own(owner_ids)
+            ),
+        )
+
+    def jobs_by_video(
+        self, page: PageRequest
+    ) -> DataLoader[uuid.UUID, PageSlice[models.GenerationJob]]:
+        return self._keyed_loader(
+            ("jobs_by_video", page),
+            lambda session, video_ids: jobs.list_for_videos(
+                session, self.viewer_id, video_ids, page=page
+            ),
+        )
+
+    def job_count_by_video(self) -> DataLoader[uuid.UUID, int]:
+        return self._keyed_loader(
+            ("job_count_by_video",),
+            lambda session, video_ids: jobs.count_for_videos(session, self.viewer_id, video_ids),
+        )
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _own(self, owner_ids: Sequence[uuid.UUID]) -> Sequence[uuid.UUID]:
+        """Owner-keyed lists are only ever asked for the viewer (the only user they can see)."""
+        if any(owner_id != self.viewer_id for owner_id in owner_ids):
+            raise PermissionError("an owner-keyed loader was asked for another user")
+        return owner_ids
+
+    def _by_key(
+        self,
+        fetch: Callable[
+            [AsyncSession, uuid.UUID, Sequence[uuid.UUID]], Awaitable[Mapping[uuid.UUID, V]]
+        ],
+    ) -> DataLoader[uuid.UUID, V | None]:
+        """A loader over a viewer-filtered ``fetch(session, viewer_id, keys)``."""
+
+        async def batch(keys: list[uuid.UUID]) -> list[V | None]:
+            found = await self._gate.run(fetch, self.viewer_id, keys)
+            return [found.get(key) for key in keys]
+
+        return DataLoader(batch)
+
+    def _keyed_loader(
+        self,
+        cache_key: Hashable,
+        fetch: Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[Mapping[uuid.UUID, V]]],
+    ) -> DataLoader[uuid.UUID, V]:
+        loader = self._keyed.get(cache_key)
+        if loader is None:
+
+            async def batch(keys: list[uuid.UUID]) -> list[V]:
+                found = await self._gate.run(fetch, keys)
+                return [found[key] for key in keys]
+
+            loader = DataLoader(batch)
+            self._keyed[cache_key] = loader
+        return loader

@@ -1,0 +1,91 @@
+"""The JSON-backed parts of a video (``audio_settings``, ``script``, ``caption_tracks``,
+``published_to`` columns), read tolerantly: a missing key takes its default, never an error."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from db.models import DEFAULT_AUDIO_SETTINGS
+
+
+@strawberry.type(name="AudioSettings")
+class AudioSettings:
+    speed: float
+    pitch: float
+    volume: float
+    language: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> AudioSettings:
+        merged = DEFAULT_AUDIO_SETTINGS | (data or {})
+        return cls(
+            speed=float(merged["speed"]),
+            pitch=float(merged["pitch"]),
+            volume=float(merged["volume"]),
+            language=str(merged["language"]),
+        )
+
+
+@strawberry.type(name="ScriptSegment")
+class ScriptSegment:
+    index: int
+    text: str
+    start_ms: int | None
+    end_ms: int | None
+
+
+@strawberry.type(name="Script")
+class Script:
+    segments: list[ScriptSegment]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Script | None:
+        if data is None:
+            return None
+        return cls(
+            segments=[
+                ScriptSegment(
+                    index=int(segment.get("index", position)),
+                    text=str(segment.get("text", "")),
+                    start_ms=segment.get("startMs"),
+                    end_ms=segment.get("endMs"),
+                )
+                for position, segment in enumerate(data.get("segments", []))
+            ]
+        )
+
+
+@strawberry.type(name="CaptionTrack")
+class CaptionTrack:
+    language: str
+    format: str
+    url: str
+
+    @classmethod
+    def from_json(cls, data: list[dict[str, Any]] | None) -> list[CaptionTrack]:
+        return [
+            cls(language=str(track["language"]), format=str(track["format"]), url=str(track["url"]))
+            for track in data or []
+            if "url" in track
+        ]
+
+
+@strawberry.type(name="Publication")
+class Publication:
+    target: str
+    url: str | None
+    published_at: datetime
+
+    @classmethod
+    def from_json(cls, data: list[dict[str, Any]] | None) -> list[Publication]:
+        return [
+            cls(
+                target=str(item["target"]),
+                url=item.get("url"),
+                published_at=datetime.fromisoformat(str(item["publishedAt"])),
+            )
+            for item in data or []
+        ]

@@ -1,0 +1,62 @@
+"""The GraphQL endpoint: Strawberry's ASGI view with one database session per operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.types.unset import UNSET
+
+from app.middleware import scope_viewer
+from app.settings import Settings
+from app.state import AppState
+from schema.context import Context
+from schema.loaders import Loaders, SessionGate
+
+_SESSION_KEY = "studio.session"
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, schema: Any, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            allow_queries_via_get=True,
+        )
+        self.settings = settings
+
+    async def run(  # type: ignore[override]  # one body for both of the base's overloads
+        self,
+        request: Request | WebSocket,
+        context: Context = UNSET,
+        root_value: None = UNSET,
+    ) -> Response | WebSocket:
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        # One session for the whole operation, closed (rolled back unless committed) before the
+        # response leaves; queries never commit.
+        async with AppState.of(request).sessionmaker() as session:
+            request.scope[_SESSION_KEY] = session
+            try:
+                return await super().run(request, context, root_value)
+            finally:
+                del request.scope[_SESSION_KEY]
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        viewer, auth_error = scope_viewer(request.scope)
+        gate = SessionGate(request.scope[_SESSION_KEY])
+        return Context(
+            settings=self.settings,
+            request_id=request.scope.get("state", {}).get("request_id", ""),
+            gate=gate,
+            loaders=Loaders(gate, viewer.user_id if viewer else None),
+            viewer=viewer,
+            auth_error=auth_error,
+            request=request,
+            response=response,
+        )
