@@ -215,7 +215,7 @@ def token(
 @cli.command()
 def schema() -> None:
     """Print the GraphQL schema (SDL), for client code generation."""
-    typer.echo(print_schema())
+    typer.echo(print_schema(), nl=False)
 
 
 async def _ensure_user(

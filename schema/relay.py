@@ -32,9 +32,7 @@ _CURSOR_MAC_BYTES = 12
 
 @strawberry.interface(description="An object with a global id (Relay object identification).")
 class Node:
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        raise NotImplementedError  # every implementation returns its own global id
+    id: strawberry.ID  # each implementation declares it with `schema.mapping.global_id`
 
 
 @strawberry.type(description="Where a page sits in its connection (Relay).")

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import GenerationJob, Video
@@ -62,7 +63,7 @@ async def latest_for_videos(
     rows = await session.scalars(
         select(GenerationJob)
         .where(is_any_of(GenerationJob.video_id, video_ids), owned_by(owner_id))
-        .distinct(GenerationJob.video_id)
+        .ext(distinct_on(GenerationJob.video_id))
         .order_by(GenerationJob.video_id, GenerationJob.queued_at.desc(), GenerationJob.id.desc())
     )
     return {job.video_id: job for job in rows}

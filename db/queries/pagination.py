@@ -131,7 +131,7 @@ async def fetch_pages(
     slices: dict[uuid.UUID, PageSlice[T]] = {
         pid: PageSlice(backward=page.backward) for pid in parent_ids
     }
-    for parent_id, has_before, item in result.tuples():
+    for parent_id, has_before, item in result:
         current = slices[parent_id]
         current.has_before_cursor = bool(has_before)
         if item is None:
@@ -159,7 +159,7 @@ async def count_for_parents(
         .where(is_any_of(parent_column, parent_ids), *where)
         .group_by(parent_column)
     )
-    counts = dict((await session.execute(statement)).tuples().all())
+    counts: dict[uuid.UUID, int] = dict((await session.execute(statement)).all())
     return {pid: counts.get(pid, 0) for pid in parent_ids}
 
 

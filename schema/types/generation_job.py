@@ -8,13 +8,13 @@ import strawberry
 
 from db import models
 from schema.context import Info
+from schema.mapping import column, global_id, relation
 from schema.relay import (
     Connection,
     ConnectionArgs,
     CursorCodec,
     Node,
     build_connection,
-    to_global_id,
 )
 from schema.types.enums import JobStage, JobStatus
 
@@ -26,12 +26,7 @@ if TYPE_CHECKING:
 class GenerationJob(Node):
     row: strawberry.Private[models.GenerationJob]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return to_global_id("GenerationJob", self.row.id)
-
-    @strawberry.field
-    async def video(self, info: Info) -> Annotated[Video, strawberry.lazy("schema.types.video")]:
+    async def _video(self, info: Info) -> Video:
         from schema.types.video import Video
 
         video = await info.context.loaders.video_by_id.load(self.row.video_id)
@@ -39,41 +34,20 @@ class GenerationJob(Node):
             raise LookupError(f"video {self.row.video_id} of job {self.row.id} not loadable")
         return Video(row=video)
 
-    @strawberry.field
-    def status(self) -> JobStatus:
-        return self.row.status
-
-    @strawberry.field
-    def stage(self) -> JobStage | None:
-        return self.row.stage
-
-    @strawberry.field
-    def progress(self) -> int:
-        return self.row.progress
-
-    @strawberry.field
-    def attempt(self) -> int:
-        return self.row.attempt
-
-    @strawberry.field
-    def error(self) -> str | None:
-        return self.row.error
-
-    @strawberry.field
-    def queued_at(self) -> datetime:
-        return self.row.queued_at
-
-    @strawberry.field
-    def started_at(self) -> datetime | None:
-        return self.row.started_at
-
-    @strawberry.field
-    def finished_at(self) -> datetime | None:
-        return self.row.finished_at
-
-    @strawberry.field
-    def execution_time_ms(self) -> int | None:
-        return self.row.execution_time_ms
+    id: strawberry.ID = global_id(models.GenerationJob.id, "GenerationJob")
+    video: Annotated[Video, strawberry.lazy("schema.types.video")] = strawberry.field(
+        resolver=_video,
+        metadata=relation(models.GenerationJob.video_id, models.Video.id, loader="video_by_id"),
+    )
+    status: JobStatus = column(models.GenerationJob.status)
+    stage: JobStage | None = column(models.GenerationJob.stage)
+    progress: int = column(models.GenerationJob.progress)
+    attempt: int = column(models.GenerationJob.attempt)
+    error: str | None = column(models.GenerationJob.error)
+    queued_at: datetime = column(models.GenerationJob.queued_at)
+    started_at: datetime | None = column(models.GenerationJob.started_at)
+    finished_at: datetime | None = column(models.GenerationJob.finished_at)
+    execution_time_ms: int | None = column(models.GenerationJob.execution_time_ms)
 
 
 async def job_connection(
@@ -84,6 +58,8 @@ async def job_connection(
         secret=info.context.cursor_key, ordering="jobs:QUEUED_AT:DESC", value_type=datetime
     )
     slice_ = await loaders.jobs_by_video(args.page_request(codec)).load(video_id)
+    for row in slice_.rows:
+        loaders.job_by_id.prime(row.id, row)
     count_loader = loaders.job_count_by_video()
     return build_connection(
         slice_,

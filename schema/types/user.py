@@ -6,7 +6,8 @@ import strawberry
 
 from db import models
 from schema.context import Info
-from schema.relay import Connection, ConnectionArgs, Node, to_global_id
+from schema.mapping import column, connection, global_id
+from schema.relay import Connection, ConnectionArgs, Node
 from schema.types.video import Video, VideoFilter, VideoOrder, video_connection
 from schema.types.voice_profile import VoiceProfile, voice_profile_connection
 
@@ -15,31 +16,21 @@ from schema.types.voice_profile import VoiceProfile, voice_profile_connection
 class User(Node):
     row: strawberry.Private[models.User]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return to_global_id("User", self.row.id)
+    id: strawberry.ID = global_id(models.User.id, "User")
+    email: str = column(models.User.email)
+    display_name: str | None = column(models.User.display_name)
+    avatar_url: str | None = column(models.User.avatar_url)
+    created_at: datetime = column(models.User.created_at)
+    updated_at: datetime = column(models.User.updated_at)
 
-    @strawberry.field
-    def email(self) -> str:
-        return self.row.email
-
-    @strawberry.field
-    def display_name(self) -> str | None:
-        return self.row.display_name
-
-    @strawberry.field
-    def avatar_url(self) -> str | None:
-        return self.row.avatar_url
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
-
-    @strawberry.field
+    @strawberry.field(
+        metadata=connection(
+            models.User.id,
+            models.Video.user_id,
+            loader="videos_by_owner",
+            count_loader="video_count_by_owner",
+        )
+    )
     async def videos(
         self,
         info: Info,
@@ -53,7 +44,14 @@ class User(Node):
         args = ConnectionArgs(first, after, last, before)
         return await video_connection(info, self.row.id, args, filter, order_by)
 
-    @strawberry.field
+    @strawberry.field(
+        metadata=connection(
+            models.User.id,
+            models.VoiceProfile.user_id,
+            loader="voice_profiles_by_owner",
+            count_loader="voice_profile_count_by_owner",
+        )
+    )
     async def voice_profiles(
         self,
         info: Info,

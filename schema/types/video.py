@@ -11,13 +11,13 @@ from db import models
 from db.queries.videos import VideoFilter as VideoFilterQuery
 from db.queries.videos import VideoOrder as VideoOrderQuery
 from schema.context import Info
+from schema.mapping import column, computed, connection, global_id, relation
 from schema.relay import (
     Connection,
     ConnectionArgs,
     CursorCodec,
     Node,
     build_connection,
-    to_global_id,
 )
 from schema.types.enums import OrderDirection, VideoInputType, VideoOrderField, VideoStatus
 from schema.types.video_data import AudioSettings, CaptionTrack, Publication, Script
@@ -67,56 +67,9 @@ class VideoOrder:
 class Video(Node):
     row: strawberry.Private[models.Video]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return to_global_id("Video", self.row.id)
-
-    @strawberry.field
-    def title(self) -> str:
-        return self.row.title
-
-    @strawberry.field
-    def description(self) -> str | None:
-        return self.row.description
-
-    @strawberry.field
-    def input_type(self) -> VideoInputType:
-        return self.row.input_type
-
-    @strawberry.field
-    def source_url(self) -> str | None:
-        return self.row.source_url
-
-    @strawberry.field
-    def status(self) -> VideoStatus:
-        return self.row.status
-
-    @strawberry.field
-    def progress(self) -> int:
-        return self.row.progress
-
-    @strawberry.field
-    def error_message(self) -> str | None:
-        return self.row.error_message
-
-    @strawberry.field
-    def audio_settings(self) -> AudioSettings:
-        return AudioSettings.from_json(self.row.audio_settings)
-
-    @strawberry.field
-    def script(self) -> Script | None:
-        return Script.from_json(self.row.script)
-
-    @strawberry.field
-    def caption_tracks(self) -> list[CaptionTrack]:
-        return CaptionTrack.from_json(self.row.caption_tracks)
-
-    @strawberry.field
-    def published_to(self) -> list[Publication]:
-        return Publication.from_json(self.row.published_to)
-
-    @strawberry.field
-    async def owner(self, info: Info) -> Annotated[User, strawberry.lazy("schema.types.user")]:
+    # Resolvers of the fields that go through a loader; the fields are declared below, in the
+    # SPEC's order.
+    async def _owner(self, info: Info) -> User:
         from schema.types.user import User
 
         user = await info.context.loaders.user_by_id.load(self.row.user_id)
@@ -124,10 +77,7 @@ class Video(Node):
             raise LookupError(f"owner {self.row.user_id} of video {self.row.id} not loadable")
         return User(row=user)
 
-    @strawberry.field
-    async def voice_profile(
-        self, info: Info
-    ) -> Annotated[VoiceProfile, strawberry.lazy("schema.types.voice_profile")] | None:
+    async def _voice_profile(self, info: Info) -> VoiceProfile | None:
         from schema.types.voice_profile import VoiceProfile
 
         if self.row.voice_profile_id is None:
@@ -135,47 +85,86 @@ class Video(Node):
         profile = await info.context.loaders.voice_profile_by_id.load(self.row.voice_profile_id)
         return None if profile is None else VoiceProfile(row=profile)
 
-    @strawberry.field(description="Generation runs of this video, newest first.")
-    async def jobs(
+    async def _jobs(
         self,
         info: Info,
         first: int | None = strawberry.UNSET,
         after: str | None = strawberry.UNSET,
         last: int | None = strawberry.UNSET,
         before: str | None = strawberry.UNSET,
-    ) -> Connection[Annotated[GenerationJob, strawberry.lazy("schema.types.generation_job")]]:
+    ) -> Connection[GenerationJob]:
         from schema.types.generation_job import job_connection
 
         return await job_connection(info, self.row.id, ConnectionArgs(first, after, last, before))
 
-    @strawberry.field(description="The most recently queued generation run, if any.")
-    async def latest_job(
-        self, info: Info
-    ) -> Annotated[GenerationJob, strawberry.lazy("schema.types.generation_job")] | None:
+    async def _latest_job(self, info: Info) -> GenerationJob | None:
         from schema.types.generation_job import GenerationJob
 
         job = await info.context.loaders.latest_job_by_video.load(self.row.id)
         return None if job is None else GenerationJob(row=job)
 
-    @strawberry.field(description="A URL a <video> element can play; set once READY.")
-    def media_url(self) -> str | None:
+    def _not_rendered(self) -> None:
         return None  # media files arrive with the rendering pipeline
 
-    @strawberry.field(description="A still image for the player; set once READY.")
-    def poster_url(self) -> str | None:
-        return None
-
-    @strawberry.field(description="Length of the rendered video in milliseconds; set once READY.")
-    def duration_ms(self) -> int | None:
-        return None
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
+    id: strawberry.ID = global_id(models.Video.id, "Video")
+    title: str = column(models.Video.title)
+    description: str | None = column(models.Video.description)
+    input_type: VideoInputType = column(models.Video.input_type)
+    source_url: str | None = column(models.Video.source_url)
+    status: VideoStatus = column(models.Video.status)
+    progress: int = column(models.Video.progress)
+    error_message: str | None = column(models.Video.error_message)
+    audio_settings: AudioSettings = computed(models.Video.audio_settings, AudioSettings.from_json)
+    script: Script | None = computed(models.Video.script, Script.from_json)
+    caption_tracks: list[CaptionTrack] = computed(
+        models.Video.caption_tracks, CaptionTrack.from_json
+    )
+    published_to: list[Publication] = computed(models.Video.published_to, Publication.from_json)
+    owner: Annotated[User, strawberry.lazy("schema.types.user")] = strawberry.field(
+        resolver=_owner,
+        metadata=relation(models.Video.user_id, models.User.id, loader="user_by_id"),
+    )
+    voice_profile: Annotated[VoiceProfile, strawberry.lazy("schema.types.voice_profile")] | None = (
+        strawberry.field(
+            resolver=_voice_profile,
+            metadata=relation(
+                models.Video.voice_profile_id, models.VoiceProfile.id, loader="voice_profile_by_id"
+            ),
+        )
+    )
+    jobs: Connection[Annotated[GenerationJob, strawberry.lazy("schema.types.generation_job")]] = (
+        strawberry.field(
+            resolver=_jobs,
+            description="Generation runs of this video, newest first.",
+            metadata=connection(
+                models.Video.id,
+                models.GenerationJob.video_id,
+                loader="jobs_by_video",
+                count_loader="job_count_by_video",
+            ),
+        )
+    )
+    latest_job: Annotated[GenerationJob, strawberry.lazy("schema.types.generation_job")] | None = (
+        strawberry.field(
+            resolver=_latest_job,
+            description="The most recently queued generation run, if any.",
+            metadata=relation(
+                models.Video.id, models.GenerationJob.video_id, loader="latest_job_by_video"
+            ),
+        )
+    )
+    media_url: str | None = strawberry.field(
+        resolver=_not_rendered, description="A URL a <video> element can play; set once READY."
+    )
+    poster_url: str | None = strawberry.field(
+        resolver=_not_rendered, description="A still image for the player; set once READY."
+    )
+    duration_ms: int | None = strawberry.field(
+        resolver=_not_rendered,
+        description="Length of the rendered video in milliseconds; set once READY.",
+    )
+    created_at: datetime = column(models.Video.created_at)
+    updated_at: datetime = column(models.Video.updated_at)
 
 
 async def video_connection(
@@ -197,6 +186,8 @@ async def video_connection(
     page = args.page_request(codec)
     column = order.ordering().column.key
     slice_ = await loaders.videos_by_owner(query_filter, order, page).load(owner_id)
+    for row in slice_.rows:  # a job's `video` among these costs no statement
+        loaders.video_by_id.prime(row.id, row)
     count_loader = loaders.video_count_by_owner(query_filter)
     return build_connection(
         slice_,

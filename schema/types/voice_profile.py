@@ -8,13 +8,13 @@ import strawberry
 
 from db import models
 from schema.context import Info
+from schema.mapping import column, global_id, relation
 from schema.relay import (
     Connection,
     ConnectionArgs,
     CursorCodec,
     Node,
     build_connection,
-    to_global_id,
 )
 
 if TYPE_CHECKING:
@@ -25,48 +25,33 @@ if TYPE_CHECKING:
 class VoiceProfile(Node):
     row: strawberry.Private[models.VoiceProfile]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return to_global_id("VoiceProfile", self.row.id)
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.row.name
-
-    @strawberry.field
-    def description(self) -> str | None:
-        return self.row.description
-
-    @strawberry.field
-    def language(self) -> str | None:
-        return self.row.language
-
-    @strawberry.field(description="A URL of the uploaded voice sample, served by the app.")
-    def sample_url(self) -> str | None:
-        return None  # uploads arrive with the voice-profile mutations
-
-    @strawberry.field(description="A URL of a short sample synthesized in this voice.")
-    def preview_url(self) -> str | None:
-        return None  # previews arrive with speech synthesis
-
-    @strawberry.field
-    async def owner(self, info: Info) -> Annotated[User, strawberry.lazy("schema.types.user")]:
+    async def _owner(self, info: Info) -> User:
         from schema.types.user import User
 
         user = await info.context.loaders.user_by_id.load(self.row.user_id)
-        if user is None:
-            raise LookupError(
-                f"owner {self.row.user_id} of voice profile {self.row.id} not loadable"
-            )
+        if user is None:  # a visible profile always has the viewer as owner
+            raise LookupError(f"owner of voice profile {self.row.id} not loadable")
         return User(row=user)
 
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
+    def _no_media(self) -> None:
+        return None  # sample uploads and synthesized previews are not stored yet
 
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
+    id: strawberry.ID = global_id(models.VoiceProfile.id, "VoiceProfile")
+    name: str = column(models.VoiceProfile.name)
+    description: str | None = column(models.VoiceProfile.description)
+    language: str | None = column(models.VoiceProfile.language)
+    sample_url: str | None = strawberry.field(
+        resolver=_no_media, description="A URL of the uploaded voice sample, served by the app."
+    )
+    preview_url: str | None = strawberry.field(
+        resolver=_no_media, description="A URL of a short sample synthesized in this voice."
+    )
+    owner: Annotated[User, strawberry.lazy("schema.types.user")] = strawberry.field(
+        resolver=_owner,
+        metadata=relation(models.VoiceProfile.user_id, models.User.id, loader="user_by_id"),
+    )
+    created_at: datetime = column(models.VoiceProfile.created_at)
+    updated_at: datetime = column(models.VoiceProfile.updated_at)
 
 
 async def voice_profile_connection(
@@ -79,6 +64,8 @@ async def voice_profile_connection(
         value_type=datetime,
     )
     slice_ = await loaders.voice_profiles_by_owner(args.page_request(codec)).load(owner_id)
+    for row in slice_.rows:
+        loaders.voice_profile_by_id.prime(row.id, row)
     count_loader = loaders.voice_profile_count_by_owner()
     return build_connection(
         slice_,
