@@ -205,9 +205,13 @@ def token(
             asyncio.run(migrations.upgrade(database))
         user_id, created = asyncio.run(_ensure_user(settings, database, email))
     issued = issue_access_token(settings, user_id)
-    console.print(
+    # Plain echo: a console would wrap the long link and break it.
+    typer.echo(
         f"{'created' if created else 'found'} user {email} ({user_id}); "
-        f"token valid until {issued.expires_at.isoformat()}"
+        f"token valid until {issued.expires_at.isoformat()}\n"
+        f"GraphiQL signed in as this user: http://127.0.0.1:8000/graphql#token={issued.token}\n"
+        "Requests: send the header 'Authorization: Bearer <token>' with the token below.",
+        err=True,
     )
     typer.echo(issued.token)
 

@@ -62,6 +62,7 @@ def render_graphiql_page(
     original_html: str,
     *,
     headers: dict[str, str] | None = None,
+    token_from_fragment: bool = False,
     assets_dir: Path = ASSETS_DIR,
 ) -> str:
     """Strawberry's GraphiQL page with every CDN URL replaced by the app's own copy.
@@ -73,6 +74,11 @@ def render_graphiql_page(
     unless the URL carries its own ``?headers=``; GraphiQL sends the editor's headers with every
     HTTP request and in the websocket ``connection_init`` payload. They are also given to the
     fetcher as ``wsConnectionParams``, so subscriptions authenticate the way SPEC §5 describes.
+
+    ``token_from_fragment`` (development) does the same with a token the page reads from its own
+    URL fragment, ``/graphql#token=…`` (what `studio token` prints): a fragment never reaches
+    the server, so the token is in no request line or access log, and the page removes it from
+    the address bar once read.
     """
     assets = find_page_assets(original_html)
     local_urls, missing = _local_urls(assets, assets_dir)
@@ -80,7 +86,9 @@ def render_graphiql_page(
         return _not_built_page(missing)
     page = _URL_ATTRIBUTE.sub(lambda match: _local_attribute(match, local_urls), original_html)
     if headers is not None:
-        page = _with_headers(page, headers)
+        page = _with_headers(page, script_json(headers))
+    elif token_from_fragment:
+        page = _with_headers(page, _HEADERS_FROM_FRAGMENT_JS)
     return page
 
 
@@ -198,12 +206,23 @@ _FETCHER = re.compile(r"GraphiQL\.createFetcher\(\s*\{")
 _HEADERS_STATE = re.compile(r"React\.useState\(\s*parameters\.headers\s*\)")
 
 
-def _with_headers(page: str, headers: dict[str, str]) -> str:
+_HEADERS_FROM_FRAGMENT_JS = """(() => {
+      const token = new URLSearchParams(window.location.hash.slice(1)).get("token");
+      if (!token) return undefined;
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+      return { Authorization: "Bearer " + token };
+    })()"""
+
+
+def _with_headers(page: str, headers_expression: str) -> str:
+    """Wire a JavaScript expression giving the headers (or ``undefined``) into the page."""
     page, fetchers = _FETCHER.subn(
         f"GraphiQL.createFetcher({{ wsConnectionParams: {_HEADERS_NAME},", page
     )
     page, states = _HEADERS_STATE.subn(
-        f"React.useState(parameters.headers || JSON.stringify({_HEADERS_NAME}, null, 2))", page
+        "React.useState(parameters.headers || "
+        f"({_HEADERS_NAME} && JSON.stringify({_HEADERS_NAME}, null, 2)))",
+        page,
     )
     head_end = page.find("</head>")
     if fetchers != 1 or states != 1 or head_end < 0:
@@ -211,5 +230,5 @@ def _with_headers(page: str, headers: dict[str, str]) -> str:
             "Strawberry's GraphiQL page changed: expected one `GraphiQL.createFetcher({`, one "
             "`React.useState(parameters.headers)` and a `</head>`; update app/graphiql.py"
         )
-    definition = f"    <script>const {_HEADERS_NAME} = {script_json(headers)};</script>\n"
+    definition = f"    <script>const {_HEADERS_NAME} = {headers_expression};</script>\n"
     return page[:head_end] + definition + page[head_end:]

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
+from app.graphiql import assets_mount
 from app.health import healthz, readyz
 from app.logging import configure_logging
 from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
@@ -74,5 +75,6 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        assets_mount(),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

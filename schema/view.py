@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
 
+from app.graphiql import render_graphiql_page
 from app.middleware import scope_viewer
-from app.settings import Settings
+from app.settings import Environment, Settings
 from app.state import AppState
 from schema.context import Context
 from schema.loaders import Loaders, SessionGate
@@ -44,6 +45,15 @@ class GraphQLView(GraphQL[Context, None]):
                 return await super().run(request, context, root_value)
             finally:
                 del request.scope[_SESSION_KEY]
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # GraphiQL's files come from the app itself (works offline); in development the page
+        # takes a token from its URL fragment, as `studio token` prints it.
+        page = render_graphiql_page(
+            self.graphql_ide_html,
+            token_from_fragment=self.settings.env is Environment.DEVELOPMENT,
+        )
+        return HTMLResponse(page)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -1,0 +1,57 @@
+"""The studio's own GraphiQL, in a real Chromium with no internet: sign in through the page's
+URL fragment (as `studio token` prints it) and run `{ viewer { email } }` (SPEC §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from db.url import DatabaseURL
+from tests.support.browser import browser_tools, run_graphiql_smoke
+from tests.support.processes import (
+    clean_env,
+    free_port,
+    run_studio,
+    start_studio,
+    stop,
+    wait_until_ready,
+)
+from tests.support.server import PgServer
+
+
+@pytest.fixture
+def studio_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
+    database = pg_server.create_database(prefix="studio_graphiql")
+    try:
+        yield database
+    finally:
+        pg_server.drop_database(database)
+
+
+def test_graphiql_answers_the_viewer_query_offline(
+    studio_database: DatabaseURL, tmp_path: Path
+) -> None:
+    browser_tools()  # skips (or, in CI, fails) before any server starts when it cannot run
+    env = clean_env(DATABASE_URL=studio_database.render(hide_password=False))
+    issued = run_studio("token", "--email", "graphiql.viewer@example.com", env=env)
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip().splitlines()[-1]
+    assert f"/graphql#token={token}" in issued.stderr  # the sign-in link it offers
+
+    port, log = free_port(), tmp_path / "serve.log"
+    server = start_studio("serve", "--port", str(port), env=env, log=log)
+    try:
+        wait_until_ready(port, server, log)
+        report = run_graphiql_smoke(
+            f"http://127.0.0.1:{port}/graphql#token={token}",
+            "{ viewer { email } }",
+            expect="graphiql.viewer@example.com",
+        )
+    finally:
+        stop(server)
+    assert report.external == []
+    assert report.page_errors == []
+    # The fragment never leaves the browser: the token is in no request the server logged.
+    assert token not in log.read_text()
