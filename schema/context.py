@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 from app.auth import Viewer
 from app.errors import Unauthenticated
 from app.settings import Settings
+from db import models
 from schema.loaders import Loaders, SessionGate
 from schema.relay import cursor_secret
 
@@ -32,13 +33,25 @@ class Context:
     def __post_init__(self) -> None:
         self.cursor_key = cursor_secret(self.settings.secret_key)
 
-    def require_viewer(self) -> Viewer:
-        """The signed-in viewer; `Unauthenticated` for bad credentials or none."""
+    async def require_viewer(self) -> Viewer:
+        """The signed-in viewer; `Unauthenticated` for bad credentials, none, or an account that
+        no longer exists (a token outlives a deleted account until it expires; this does not)."""
+        user = await self.viewer_user()
+        if user is None:
+            raise Unauthenticated("Sign in to read this.")
+        assert self.viewer is not None
+        return self.viewer
+
+    async def viewer_user(self) -> models.User | None:
+        """The viewer's active user row (``None`` when signed out); one cached lookup."""
         if self.auth_error is not None:
             raise self.auth_error
         if self.viewer is None:
-            raise Unauthenticated("Sign in to read this.")
-        return self.viewer
+            return None
+        user = await self.loaders.user_by_id.load(self.viewer.user_id)
+        if user is None:
+            raise Unauthenticated("This account no longer exists.")
+        return user
 
 
 Info = strawberry.Info[Context, None]

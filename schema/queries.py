@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 
-from app.errors import NotFound, Unauthenticated
+from app.errors import BadUserInput, NotFound
 from schema.context import Info
 from schema.relay import Connection, ConnectionArgs, Node, from_global_id
 from schema.types.generation_job import GenerationJob
@@ -56,7 +56,7 @@ async def _load_job(info: Info, row_id: uuid.UUID) -> Node | None:
 
 async def load_node(info: Info, global_id: str, *, expected: str | None = None) -> Node:
     """The viewer's object with this global id; NOT_FOUND when missing or someone else's."""
-    info.context.require_viewer()
+    await info.context.require_viewer()
     type_name, row_id = from_global_id(global_id, expected=expected)
     load = _NODE_TYPES.get(type_name)
     node = None if load is None else await load(info, row_id)
@@ -72,11 +72,9 @@ class Query:
         return await load_node(info, id)
 
     @strawberry.field(description=f"Objects by global id, in order (at most {MAX_NODES}).")
-    def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
-        info.context.require_viewer()
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        await info.context.require_viewer()
         if len(ids) > MAX_NODES:
-            from app.errors import BadUserInput
-
             raise BadUserInput(f"At most {MAX_NODES} ids at once.", field="ids")
         # Awaitables, not values: each id fails (NOT_FOUND at its index) or loads on its own,
         # and the loaders still batch them into one statement per type.
@@ -84,15 +82,8 @@ class Query:
 
     @strawberry.field(description="The signed-in user; null when not signed in.")
     async def viewer(self, info: Info) -> User | None:
-        context = info.context
-        if context.auth_error is not None:
-            raise context.auth_error
-        if context.viewer is None:
-            return None
-        row = await context.loaders.user_by_id.load(context.viewer.user_id)
-        if row is None:
-            raise Unauthenticated("This account no longer exists.")
-        return User(row=row)
+        row = await info.context.viewer_user()
+        return None if row is None else User(row=row)
 
     @strawberry.field
     async def video(self, info: Info, id: strawberry.ID) -> Video | None:
@@ -111,7 +102,7 @@ class Query:
         filter: VideoFilter | None = strawberry.UNSET,
         order_by: VideoOrder | None = strawberry.UNSET,
     ) -> Connection[Video]:
-        viewer = info.context.require_viewer()
+        viewer = await info.context.require_viewer()
         args = ConnectionArgs(first, after, last, before)
         return await video_connection(info, viewer.user_id, args, filter, order_by)
 
@@ -124,7 +115,7 @@ class Query:
         last: int | None = strawberry.UNSET,
         before: str | None = strawberry.UNSET,
     ) -> Connection[VoiceProfile]:
-        viewer = info.context.require_viewer()
+        viewer = await info.context.require_viewer()
         args = ConnectionArgs(first, after, last, before)
         return await voice_profile_connection(info, viewer.user_id, args)
 

@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from app.graphiql import render_graphiql_page
@@ -15,6 +17,7 @@ from app.middleware import scope_viewer
 from app.settings import Environment, Settings
 from app.state import AppState
 from schema.context import Context
+from schema.errors import coded_error
 from schema.loaders import Loaders, SessionGate
 
 _SESSION_KEY = "studio.session"
@@ -54,6 +57,16 @@ class GraphQLView(GraphQL[Context, None]):
             token_from_fragment=self.settings.env is Environment.DEVELOPMENT,
         )
         return HTMLResponse(page)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Errors raised before execution (a document that does not parse, or is over the token
+        # limit) end the operation before `ErrorCodes` runs: code them here too (idempotent).
+        if result.errors:
+            request_id = request.scope.get("state", {}).get("request_id")
+            result.errors = [coded_error(error, request_id) for error in result.errors]
+        return await super().process_result(request, result)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 
@@ -28,27 +28,31 @@ if TYPE_CHECKING:
     from schema.types.voice_profile import VoiceProfile
 
 MAX_SEARCH_LENGTH = 200
+T = TypeVar("T")
 
 
 @strawberry.input(name="VideoFilter")
 class VideoFilter:
-    status: list[VideoStatus] | None = None
-    search: str | None = None
-    input_type: VideoInputType | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
+    # UNSET (not None) defaults: the SDL shows no default, as SPEC writes it; absent and null
+    # mean the same (no condition).
+    status: list[VideoStatus] | None = strawberry.UNSET
+    search: str | None = strawberry.UNSET
+    input_type: VideoInputType | None = strawberry.UNSET
+    created_after: datetime | None = strawberry.UNSET
+    created_before: datetime | None = strawberry.UNSET
 
     def to_query(self) -> VideoFilterQuery:
-        if self.search is not None and len(self.search) > MAX_SEARCH_LENGTH:
+        search = _given(self.search)
+        if search is not None and len(search) > MAX_SEARCH_LENGTH:
             raise BadUserInput(
                 f"`search` is limited to {MAX_SEARCH_LENGTH} characters.", field="filter.search"
             )
         return VideoFilterQuery(
-            statuses=tuple(dict.fromkeys(self.status or ())),
-            search=self.search.strip() or None if self.search else None,
-            input_type=self.input_type,
-            created_after=self.created_after,
-            created_before=self.created_before,
+            statuses=tuple(dict.fromkeys(_given(self.status) or ())),
+            search=(search or "").strip() or None,
+            input_type=_given(self.input_type),
+            created_after=_given(self.created_after),
+            created_before=_given(self.created_before),
         )
 
 
@@ -165,6 +169,10 @@ class Video(Node):
     )
     created_at: datetime = column(models.Video.created_at)
     updated_at: datetime = column(models.Video.updated_at)
+
+
+def _given(value: T | None) -> T | None:
+    return None if value is strawberry.UNSET else value
 
 
 async def video_connection(
