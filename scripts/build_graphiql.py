@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/build_graphiql.py           # npm ci in graphiql/ if needed, then copy
     .venv/bin/python scripts/build_graphiql.py --no-npm  # use graphiql/node_modules as it is
+    .venv/bin/python scripts/build_graphiql.py --if-npm  # without npm: say so, exit 0
 
 Strawberry's GraphiQL page loads its scripts and stylesheets from a public CDN, each with an
 ``integrity`` hash. This script reads the installed page, finds every such file, takes the same
@@ -63,7 +64,20 @@ def main() -> int:
     parser.add_argument(
         "--no-npm", action="store_true", help="use graphiql/node_modules as it is (no npm ci)"
     )
+    parser.add_argument(
+        "--if-npm",
+        action="store_true",
+        help="when npm is not installed, print a note and exit 0 (the quick start's build step: "
+        "the studio still runs, and its GraphiQL page says how to build the files)",
+    )
     args = parser.parse_args()
+    if args.if_npm and not args.no_npm and shutil.which("npm") is None:
+        print(
+            "note: npm not found, GraphiQL's files were not built; install Node.js 20+ and run "
+            "scripts/build_graphiql.py for GraphiQL at /graphql (the API works without it)",
+            file=sys.stderr,
+        )
+        return 0
 
     page = get_graphql_ide_html("graphiql")
     strawberry = f"strawberry-graphql {installed_version('strawberry-graphql')}"
