@@ -58,12 +58,14 @@ async def count_for_videos(
 async def latest_for_videos(
     session: AsyncSession, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, GenerationJob]:
-    """The most recently queued job of each video (``DISTINCT ON``, served by the
-    (video_id, queued_at, id) index)."""
+    """The most recently queued job of each video (``DISTINCT ON``; the all-descending order
+    lets PostgreSQL walk the (video_id, queued_at, id) index backward instead of sorting)."""
     rows = await session.scalars(
         select(GenerationJob)
         .where(is_any_of(GenerationJob.video_id, video_ids), owned_by(owner_id))
         .ext(distinct_on(GenerationJob.video_id))
-        .order_by(GenerationJob.video_id, GenerationJob.queued_at.desc(), GenerationJob.id.desc())
+        .order_by(
+            GenerationJob.video_id.desc(), GenerationJob.queued_at.desc(), GenerationJob.id.desc()
+        )
     )
     return {job.video_id: job for job in rows}
