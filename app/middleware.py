@@ -50,19 +50,26 @@ class BodySizeLimitMiddleware:
     """Refuses request bodies over the limit with 413, before the application reads them.
 
     A declared ``Content-Length`` is checked up front; a chunked body is counted as it arrives.
+    Multipart requests (file uploads) may be larger: up to ``max_upload_bytes`` plus the normal
+    limit for the operation and the multipart framing.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int = 0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send)
+        headers = Headers(scope=scope)
+        limit = self.max_bytes
+        if headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            limit += self.max_upload_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, limit)
             return
 
         received = 0
@@ -73,7 +80,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -87,14 +94,14 @@ class BodySizeLimitMiddleware:
         except _BodyTooLarge:
             if response_started:
                 raise
-            await self._too_large(send)
+            await self._too_large(send, limit)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "errors": [
                     {
-                        "message": f"The request body is larger than {self.max_bytes} bytes.",
+                        "message": f"The request body is larger than {limit} bytes.",
                         "extensions": {"code": "BAD_USER_INPUT", "limit": "max_body_bytes"},
                     }
                 ]

@@ -7,6 +7,7 @@ variable, so that a typo in a deployment is reported as ``STUDIO_ENV: …`` and 
 
 from __future__ import annotations
 
+import json
 import secrets
 from enum import StrEnum
 from functools import cached_property
@@ -83,6 +84,14 @@ class Settings(BaseSettings):
     token_issuer: str = "studio-api"  # noqa: S105 (a name, not a secret)
     token_audience: str = "studio-api"  # noqa: S105 (a name, not a secret)
 
+    #: OpenID Connect providers for `signIn`, as JSON: {"google": {"issuer": …, "audience": …,
+    #: "jwks_url": …}, …}; see `app.oidc`.
+    oauth_providers: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(default_factory=dict)
+
+    # --- media ------------------------------------------------------------------------------
+    max_upload_bytes: int = Field(default=10_000_000, ge=1024)
+    media_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
     # --- HTTP and GraphQL limits ------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
@@ -100,6 +109,16 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("oauth_providers", mode="before")
+    @classmethod
+    def _parse_providers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not valid JSON ({exc.msg})") from None
         return value
 
     @field_validator("log_level", mode="before")

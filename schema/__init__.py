@@ -18,6 +18,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.settings import Settings
 from schema.errors import ErrorCodes
+from schema.mutations import Mutation
 from schema.queries import Query
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
@@ -59,6 +60,7 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions += [lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)]
     return StudioSchema(
         query=Query,
+        mutation=Mutation,
         types=NODE_TYPES,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import strawberry
@@ -29,9 +30,26 @@ class Context:
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
     cursor_key: bytes = field(init=False)
+    _rollback_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.cursor_key = cursor_secret(self.settings.secret_key)
+
+    def reset_loaders(self) -> None:
+        """Drop every cached row (after a write, the next read must see it)."""
+        self.loaders = Loaders(self.gate, self.viewer.user_id if self.viewer else None)
+
+    def on_rollback(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` if the current mutation's transaction rolls back (undo side effects)."""
+        self._rollback_hooks.append(hook)
+
+    async def run_rollback_hooks(self) -> None:
+        hooks, self._rollback_hooks = self._rollback_hooks, []
+        for hook in reversed(hooks):
+            await hook()
+
+    def forget_rollback_hooks(self) -> None:
+        self._rollback_hooks.clear()
 
     async def require_viewer(self) -> Viewer:
         """The signed-in viewer; `Unauthenticated` for bad credentials, none, or an account that

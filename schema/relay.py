@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -70,16 +70,19 @@ def to_global_id(type_name: str, row_id: uuid.UUID) -> strawberry.ID:
     return strawberry.ID(base64.urlsafe_b64encode(raw).decode().rstrip("="))
 
 
-def from_global_id(global_id: str, *, expected: str | None = None) -> tuple[str, uuid.UUID]:
-    """(type name, uuid) of a global id; `BadUserInput` for anything malformed or mistyped."""
+def from_global_id(
+    global_id: str, *, expected: str | None = None, field: str = "id"
+) -> tuple[str, uuid.UUID]:
+    """(type name, uuid) of a global id; `BadUserInput` (naming ``field``) for anything
+    malformed or mistyped."""
     try:
         raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode()
         type_name, _, value = raw.partition(":")
         row_id = uuid.UUID(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadUserInput(f"{global_id!r} is not a valid id.", field="id") from None
+        raise BadUserInput(f"{global_id!r} is not a valid id.", field=field) from None
     if expected is not None and type_name != expected:
-        raise BadUserInput(f"{global_id!r} is not the id of a {expected}.", field="id")
+        raise BadUserInput(f"{global_id!r} is not the id of a {expected}.", field=field)
     return type_name, row_id
 
 
@@ -199,7 +202,3 @@ def build_connection(
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def ids_of(global_ids: Sequence[str], expected: str) -> list[uuid.UUID]:
-    return [from_global_id(global_id, expected=expected)[1] for global_id in global_ids]

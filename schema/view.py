@@ -29,6 +29,8 @@ class GraphQLView(GraphQL[Context, None]):
             schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             allow_queries_via_get=True,
+            # The GraphQL multipart request spec, for voice samples (`Upload`).
+            multipart_uploads_enabled=True,
         )
         self.settings = settings
 

@@ -2,19 +2,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.errors import NotFound
-from db.models import GenerationJob, JobStatus, Video, VideoInputType, VideoStatus
+from app.errors import BadUserInput, Conflict, NotFound
+from db.integrity import constraint_errors
+from db.models import GenerationJob, JobStatus, Video, VideoInputType, VideoStatus, VoiceProfile
 from db.models.video import search_document
 from db.queries.arrays import is_any_of
+from db.queries.audit import changes, record_event
 from db.queries.pagination import (
     Ordering,
     PageRequest,
@@ -177,3 +179,172 @@ def _video_conditions(video_filter: VideoFilter) -> list[ColumnElement[bool]]:
         document = search_document(Video.title, Video.description)
         conditions.append(document.bool_op("@@")(func.to_tsquery("simple", query)))
     return conditions
+
+
+# --- writes (each in the caller's transaction, each audited) ------------------------------
+
+#: Columns that feed generation: changing them while a job is queued or running is a CONFLICT.
+GENERATION_INPUTS = frozenset({"description", "source_url", "voice_profile_id", "audio_settings"})
+_AUDITED_COLUMNS = (
+    "title",
+    "description",
+    "input_type",
+    "source_url",
+    "voice_profile_id",
+    "audio_settings",
+    "status",
+    "published_to",
+    "deleted_at",
+)
+
+
+async def create_video(
+    session: AsyncSession, owner_id: uuid.UUID, values: Mapping[str, Any], *, request_id: str | None
+) -> Video:
+    await _check_voice_profile(session, owner_id, values.get("voice_profile_id"))
+    video = Video(user_id=owner_id, **values)
+    async with constraint_errors(session):
+        session.add(video)
+    await record_event(
+        session,
+        actor_id=owner_id,
+        action="video.create",
+        object_type="Video",
+        object_id=video.id,
+        request_id=request_id,
+        diff=_snapshot(video),
+    )
+    return video
+
+
+async def update_video(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    video_id: uuid.UUID,
+    values: Mapping[str, Any],
+    *,
+    request_id: str | None,
+) -> Video:
+    """Apply ``values`` under a row lock, so concurrent updates queue rather than overwrite."""
+    video = await _lock_video(session, owner_id, video_id, deleted=False)
+    changed = {key: value for key, value in values.items() if getattr(video, key) != value}
+    if GENERATION_INPUTS & changed.keys() and await has_active_job(session, video.id):
+        raise Conflict(
+            "The video is being generated; its description, source, voice and audio settings "
+            "can change once the job ends (or is cancelled)."
+        )
+    if "voice_profile_id" in changed:
+        await _check_voice_profile(session, owner_id, changed["voice_profile_id"])
+    before = _snapshot(video)
+    async with constraint_errors(session):
+        for key, value in changed.items():
+            setattr(video, key, value)
+    await record_event(
+        session,
+        actor_id=owner_id,
+        action="video.update",
+        object_type="Video",
+        object_id=video.id,
+        request_id=request_id,
+        diff=changes(before, _snapshot(video)),
+    )
+    return video
+
+
+async def delete_video(
+    session: AsyncSession, owner_id: uuid.UUID, video_id: uuid.UUID, *, request_id: str | None
+) -> Video:
+    video = await soft_delete_video(session, owner_id, video_id)
+    await record_event(
+        session,
+        actor_id=owner_id,
+        action="video.delete",
+        object_type="Video",
+        object_id=video.id,
+        request_id=request_id,
+        diff={"deleted_at": [None, video.deleted_at]},
+    )
+    return video
+
+
+async def undelete_video(
+    session: AsyncSession, owner_id: uuid.UUID, video_id: uuid.UUID, *, request_id: str | None
+) -> Video:
+    video = await restore_video(session, owner_id, video_id)
+    await record_event(
+        session,
+        actor_id=owner_id,
+        action="video.restore",
+        object_type="Video",
+        object_id=video.id,
+        request_id=request_id,
+        diff={"deleted_at": ["(deleted)", None]},
+    )
+    return video
+
+
+async def add_publication(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    video_id: uuid.UUID,
+    publication: Mapping[str, Any],
+    *,
+    request_id: str | None,
+) -> Video:
+    """Record a publication; only READY (or already PUBLISHED) videos can be published."""
+    video = await _lock_video(session, owner_id, video_id, deleted=False)
+    if video.status not in (VideoStatus.READY, VideoStatus.PUBLISHED):
+        raise Conflict(f"Only a READY video can be published; this one is {video.status.value}.")
+    video.published_to = [*video.published_to, dict(publication)]
+    video.status = VideoStatus.PUBLISHED
+    await session.flush()
+    await record_event(
+        session,
+        actor_id=owner_id,
+        action="video.publish",
+        object_type="Video",
+        object_id=video.id,
+        request_id=request_id,
+        diff={"published_to": [None, dict(publication)]},
+    )
+    return video
+
+
+async def get_video_for_update(
+    session: AsyncSession, owner_id: uuid.UUID, video_id: uuid.UUID
+) -> Video:
+    """The owner's live video, locked for the rest of the transaction; `NotFound` otherwise."""
+    return await _lock_video(session, owner_id, video_id, deleted=False)
+
+
+async def has_active_job(session: AsyncSession, video_id: uuid.UUID) -> bool:
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(
+                    GenerationJob.video_id == video_id,
+                    GenerationJob.status.in_(ACTIVE_JOB_STATUSES),
+                )
+            )
+        )
+    )
+
+
+async def _check_voice_profile(
+    session: AsyncSession, owner_id: uuid.UUID, profile_id: uuid.UUID | None
+) -> None:
+    if profile_id is None:
+        return
+    found = await session.scalar(
+        select(VoiceProfile.id).where(
+            VoiceProfile.id == profile_id,
+            VoiceProfile.user_id == owner_id,
+            VoiceProfile.deleted_at.is_(None),
+        )
+    )
+    if found is None:
+        raise BadUserInput("Voice profile not found.", field="voiceProfileId")
+
+
+def _snapshot(video: Video) -> dict[str, Any]:
+    return {column: getattr(video, column) for column in _AUDITED_COLUMNS}
