@@ -168,7 +168,7 @@ async def test_other_users_video_cannot_be_changed(
     await session.commit()
     client = graphql.as_user(stranger.id)
     gid = to_global_id("Video", video.id)
-    for query, variables in [
+    attempts: list[tuple[str, dict[str, Any]]] = [
         (UPDATE, {"input": {"id": gid, "title": "Mine now"}}),
         ("mutation($id: ID!) { deleteVideo(id: $id) { deletedId } }", {"id": gid}),
         ("mutation($id: ID!) { restoreVideo(id: $id) { video { id } } }", {"id": gid}),
@@ -176,7 +176,8 @@ async def test_other_users_video_cannot_be_changed(
             "mutation($id: ID!) { publishVideo(input: {videoId: $id}) { video { id } } }",
             {"id": gid},
         ),
-    ]:
+    ]
+    for query, variables in attempts:
         response = await client.execute(query, variables)
         assert response.codes == ["NOT_FOUND"], query
     await session.refresh(video)
