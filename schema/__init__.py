@@ -20,13 +20,14 @@ from app.settings import Settings
 from schema.errors import ErrorCodes
 from schema.mutations import Mutation
 from schema.queries import Query
+from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video
 from schema.types.voice_profile import VoiceProfile
 
 # Implementations of Node that no field returns directly still belong in the schema.
-NODE_TYPES = [User, Video, VoiceProfile, GenerationJob]
+NODE_TYPES = [User, Video, VoiceProfile, GenerationJob, AuditEvent]
 
 
 class StudioSchema(strawberry.Schema):

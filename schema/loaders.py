@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unauthenticated
 from db import models
-from db.queries import jobs, users, videos, voice_profiles
+from db.queries import audit, jobs, users, videos, voice_profiles
 from db.queries.pagination import PageRequest, PageSlice
 
 K = TypeVar("K", bound=Hashable)
@@ -61,6 +61,7 @@ class Loaders:
         self.voice_profile_by_id = self._by_key(voice_profiles.voice_profiles_by_ids)
         self.job_by_id = self._by_key(jobs.jobs_by_ids)
         self.latest_job_by_video = self._by_key(jobs.latest_for_videos)
+        self.audit_event_by_id = self._by_key(audit.events_by_ids)
 
     @property
     def viewer_id(self) -> uuid.UUID:
@@ -114,6 +115,22 @@ class Loaders:
             lambda session, video_ids: jobs.list_for_videos(
                 session, self.viewer_id, video_ids, page=page
             ),
+        )
+
+    def audit_events_by_actor(
+        self, page: PageRequest
+    ) -> DataLoader[uuid.UUID, PageSlice[models.AuditEvent]]:
+        return self._keyed_loader(
+            ("audit_events_by_actor", page),
+            lambda session, actor_ids: audit.list_for_actors(
+                session, self._own(actor_ids), page=page
+            ),
+        )
+
+    def audit_event_count_by_actor(self) -> DataLoader[uuid.UUID, int]:
+        return self._keyed_loader(
+            ("audit_event_count_by_actor",),
+            lambda session, actor_ids: audit.count_for_actors(session, self._own(actor_ids)),
         )
 
     def job_count_by_video(self) -> DataLoader[uuid.UUID, int]:

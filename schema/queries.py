@@ -11,6 +11,7 @@ import strawberry
 from app.errors import BadUserInput, NotFound
 from schema.context import Info
 from schema.relay import Connection, ConnectionArgs, Node, from_global_id
+from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video, VideoFilter, VideoOrder, video_connection
@@ -52,6 +53,12 @@ async def _load_voice_profile(info: Info, row_id: uuid.UUID) -> Node | None:
 async def _load_job(info: Info, row_id: uuid.UUID) -> Node | None:
     row = await info.context.loaders.job_by_id.load(row_id)
     return None if row is None else GenerationJob(row=row)
+
+
+@_node_type("AuditEvent")
+async def _load_audit_event(info: Info, row_id: uuid.UUID) -> Node | None:
+    row = await info.context.loaders.audit_event_by_id.load(row_id)
+    return None if row is None else AuditEvent(row=row)
 
 
 async def load_node(info: Info, global_id: str, *, expected: str | None = None) -> Node:

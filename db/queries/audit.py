@@ -9,9 +9,11 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditEvent
+from db.queries.arrays import is_any_of
 from db.queries.pagination import Ordering, PageRequest, PageSlice, count_for_parents, fetch_pages
 
 AUDIT_ORDERING = Ordering(AuditEvent.created_at, descending=True)
@@ -34,6 +36,8 @@ async def record_event(
         object_id=object_id,
         request_id=request_id,
         diff=_jsonable(dict(diff or {})),
+        # The wall clock, not the transaction's start: events of one transaction stay ordered.
+        created_at=func.clock_timestamp(),
     )
     session.add(event)
     await session.flush()
@@ -80,3 +84,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     return value
+
+
+async def events_by_ids(
+    session: AsyncSession, actor_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AuditEvent]:
+    """The actor's own events among ``event_ids``."""
+    rows = await session.scalars(
+        select(AuditEvent).where(
+            is_any_of(AuditEvent.id, event_ids), AuditEvent.actor_id == actor_id
+        )
+    )
+    return {event.id: event for event in rows}

@@ -8,6 +8,7 @@ from db import models
 from schema.context import Info
 from schema.mapping import column, connection, global_id
 from schema.relay import Connection, ConnectionArgs, Node
+from schema.types.audit_event import AuditEvent, audit_event_connection
 from schema.types.video import Video, VideoFilter, VideoOrder, video_connection
 from schema.types.voice_profile import VoiceProfile, voice_profile_connection
 
@@ -62,3 +63,23 @@ class User(Node):
     ) -> Connection[VoiceProfile]:
         args = ConnectionArgs(first, after, last, before)
         return await voice_profile_connection(info, self.row.id, args)
+
+    @strawberry.field(
+        description="The changes this user made, newest first (the audit trail).",
+        metadata=connection(
+            models.User.id,
+            models.AuditEvent.actor_id,
+            loader="audit_events_by_actor",
+            count_loader="audit_event_count_by_actor",
+        ),
+    )
+    async def audit_events(
+        self,
+        info: Info,
+        first: int | None = strawberry.UNSET,
+        after: str | None = strawberry.UNSET,
+        last: int | None = strawberry.UNSET,
+        before: str | None = strawberry.UNSET,
+    ) -> Connection[AuditEvent]:
+        args = ConnectionArgs(first, after, last, before)
+        return await audit_event_connection(info, self.row.id, args)

@@ -7,6 +7,7 @@ import pytest
 from db import models
 from schema.loaders import Loaders, SessionGate
 from schema.mapping import Column, Computed, ConnectionOf, GlobalId, Relation, mapping_of
+from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video
@@ -17,6 +18,7 @@ TYPES: list[tuple[type, type[models.Base]]] = [
     (Video, models.Video),
     (VoiceProfile, models.VoiceProfile),
     (GenerationJob, models.GenerationJob),
+    (AuditEvent, models.AuditEvent),
 ]
 
 # Fields with no stored source yet: media and samples are not produced until the pipeline and
@@ -24,6 +26,8 @@ TYPES: list[tuple[type, type[models.Base]]] = [
 NOT_STORED_YET = {
     "Video": {"mediaUrl", "posterUrl", "durationMs"},
     "VoiceProfile": {"sampleUrl", "previewUrl"},
+    # Derived from two columns (object_type, object_id): no single source to declare.
+    "AuditEvent": {"objectId"},
 }
 
 
