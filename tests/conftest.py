@@ -36,6 +36,27 @@ def database(pg_server: PgServer) -> Iterator[DatabaseURL]:
         pg_server.drop_database(database)
 
 
+@pytest.fixture
+def migrated_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
+    """A database of the test's own, migrated and committed-to (for real processes, real
+    concurrency), dropped after the test."""
+    database = pg_server.create_database(prefix="studio_own")
+    try:
+        yield database
+    finally:
+        pg_server.drop_database(database)
+
+
+@pytest.fixture
+def empty_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
+    """A database of the test's own with no schema at all, dropped after the test."""
+    database = pg_server.create_database(migrated=False, prefix="studio_empty")
+    try:
+        yield database
+    finally:
+        pg_server.drop_database(database)
+
+
 @pytest.fixture(scope="session")
 def settings(database: DatabaseURL) -> Settings:
     return load_settings(database_url=database.render(hide_password=False))

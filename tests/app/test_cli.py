@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,16 +15,6 @@ from app.cli import cli
 from db.models import GenerationJob, JobStatus, User, Video, VideoStatus, VoiceProfile
 from db.url import DatabaseURL
 from tests.support.processes import clean_env, run_studio
-from tests.support.server import PgServer
-
-
-@pytest.fixture
-def fresh_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(migrated=False, prefix="studio_cli")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 def _env(database: DatabaseURL) -> dict[str, str]:
@@ -60,8 +49,8 @@ def test_bad_configuration_is_reported_by_name() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_migrate_upgrade_current_downgrade(fresh_database: DatabaseURL) -> None:
-    env = _env(fresh_database)
+def test_migrate_upgrade_current_downgrade(empty_database: DatabaseURL) -> None:
+    env = _env(empty_database)
     assert run_studio("migrate", "current", env=env).stdout.strip() == ""
     upgraded = run_studio("migrate", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -71,19 +60,19 @@ def test_migrate_upgrade_current_downgrade(fresh_database: DatabaseURL) -> None:
     assert run_studio("migrate", "current", env=env).stdout.strip() == ""
 
 
-def test_seed_refuses_an_unmigrated_database(fresh_database: DatabaseURL) -> None:
-    result = run_studio("seed", env=_env(fresh_database))
+def test_seed_refuses_an_unmigrated_database(empty_database: DatabaseURL) -> None:
+    result = run_studio("seed", env=_env(empty_database))
     assert result.returncode == 1
     assert "studio migrate upgrade" in result.stderr
 
 
-def test_seed_covers_every_status_and_is_safe_to_run_twice(fresh_database: DatabaseURL) -> None:
-    env = _env(fresh_database)
+def test_seed_covers_every_status_and_is_safe_to_run_twice(empty_database: DatabaseURL) -> None:
+    env = _env(empty_database)
     assert run_studio("migrate", "upgrade", env=env).returncode == 0
     first = run_studio("seed", "--users", "3", "--videos-per-user", "6", env=env)
     assert first.returncode == 0, first.stderr
     assert "users created: 3" in first.stderr
-    counts = asyncio.run(_counts(fresh_database))
+    counts = asyncio.run(_counts(empty_database))
     assert counts["users"] == 3
     assert counts["videos"] == 18
     assert counts["voice_profiles"] >= 3
@@ -93,7 +82,7 @@ def test_seed_covers_every_status_and_is_safe_to_run_twice(fresh_database: Datab
     second = run_studio("seed", "--users", "3", "--videos-per-user", "6", env=env)
     assert second.returncode == 0, second.stderr
     assert "already there: 3" in second.stderr
-    assert asyncio.run(_counts(fresh_database)) == counts
+    assert asyncio.run(_counts(empty_database)) == counts
 
 
 async def _counts(database: DatabaseURL) -> dict[str, Any]:

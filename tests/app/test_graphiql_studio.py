@@ -3,10 +3,7 @@ URL fragment (as `studio token` prints it) and run `{ viewer { email } }` (SPEC 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from db.url import DatabaseURL
 from tests.support.browser import browser_tools, run_graphiql_smoke
@@ -18,23 +15,13 @@ from tests.support.processes import (
     stop,
     wait_until_ready,
 )
-from tests.support.server import PgServer
-
-
-@pytest.fixture
-def studio_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(prefix="studio_graphiql")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 def test_graphiql_answers_the_viewer_query_offline(
-    studio_database: DatabaseURL, tmp_path: Path
+    migrated_database: DatabaseURL, tmp_path: Path
 ) -> None:
     browser_tools()  # skips (or, in CI, fails) before any server starts when it cannot run
-    env = clean_env(DATABASE_URL=studio_database.render(hide_password=False))
+    env = clean_env(DATABASE_URL=migrated_database.render(hide_password=False))
     issued = run_studio("token", "--email", "graphiql.viewer@example.com", env=env)
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip().splitlines()[-1]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import pytest
 
 from app.main import create_app
 from app.settings import load_settings
 from db.url import DatabaseURL
 from tests.support.proxy import FlakyProxy
-from tests.support.server import PgServer
 
 
 @asynccontextmanager
@@ -22,15 +20,6 @@ async def running_app(database: DatabaseURL) -> AsyncIterator[httpx.AsyncClient]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://studio.test") as client:
             yield client
-
-
-@pytest.fixture
-def unmigrated_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(migrated=False, prefix="studio_unmigrated")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 async def test_healthz_answers(database: DatabaseURL) -> None:
@@ -50,8 +39,8 @@ async def test_readyz_is_200_on_a_migrated_database(database: DatabaseURL) -> No
     assert response.headers["cache-control"] == "no-store"
 
 
-async def test_readyz_is_503_before_migrations(unmigrated_database: DatabaseURL) -> None:
-    async with running_app(unmigrated_database) as client:
+async def test_readyz_is_503_before_migrations(empty_database: DatabaseURL) -> None:
+    async with running_app(empty_database) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]

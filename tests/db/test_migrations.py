@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,16 +15,6 @@ from sqlalchemy.pool import NullPool
 from db import migrations
 from db.models import Base
 from db.url import DatabaseURL
-from tests.support.server import PgServer
-
-
-@pytest.fixture
-def scratch_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(migrated=False, prefix="studio_migrations")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 async def _run_sync(database: DatabaseURL, fn: Any) -> Any:
@@ -73,40 +61,40 @@ def test_every_revision_has_a_downgrade() -> None:
         )
 
 
-async def test_models_match_migrations(scratch_database: DatabaseURL) -> None:
-    await migrations.upgrade(scratch_database)
+async def test_models_match_migrations(empty_database: DatabaseURL) -> None:
+    await migrations.upgrade(empty_database)
 
     def diff(connection: Connection) -> list[Any]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, Base.metadata))
 
-    assert await _run_sync(scratch_database, diff) == []
+    assert await _run_sync(empty_database, diff) == []
 
 
-async def test_downgrade_to_base_and_back(scratch_database: DatabaseURL) -> None:
-    await migrations.upgrade(scratch_database)
-    at_head = await _run_sync(scratch_database, _schema_objects)
+async def test_downgrade_to_base_and_back(empty_database: DatabaseURL) -> None:
+    await migrations.upgrade(empty_database)
+    at_head = await _run_sync(empty_database, _schema_objects)
     assert at_head["tables"] == sorted(Base.metadata.tables)
 
-    await migrations.downgrade(scratch_database, "base")
-    assert await _run_sync(scratch_database, _schema_objects) == {
+    await migrations.downgrade(empty_database, "base")
+    assert await _run_sync(empty_database, _schema_objects) == {
         "tables": [],
         "types": [],
         "functions": [],
     }
 
-    await migrations.upgrade(scratch_database)
-    assert await _run_sync(scratch_database, _schema_objects) == at_head
+    await migrations.upgrade(empty_database)
+    assert await _run_sync(empty_database, _schema_objects) == at_head
 
 
-async def test_step_by_step_round_trip(scratch_database: DatabaseURL) -> None:
+async def test_step_by_step_round_trip(empty_database: DatabaseURL) -> None:
     """Each revision downgrades to exactly the schema of the one before it."""
     script = ScriptDirectory.from_config(migrations.alembic_config())
     revisions = list(reversed(list(script.walk_revisions())))
-    snapshots = [await _run_sync(scratch_database, _schema_objects)]
+    snapshots = [await _run_sync(empty_database, _schema_objects)]
     for revision in revisions:
-        await migrations.upgrade(scratch_database, revision.revision)
-        snapshots.append(await _run_sync(scratch_database, _schema_objects))
+        await migrations.upgrade(empty_database, revision.revision)
+        snapshots.append(await _run_sync(empty_database, _schema_objects))
     for index in range(len(revisions) - 1, -1, -1):
-        await migrations.downgrade(scratch_database, "-1")
-        assert await _run_sync(scratch_database, _schema_objects) == snapshots[index]
+        await migrations.downgrade(empty_database, "-1")
+        assert await _run_sync(empty_database, _schema_objects) == snapshots[index]

@@ -7,7 +7,7 @@ app with a connection pool, and fires the requests at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,25 +22,15 @@ from app.state import AppState
 from db.models import AuditEvent, User, Video, VideoInputType
 from db.url import DatabaseURL
 from schema.relay import to_global_id
-from tests.support.server import PgServer
 
 UPDATE = """mutation($input: UpdateVideoInput!) { updateVideo(input: $input) { video { id } } }"""
 
 
 @pytest.fixture
-def committed_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(prefix="studio_concurrency")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
-
-
-@pytest.fixture
 async def committed_app(
-    committed_database: DatabaseURL,
+    migrated_database: DatabaseURL,
 ) -> AsyncIterator[tuple[Starlette, Settings]]:
-    url = committed_database.render(hide_password=False)
+    url = migrated_database.render(hide_password=False)
     settings = load_settings(database_url=url, db_pool_size=8)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
