@@ -4,7 +4,18 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, DateTime, Enum, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Enum,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.models.base import Base, Timestamps, UUIDPrimaryKey
@@ -36,9 +47,10 @@ class GenerationJob(UUIDPrimaryKey, Timestamps, Base):
         ),
         # A video's jobs, newest first, paged by (queued_at, id).
         Index("ix_generation_jobs_video_id_queued_at_id", "video_id", "queued_at", "id"),
-        # Workers claim the oldest queued job ...
+        # Workers claim the queued job that has waited longest (retries wait out a backoff) ...
         Index(
             "ix_generation_jobs_claimable",
+            "available_at",
             "queued_at",
             postgresql_where=text("status = 'QUEUED'"),
         ),
@@ -64,8 +76,17 @@ class GenerationJob(UUIDPrimaryKey, Timestamps, Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: When a worker may take the job: now for a new job, later for a retry backing off.
+    available_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     execution_time_ms: Mapped[int | None] = mapped_column(Integer)
+    #: Bumped by the database on every change (trigger); events carry it, so a subscriber can
+    #: tell a newer state from one it has already sent.
+    version: Mapped[int] = mapped_column(
+        Integer, server_default=text("1"), server_onupdate=FetchedValue()
+    )
 
     video: Mapped[Video] = relationship(back_populates="jobs", lazy="raise")

@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     ColumnElement,
     Enum,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -113,6 +114,10 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
     )
     progress: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: Bumped by the database on every change (see GenerationJob.version).
+    version: Mapped[int] = mapped_column(
+        Integer, server_default=text("1"), server_onupdate=FetchedValue()
+    )
 
     owner: Mapped[User] = relationship(back_populates="videos", lazy="raise")
     voice_profile: Mapped[VoiceProfile | None] = relationship(back_populates="videos", lazy="raise")
