@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -56,13 +56,11 @@ async def test_job_changes_are_announced_with_owner_and_version(
 ) -> None:
     async with engine.begin() as connection:
         user_id = (
-            await connection.execute(
-                User.__table__.insert().values(email="n@example.com").returning(User.id)
-            )
+            await connection.execute(insert(User).values(email="n@example.com").returning(User.id))
         ).scalar_one()
         video_id = (
             await connection.execute(
-                Video.__table__.insert()
+                insert(Video)
                 .values(
                     user_id=user_id,
                     title="T",
@@ -74,9 +72,7 @@ async def test_job_changes_are_announced_with_owner_and_version(
         ).scalar_one()
         job_id = (
             await connection.execute(
-                GenerationJob.__table__.insert()
-                .values(video_id=video_id)
-                .returning(GenerationJob.id)
+                insert(GenerationJob).values(video_id=video_id).returning(GenerationJob.id)
             )
         ).scalar_one()
     video_event, job_event = await _next(events), await _next(events)
@@ -113,14 +109,14 @@ async def test_a_rolled_back_change_announces_nothing(
 ) -> None:
     async with engine.connect() as connection:
         transaction = await connection.begin()
-        await connection.execute(User.__table__.insert().values(email="gone@example.com"))
+        await connection.execute(insert(User).values(email="gone@example.com"))
         user_id = (
             await connection.execute(
-                User.__table__.insert().values(email="gone2@example.com").returning(User.id)
+                insert(User).values(email="gone2@example.com").returning(User.id)
             )
         ).scalar_one()
         await connection.execute(
-            Video.__table__.insert().values(
+            insert(Video).values(
                 user_id=user_id, title="T", description="D", input_type=VideoInputType.DESCRIPTION
             )
         )
@@ -129,11 +125,11 @@ async def test_a_rolled_back_change_announces_nothing(
     async with engine.begin() as connection:
         user_id = (
             await connection.execute(
-                User.__table__.insert().values(email="kept@example.com").returning(User.id)
+                insert(User).values(email="kept@example.com").returning(User.id)
             )
         ).scalar_one()
         await connection.execute(
-            Video.__table__.insert().values(
+            insert(Video).values(
                 user_id=user_id,
                 title="Kept",
                 description="D",
