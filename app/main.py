@@ -11,10 +11,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
+from app.csrf import CSRF_HEADERS, CSRFMiddleware
 from app.graphiql import assets_mount
 from app.health import healthz, readyz
 from app.logging import configure_logging
+from app.media_routes import media_route
 from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
+from app.oidc import parse_providers
 from app.settings import Settings, SettingsError, load_settings
 from app.state import AppState
 from db.engine import create_engine, create_sessionmaker
@@ -40,6 +43,7 @@ def create_app(
             "when running the app another way, point DATABASE_URL at a PostgreSQL database"
         )
     configure_logging(settings)
+    parse_providers(settings.oauth_providers)  # a bad STUDIO_OAUTH_PROVIDERS stops start-up
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,12 +66,17 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", *CSRF_HEADERS],
             expose_headers=["X-Request-ID"],
             max_age=600,
         ),
-        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodySizeLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            max_upload_bytes=settings.max_upload_bytes,
+        ),
         Middleware(AuthenticationMiddleware, settings=settings),
+        Middleware(CSRFMiddleware),
     ]
     graphql = GraphQLView(create_schema(settings), settings)
     routes = [
@@ -75,6 +84,7 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        media_route(),
         assets_mount(),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

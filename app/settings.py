@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     inprocess_worker: bool | None = None
     migrate_on_start: bool | None = None
 
+    # --- job queue and workers (see app/worker/) --------------------------------------------
+    worker_lease_seconds: float = Field(default=30, ge=1, le=3600)
+    worker_poll_seconds: float = Field(default=5, gt=0, le=300)
+    job_max_attempts: int = Field(default=3, ge=1, le=100)
+    job_retry_backoff_seconds: float = Field(default=2, ge=0, le=3600)
+    #: Test-only: how long each placeholder stage (VOICE, CAPTIONS, RENDER) takes, so that tests
+    #: can interrupt a job mid-stage. 0 in every real deployment.
+    pipeline_stage_delay_ms: int = Field(default=0, ge=0, le=600_000)
+
     # --- auth -------------------------------------------------------------------------------
     token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     token_issuer: str = "studio-api"  # noqa: S105 (a name, not a secret)

@@ -35,6 +35,11 @@ class Context:
     def __post_init__(self) -> None:
         self.cursor_key = cursor_secret(self.settings.secret_key)
 
+    def sign_in_as(self, viewer: Viewer) -> None:
+        """From now on this operation reads as ``viewer`` (after a successful `signIn`)."""
+        self.viewer, self.auth_error = viewer, None
+        self.reset_loaders()
+
     def reset_loaders(self) -> None:
         """Drop every cached row (after a write, the next read must see it)."""
         self.loaders = Loaders(self.gate, self.viewer.user_id if self.viewer else None)

@@ -50,6 +50,7 @@ class GraphQLView(GraphQL[Context, None]):
                 return await super().run(request, context, root_value)
             finally:
                 del request.scope[_SESSION_KEY]
+                await request.close()  # a parsed multipart form's temporary files
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # GraphiQL's files come from the app itself (works offline); in development the page

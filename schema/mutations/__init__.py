@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.mutations.auth import AuthMutations
 from schema.mutations.videos import VideoMutations
+from schema.mutations.voice_profiles import VoiceProfileMutations
 
 
 @strawberry.type
-class Mutation(VideoMutations):
+class Mutation(AuthMutations, VideoMutations, VoiceProfileMutations):
     pass

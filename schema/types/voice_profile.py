@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from app import media
 from db import models
 from schema.context import Info
 from schema.mapping import column, global_id, relation
@@ -33,18 +34,27 @@ class VoiceProfile(Node):
             raise LookupError(f"owner of voice profile {self.row.id} not loadable")
         return User(row=user)
 
-    def _no_media(self) -> None:
-        return None  # sample uploads and synthesized previews are not stored yet
+    def _sample_url(self, info: Info) -> str | None:
+        # Signed per request (server key, clock), so not a `schema.mapping` column declaration.
+        if self.row.sample_path is None:
+            return None
+        viewer_id = info.context.viewer.user_id if info.context.viewer else None
+        return media.signed_url(info.context.settings, self.row.sample_path, viewer_id=viewer_id)
+
+    def _no_preview(self) -> None:
+        return None  # synthesized previews come with speech synthesis
 
     id: strawberry.ID = global_id(models.VoiceProfile.id, "VoiceProfile")
     name: str = column(models.VoiceProfile.name)
     description: str | None = column(models.VoiceProfile.description)
     language: str | None = column(models.VoiceProfile.language)
     sample_url: str | None = strawberry.field(
-        resolver=_no_media, description="A URL of the uploaded voice sample, served by the app."
+        resolver=_sample_url,
+        description="A short-lived signed URL of the uploaded voice sample, served by the app "
+        "(an `<audio src>` can play it; no Authorization header needed).",
     )
     preview_url: str | None = strawberry.field(
-        resolver=_no_media, description="A URL of a short sample synthesized in this voice."
+        resolver=_no_preview, description="A URL of a short sample synthesized in this voice."
     )
     owner: Annotated[User, strawberry.lazy("schema.types.user")] = strawberry.field(
         resolver=_owner,

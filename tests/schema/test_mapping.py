@@ -21,10 +21,13 @@ TYPES: list[tuple[type, type[models.Base]]] = [
     (AuditEvent, models.AuditEvent),
 ]
 
-# Fields with no stored source yet: media and samples are not produced until the pipeline and
-# uploads exist; each of these resolves to null today.
+# Fields with no declared source: media and previews are not produced until the pipeline and
+# speech synthesis exist (they resolve to null today); the others are derived in ways no helper
+# declares.
 NOT_STORED_YET = {
     "Video": {"mediaUrl", "posterUrl", "durationMs"},
+    # previewUrl comes with speech synthesis. sampleUrl is `sample_path` signed per request
+    # (with the server's key and the clock), which no `schema.mapping` helper declares.
     "VoiceProfile": {"sampleUrl", "previewUrl"},
     # Derived from two columns (object_type, object_id): no single source to declare.
     "AuditEvent": {"objectId"},

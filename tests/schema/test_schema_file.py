@@ -35,6 +35,7 @@ REGENERATE = "run `studio schema > schema.graphql` and commit the result"
 # Names and types are fixed; descriptions, additions and field order are the implementation's.
 SPEC_QUERY_SIDE = """
 scalar DateTime
+scalar Upload
 
 interface Node { id: ID! }
 
@@ -110,21 +111,31 @@ type GenerationJobEdge { cursor: String!  node: GenerationJob! }
 
 # The mutations built so far; the rest of SPEC §4's Mutation joins as each one is built.
 type Mutation {
+  signIn(input: SignInInput!): SignInPayload!
   createVideo(input: CreateVideoInput!): VideoPayload!
   updateVideo(input: UpdateVideoInput!): VideoPayload!
   deleteVideo(id: ID!): DeletePayload!
   restoreVideo(id: ID!): VideoPayload!
+  createVoiceProfile(input: CreateVoiceProfileInput!): VoiceProfilePayload!
+  updateVoiceProfile(input: UpdateVoiceProfileInput!): VoiceProfilePayload!
+  deleteVoiceProfile(id: ID!): DeletePayload!
   publishVideo(input: PublishVideoInput!): VideoPayload!
 }
 
+input SignInInput { provider: String!  idToken: String! }
 input AudioSettingsInput { speed: Float  pitch: Float  volume: Float  language: String }
 input CreateVideoInput { title: String!  description: String  inputType: VideoInputType!
                          sourceUrl: String  voiceProfileId: ID  audioSettings: AudioSettingsInput }
 input UpdateVideoInput { id: ID!  title: String  description: String  sourceUrl: String
                          voiceProfileId: ID  audioSettings: AudioSettingsInput }
+input CreateVoiceProfileInput { name: String!  description: String  language: String
+                                sample: Upload }
+input UpdateVoiceProfileInput { id: ID!  name: String  description: String  language: String }
 input PublishVideoInput { videoId: ID!  target: String! = "local" }
 
+type SignInPayload { accessToken: String!  expiresAt: DateTime!  user: User! }
 type VideoPayload { video: Video! }
+type VoiceProfilePayload { voiceProfile: VoiceProfile! }
 type DeletePayload { deletedId: ID! }
 """
 

@@ -1,0 +1,75 @@
+"""CSRF protection for the requests a browser sends cross-site without asking (SPEC §5 Limits).
+
+A page on any site can make a browser POST a ``<form>`` (``multipart/form-data``,
+``application/x-www-form-urlencoded`` or ``text/plain``) to this API, with the user's cookies and
+without a CORS preflight; multipart is exactly what file uploads use, so a GraphQL mutation could
+ride on it. A request with a custom header, on the other hand, is only ever sent cross-site after
+a preflight that CORS answers from the configured origins. So a POST with one of those "simple"
+content types (or none) must carry a non-empty ``Apollo-Require-Preflight``, ``X-Studio-CSRF`` or
+``X-Apollo-Operation-Name`` header — the convention Apollo clients and upload libraries already
+follow. JSON requests always need a preflight cross-site and pass untouched; GET requests never
+run mutations (the GraphQL view refuses them).
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+#: Any one of these, non-empty, marks a request as not a simple cross-site form post.
+CSRF_HEADERS = ("Apollo-Require-Preflight", "X-Studio-CSRF", "X-Apollo-Operation-Name")
+
+#: Content types a browser sends cross-site without a preflight (the CORS safelist).
+SIMPLE_CONTENT_TYPES = frozenset(
+    {"multipart/form-data", "application/x-www-form-urlencoded", "text/plain", ""}
+)
+
+_MESSAGE = (
+    "This request could be a cross-site request forgery: a POST with Content-Type {kind} must "
+    "send a non-empty `Apollo-Require-Preflight` (or `X-Studio-CSRF`) header. "
+    "Send `Apollo-Require-Preflight: true` with file uploads."
+)
+
+
+class CSRFMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = Headers(scope=scope)
+            content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if content_type in SIMPLE_CONTENT_TYPES and not _has_csrf_header(headers):
+                await _refuse(send, content_type or "(none)")
+                return
+        await self.app(scope, receive, send)
+
+
+def _has_csrf_header(headers: Headers) -> bool:
+    return any(headers.get(name, "").strip() for name in CSRF_HEADERS)
+
+
+async def _refuse(send: Send, content_type: str) -> None:
+    body = json.dumps(
+        {
+            "errors": [
+                {
+                    "message": _MESSAGE.format(kind=content_type),
+                    "extensions": {"code": "BAD_USER_INPUT", "header": CSRF_HEADERS[0]},
+                }
+            ]
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

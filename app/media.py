@@ -1,0 +1,171 @@
+"""Stored media files and the signed URLs that serve them (SPEC §5 Uploads).
+
+Files live under ``settings.resolved_media_dir`` with names the server chooses
+(``voice-samples/<profile id>/<random hex>.<ext>``); a client-sent file name never reaches the
+file system. Every relative path is resolved and checked to stay inside the media folder, so a
+stored path that was tampered with (``../``, an absolute path, a symlink leading out) is refused
+rather than followed.
+
+Media URLs are capabilities: ``<audio src>`` sends no ``Authorization`` header, so whoever holds
+the URL may fetch the file until it expires. The signature therefore binds exactly what the URL
+grants — one path, until one moment — with a key derived from ``STUDIO_SECRET_KEY`` for this
+purpose alone (a media signature can never be replayed as a token or a cursor MAC).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import tempfile
+import time
+import uuid
+from contextlib import suppress
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, urlencode
+
+from app.settings import Settings
+
+VOICE_SAMPLES = "voice-samples"
+URL_PREFIX = "/media/"
+
+_KEY_LABEL = b"studio-api media url v1"
+# Expiry times are rounded up to this step, so a URL stays the same for a while (browsers can
+# cache what they fetched) and is valid for between the TTL and the TTL plus one step.
+_EXPIRY_STEP_SECONDS = 300
+
+
+class MediaPathError(ValueError):
+    """A relative media path that is malformed or leads outside the media folder."""
+
+
+# --- names and paths ----------------------------------------------------------------------
+
+
+def voice_sample_path(profile_id: uuid.UUID, extension: str) -> str:
+    """A fresh server-chosen name for a profile's sample (``extension`` from `app.audio`)."""
+    if not extension.isalnum():
+        raise MediaPathError(f"unexpected extension {extension!r}")
+    return f"{VOICE_SAMPLES}/{profile_id}/{secrets.token_hex(16)}.{extension.lower()}"
+
+
+def resolve(settings: Settings, relative: str) -> Path:
+    """The absolute path of a stored file; `MediaPathError` unless it is inside the media root."""
+    if not relative or "\x00" in relative or "\\" in relative:
+        raise MediaPathError("malformed media path")
+    if PurePosixPath(relative).is_absolute():
+        raise MediaPathError("media paths are relative to the media folder")
+    root = media_root(settings)
+    candidate = (root / relative).resolve()
+    if candidate == root or not candidate.is_relative_to(root):
+        raise MediaPathError("media path leaves the media folder")
+    return candidate
+
+
+def media_root(settings: Settings) -> Path:
+    return settings.resolved_media_dir.resolve()
+
+
+# --- writing and deleting (blocking: call them with asyncio.to_thread) --------------------
+
+
+def write_file(settings: Settings, relative: str, data: bytes) -> Path:
+    """Store ``data`` atomically: readers see the whole file or none of it.
+
+    Written to a temporary file in the same folder, flushed to disk, then renamed into place
+    (a rename within one file system is atomic); the folder entry is flushed too.
+    """
+    target = resolve(settings, relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(target.parent)
+    return target
+
+
+def delete_file(settings: Settings, relative: str) -> None:
+    """Remove a stored file (gone already is fine) and its folder when that is left empty.
+
+    Only the file's own folder is removed (``voice-samples/<profile id>/``): folders shared with
+    other profiles stay, so a concurrent upload never finds its folder gone.
+    """
+    target = resolve(settings, relative)
+    target.unlink(missing_ok=True)
+    parent = target.parent
+    if parent != media_root(settings) and parent.parent != media_root(settings):
+        with suppress(OSError):  # not empty (another sample), or already gone
+            parent.rmdir()
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# --- signed URLs --------------------------------------------------------------------------
+
+
+def signed_url(
+    settings: Settings, path: str, *, viewer_id: uuid.UUID | None, now: float | None = None
+) -> str:
+    """A URL that serves the media file at ``path`` until it expires (see the module docstring).
+
+    ``viewer_id`` is who the URL is minted for. It is deliberately not part of the signature:
+    the fetch carries no credentials to compare it with, so binding it would only look safer.
+    Who may receive a URL is decided by whoever mints one (a resolver that has already checked
+    ownership).
+    """
+    issued = time.time() if now is None else now
+    expires = _round_up(issued + settings.media_url_ttl_seconds)
+    query = urlencode({"expires": expires, "sig": _signature(settings, path, expires)})
+    return f"{URL_PREFIX}{quote(path, safe='/')}?{query}"
+
+
+def verify(
+    settings: Settings,
+    path: str,
+    *,
+    expires: str | None,
+    sig: str | None,
+    now: float | None = None,
+) -> bool:
+    """Whether ``sig`` is this server's signature for ``path`` and ``expires`` is still ahead."""
+    if not expires or not sig or not _is_timestamp(expires) or not sig.isascii():
+        return False
+    if not hmac.compare_digest(_signature(settings, path, int(expires)), sig):
+        return False
+    return int(expires) > (time.time() if now is None else now)
+
+
+def _is_timestamp(value: str) -> bool:
+    return len(value) <= 12 and value.isascii() and value.isdigit()
+
+
+def _signature(settings: Settings, path: str, expires: int) -> str:
+    message = f"{path}\n{expires}".encode()
+    digest = hmac.new(_media_key(settings.secret_key), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _media_key(secret_key: str) -> bytes:
+    # A key for media URLs only, derived from the secret (HMAC as a PRF, labelled).
+    return hmac.new(secret_key.encode(), _KEY_LABEL, hashlib.sha256).digest()
+
+
+def _round_up(moment: float) -> int:
+    return math.ceil(moment / _EXPIRY_STEP_SECONDS) * _EXPIRY_STEP_SECONDS

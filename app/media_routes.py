@@ -1,0 +1,83 @@
+"""``GET /media/{path}``: stored media, for whoever holds a valid signed URL (see `app.media`).
+
+The signature is checked before anything else, so an unsigned request learns nothing about
+which files exist (403 either way); a signed one for a file that is gone, or for a sample whose
+profile was deleted or replaced, is 404. Only regular files are served: never a folder listing.
+Range requests (seeking in an ``<audio>`` element) are answered by Starlette's `FileResponse`.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+import uuid
+from pathlib import PurePosixPath
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from app import media
+from app.audio import MEDIA_TYPES
+from app.state import AppState
+from db.queries import voice_profiles
+
+#: Sent with every media answer: private (per-user content; no shared cache keeps it), no
+#: sniffing a stored file into something a browser would run.
+_SAFE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'",
+}
+
+
+async def serve_media(request: Request) -> Response:
+    state = AppState.of(request)
+    path: str = request.path_params["path"]
+    expires = request.query_params.get("expires")
+    if not media.verify(state.settings, path, expires=expires, sig=request.query_params.get("sig")):
+        return _error(403, "This media link is invalid or has expired.")
+    try:
+        file = media.resolve(state.settings, path)
+    except media.MediaPathError:
+        return _error(404, "No such media.")
+    if not await _still_published(state, path) or not await anyio.Path(file).is_file():
+        return _error(404, "No such media.")
+    assert expires is not None  # verified above
+    max_age = max(0, int(expires) - int(time.time()))
+    return FileResponse(
+        file,
+        media_type=_media_type(file.name),
+        headers={"Cache-Control": f"private, max-age={max_age}"} | _SAFE_HEADERS,
+    )
+
+
+def media_route() -> Route:
+    return Route("/media/{path:path}", serve_media, methods=["GET"])
+
+
+async def _still_published(state: AppState, path: str) -> bool:
+    """Whether the object the file belongs to still shows it (a deleted profile's sample is
+    not served, even through a URL handed out before the delete)."""
+    parts = PurePosixPath(path).parts
+    if parts[0] != media.VOICE_SAMPLES:
+        return True
+    try:
+        profile_id = uuid.UUID(parts[1]) if len(parts) == 3 else None
+    except ValueError:
+        profile_id = None
+    if profile_id is None:
+        return False
+    async with state.sessionmaker() as session:
+        return await voice_profiles.sample_is_live(session, profile_id, path)
+
+
+def _media_type(name: str) -> str:
+    extension = PurePosixPath(name).suffix.lstrip(".").lower()
+    return MEDIA_TYPES.get(extension) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": message}, status_code=status, headers={"Cache-Control": "no-store"}
+    )

@@ -1,0 +1,191 @@
+"""Voice profile mutations (SPEC §4): create (with an optional uploaded sample), update, delete.
+
+A sample arrives as an ``Upload`` through the GraphQL multipart request spec. It is read with a
+hard cap and checked to be audio before anything is written; then the row is inserted, the file
+stored under a name the server chooses, and the row pointed at it. If the mutation's transaction
+rolls back after the file was stored, the rollback hook removes the file: a failed
+``createVoiceProfile`` leaves neither a row nor a file behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import strawberry
+from starlette.datastructures import UploadFile
+from strawberry.file_uploads import Upload
+
+from app import audio, media, validation
+from app.errors import BadUserInput
+from db import models
+from db.queries import voice_profiles
+from schema.context import Info
+from schema.mutations.videos import DeletePayload
+from schema.relay import from_global_id, to_global_id
+from schema.transactions import mutation
+from schema.types.voice_profile import VoiceProfile
+
+T = TypeVar("T")
+
+_READ_CHUNK = 64 * 1024
+
+
+@strawberry.input(name="CreateVoiceProfileInput")
+class CreateVoiceProfileInput:
+    name: str
+    description: str | None = strawberry.UNSET
+    language: str | None = strawberry.UNSET
+    sample: Upload | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A short recording of the voice (WAV, MP3, Ogg Vorbis/Opus or FLAC), sent "
+        "as a file part of a multipart request.",
+    )
+
+
+@strawberry.input(name="UpdateVoiceProfileInput")
+class UpdateVoiceProfileInput:
+    id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    language: str | None = strawberry.UNSET
+
+
+@strawberry.type(name="VoiceProfilePayload")
+class VoiceProfilePayload:
+    voice_profile: VoiceProfile
+
+
+@strawberry.type
+class VoiceProfileMutations:
+    @mutation("Create a voice profile, optionally with a recorded sample of the voice.")
+    async def create_voice_profile(
+        self, info: Info, input: CreateVoiceProfileInput
+    ) -> VoiceProfilePayload:
+        upload: object = input.sample  # `Upload` is typed as bytes; Starlette gives a file
+        try:
+            profile = await _create(info, input)
+        finally:
+            # The upload's temporary file goes as soon as the mutation is done with it, whatever
+            # the outcome (validation can refuse the input before the file is read).
+            if isinstance(upload, UploadFile):
+                await upload.close()
+        return VoiceProfilePayload(voice_profile=VoiceProfile(row=profile))
+
+    @mutation("Change a voice profile's name, description or language.")
+    async def update_voice_profile(
+        self, info: Info, input: UpdateVoiceProfileInput
+    ) -> VoiceProfilePayload:
+        viewer = await info.context.require_viewer()
+        profile_id = _profile_id(input.id)
+        values: dict[str, Any] = {}
+        if input.name is not strawberry.UNSET:
+            if input.name is None:
+                raise BadUserInput("`name` cannot be null.", field="name")
+            values["name"] = _name(input.name)
+        if input.description is not strawberry.UNSET:
+            values["description"] = _description(input.description)
+        if input.language is not strawberry.UNSET:
+            values["language"] = _language(input.language)
+        profile = await info.context.gate.run(
+            voice_profiles.update_voice_profile,
+            viewer.user_id,
+            profile_id,
+            values,
+            request_id=info.context.request_id,
+        )
+        return VoiceProfilePayload(voice_profile=VoiceProfile(row=profile))
+
+    @mutation("Delete a voice profile (soft: it disappears from every query and link).")
+    async def delete_voice_profile(self, info: Info, id: strawberry.ID) -> DeletePayload:
+        viewer = await info.context.require_viewer()
+        profile = await info.context.gate.run(
+            voice_profiles.delete_voice_profile,
+            viewer.user_id,
+            _profile_id(id),
+            request_id=info.context.request_id,
+        )
+        return DeletePayload(deleted_id=to_global_id("VoiceProfile", profile.id))
+
+
+async def _create(info: Info, input: CreateVoiceProfileInput) -> models.VoiceProfile:
+    context = info.context
+    viewer = await context.require_viewer()
+    values: dict[str, Any] = {
+        "name": _name(input.name),
+        "description": _description(_given(input.description)),
+        "language": _language(_given(input.language)),
+    }
+    sample = await _read_sample(_given(input.sample), context.settings.max_upload_bytes)
+    profile = await context.gate.run(
+        voice_profiles.create_voice_profile, viewer.user_id, values, request_id=context.request_id
+    )
+    if sample is None:
+        return profile
+    settings = context.settings
+    path = media.voice_sample_path(profile.id, sample.kind.extension)
+
+    async def remove_sample() -> None:
+        await asyncio.to_thread(media.delete_file, settings, path)
+
+    # Registered before writing: a write that fails halfway is cleaned up as well.
+    context.on_rollback(remove_sample)
+    await asyncio.to_thread(media.write_file, settings, path, sample.data)
+    return await context.gate.run(
+        voice_profiles.set_sample_path,
+        viewer.user_id,
+        profile.id,
+        path,
+        request_id=context.request_id,
+    )
+
+
+@dataclass(frozen=True)
+class _Sample:
+    data: bytes
+    kind: audio.AudioKind
+
+
+async def _read_sample(upload: object, limit: int) -> _Sample | None:
+    """The uploaded bytes, read up to the limit and checked to be audio; the client's file name
+    and content type are ignored."""
+    if upload is None:
+        return None
+    if not isinstance(upload, UploadFile):
+        # `Upload` variables are only filled from file parts; a JSON value is not a file.
+        raise BadUserInput(
+            "`sample` must be a file sent as a multipart request part.", field="sample"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:  # stop reading: the rest is never looked at
+            raise BadUserInput(f"`sample` is limited to {limit} bytes.", field="sample")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    return _Sample(data=data, kind=audio.detect(data))
+
+
+def _given(value: T | None) -> T | None:
+    return None if value is strawberry.UNSET else value
+
+
+def _profile_id(global_id: str) -> uuid.UUID:
+    return from_global_id(global_id, expected="VoiceProfile", field="id")[1]
+
+
+def _name(value: str) -> str:
+    return validation.text(value, field="name", max_length=validation.NAME_MAX)
+
+
+def _description(value: str | None) -> str | None:
+    return validation.optional_text(
+        value, field="description", max_length=validation.DESCRIPTION_MAX
+    )
+
+
+def _language(value: str | None) -> str | None:
+    return None if value is None else validation.language(value, field="language")
