@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -19,57 +18,25 @@ from schema.types.voice_profile import VoiceProfile, voice_profile_connection
 
 MAX_NODES = 100
 
-# Global id type name -> how to load and wrap it. Loaders filter by the viewer.
-_NODE_TYPES: dict[str, Callable[[Info, uuid.UUID], Awaitable[Node | None]]] = {}
-
-
-def _node_type(name: str) -> Callable[[Callable[[Info, uuid.UUID], Awaitable[Node | None]]], Any]:
-    def register(load: Callable[[Info, uuid.UUID], Awaitable[Node | None]]) -> Any:
-        _NODE_TYPES[name] = load
-        return load
-
-    return register
-
-
-@_node_type("User")
-async def _load_user(info: Info, row_id: uuid.UUID) -> Node | None:
-    row = await info.context.loaders.user_by_id.load(row_id)
-    return None if row is None else User(row=row)
-
-
-@_node_type("Video")
-async def _load_video(info: Info, row_id: uuid.UUID) -> Node | None:
-    row = await info.context.loaders.video_by_id.load(row_id)
-    return None if row is None else Video(row=row)
-
-
-@_node_type("VoiceProfile")
-async def _load_voice_profile(info: Info, row_id: uuid.UUID) -> Node | None:
-    row = await info.context.loaders.voice_profile_by_id.load(row_id)
-    return None if row is None else VoiceProfile(row=row)
-
-
-@_node_type("GenerationJob")
-async def _load_job(info: Info, row_id: uuid.UUID) -> Node | None:
-    row = await info.context.loaders.job_by_id.load(row_id)
-    return None if row is None else GenerationJob(row=row)
-
-
-@_node_type("AuditEvent")
-async def _load_audit_event(info: Info, row_id: uuid.UUID) -> Node | None:
-    row = await info.context.loaders.audit_event_by_id.load(row_id)
-    return None if row is None else AuditEvent(row=row)
+# Global id type name -> the by-id loader (it filters by the viewer) and the GraphQL type.
+_NODE_TYPES: dict[str, tuple[str, Callable[[Any], Node]]] = {
+    "User": ("user_by_id", lambda row: User(row=row)),
+    "Video": ("video_by_id", lambda row: Video(row=row)),
+    "VoiceProfile": ("voice_profile_by_id", lambda row: VoiceProfile(row=row)),
+    "GenerationJob": ("job_by_id", lambda row: GenerationJob(row=row)),
+    "AuditEvent": ("audit_event_by_id", lambda row: AuditEvent(row=row)),
+}
 
 
 async def load_node(info: Info, global_id: str, *, expected: str | None = None) -> Node:
     """The viewer's object with this global id; NOT_FOUND when missing or someone else's."""
     await info.context.require_viewer()
     type_name, row_id = from_global_id(global_id, expected=expected)
-    load = _NODE_TYPES.get(type_name)
-    node = None if load is None else await load(info, row_id)
-    if node is None:
+    known = _NODE_TYPES.get(type_name)
+    row = None if known is None else await getattr(info.context.loaders, known[0]).load(row_id)
+    if known is None or row is None:
         raise NotFound(f"No {expected or 'object'} with id {global_id!r}.")
-    return node
+    return known[1](row)
 
 
 @strawberry.type

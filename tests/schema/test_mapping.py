@@ -63,3 +63,11 @@ def test_global_id_names_are_the_graphql_type_names() -> None:
         source = mapping_of(graphql_type)["id"]
         assert isinstance(source, GlobalId)
         assert source.type_name == graphql_type.__strawberry_definition__.name  # type: ignore[attr-defined]
+
+
+def test_every_node_type_can_be_loaded_by_its_global_id() -> None:
+    from schema import NODE_TYPES
+    from schema.queries import _NODE_TYPES
+
+    names = {node_type.__strawberry_definition__.name for node_type in NODE_TYPES}  # type: ignore[attr-defined]
+    assert set(_NODE_TYPES) == names
