@@ -5,6 +5,9 @@ Strawberry's GraphiQL page loads React, GraphiQL and the explorer plugin from a 
 checks every file against the page's hash, and copies them into :data:`ASSETS_DIR` with a
 manifest (CDN URL → local file, integrity). :func:`render_graphiql_page` swaps each CDN URL for
 the local copy; the integrity attributes stay, and still match, because the bytes are identical.
+
+GraphiQL itself only sends JSON. The page also gets an upload bar and a fetcher around GraphiQL's
+that sends a mutation with a chosen file as a GraphQL multipart request (SPEC §5 Uploads).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ BUILD_COMMAND: Final = "python scripts/build_graphiql.py"
 # The files live under versioned paths (``react@18.2.0/umd/…``): a new version is a new URL.
 _CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 _HEADERS_NAME: Final = "STUDIO_GRAPHIQL_HEADERS"
+#: The variable a file chosen in the page's upload bar fills, unless the user types another.
+DEFAULT_UPLOAD_VARIABLE: Final = "input.sample"
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class PageAsset:
 
 
 class GraphiQLPageError(RuntimeError):
-    """Strawberry's page no longer has the code that request headers are wired into."""
+    """Strawberry's page no longer has the code that request headers or uploads are wired into."""
 
 
 def find_page_assets(page_html: str) -> list[PageAsset]:
@@ -79,6 +84,12 @@ def render_graphiql_page(
     URL fragment, ``/graphql#token=…`` (what `studio token` prints): a fragment never reaches
     the server, so the token is in no request line or access log, and the page removes it from
     the address bar once read.
+
+    Every page can also upload: a bar under GraphiQL takes a file and the variable path it
+    fills (:data:`DEFAULT_UPLOAD_VARIABLE`). A mutation that declares that variable and leaves
+    the path null or out goes as a GraphQL multipart request (``operations``, ``map``, the file as
+    part ``0``) with the editor's headers and ``Apollo-Require-Preflight: true``; every other
+    operation goes through GraphiQL's own fetcher, unchanged.
     """
     assets = find_page_assets(original_html)
     local_urls, missing = _local_urls(assets, assets_dir)
@@ -89,7 +100,7 @@ def render_graphiql_page(
         page = _with_headers(page, script_json(headers))
     elif token_from_fragment:
         page = _with_headers(page, _HEADERS_FROM_FRAGMENT_JS)
-    return page
+    return _with_uploads(page)
 
 
 def script_json(value: object) -> str:
@@ -232,3 +243,152 @@ def _with_headers(page: str, headers_expression: str) -> str:
         )
     definition = f"    <script>const {_HEADERS_NAME} = {headers_expression};</script>\n"
     return page[:head_end] + definition + page[head_end:]
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+# Strawberry's call, after `_with_headers` (which keeps it). Not `StudioGraphiQL.createFetcher(`.
+_CREATE_FETCHER = re.compile(r"(?<![\w.$])GraphiQL\.createFetcher\(")
+
+# GraphiQL's colours and fonts come with its `graphiql-container` class (light and dark themes);
+# the page becomes a column so that the bar takes its own line instead of covering the editors.
+_UPLOAD_STYLE = """    <style>
+      body { display: flex; flex-direction: column; height: 100vh; }
+      #graphiql { flex: 1; height: auto; min-height: 0; }
+      #studio-upload.graphiql-container {
+        flex: none; height: auto; align-items: center; gap: var(--px-12);
+        padding: var(--px-4) var(--px-16); font-size: var(--font-size-hint);
+        color: hsla(var(--color-neutral), var(--alpha-secondary));
+        border-top: 1px solid hsla(var(--color-neutral), var(--alpha-background-heavy));
+      }
+      #studio-upload input[type="text"] {
+        width: 14em; padding: var(--px-2) var(--px-6); border: none;
+        border-radius: var(--border-radius-4); font-family: var(--font-family-mono);
+        background: hsla(var(--color-neutral), var(--alpha-background-light));
+      }
+      #studio-upload button { font: inherit; }
+    </style>
+"""
+
+# Loaded before the page's own script, which then calls `StudioGraphiQL.createFetcher` with the
+# options it gave `GraphiQL.createFetcher` (URL, default headers, subscription URL).
+_UPLOAD_SCRIPT = """    <script>
+      const StudioGraphiQL = (() => {
+        const byId = (id) => document.getElementById(id);
+        const say = (text) => {
+          const status = byId("studio-upload-status");
+          if (status) status.value = text;
+        };
+        const isObject = (value) => value !== null && typeof value === "object";
+
+        function operationOf(ast, name) {
+          const operations = (ast?.definitions ?? []).filter(
+            (d) => d.kind === "OperationDefinition",
+          );
+          if (name) return operations.find((d) => d.name?.value === name);
+          return operations.length === 1 ? operations[0] : undefined;
+        }
+
+        // The chosen file, if this operation is a mutation that declares the path's variable and
+        // has null or nothing at the path; its variables get the spec's null placeholder there.
+        function pendingUpload(params, opts) {
+          const file = byId("studio-upload-file")?.files?.[0];
+          const operation = file && operationOf(opts?.documentAST, params.operationName);
+          if (!file || operation?.operation !== "mutation") return null;
+          const path = byId("studio-upload-path").value.trim();
+          const keys = path.split(".");
+          const leaf = keys.pop();
+          const declared = (operation.variableDefinitions ?? []).some(
+            (d) => d.variable.name.value === (keys[0] ?? leaf),
+          );
+          const variables = structuredClone(params.variables ?? {});
+          let parent = variables;
+          for (const key of keys) parent = isObject(parent) ? parent[key] : undefined;
+          const free =
+            isObject(parent) && (!Object.hasOwn(parent, leaf) || parent[leaf] === null);
+          if (!declared || !leaf || keys.includes("") || !free) {
+            say(`${file.name} not sent: this mutation has no null or missing variables.${path}`);
+            return null;
+          }
+          parent[leaf] = null;
+          return { file, path, variables };
+        }
+
+        async function send(options, upload, params, opts) {
+          const body = new FormData();
+          body.append("operations", JSON.stringify({ ...params, variables: upload.variables }));
+          body.append("map", JSON.stringify({ 0: [`variables.${upload.path}`] }));
+          body.append("0", upload.file, upload.file.name);
+          // The browser writes the multipart Content-Type with its boundary: drop any other.
+          const headers = Object.fromEntries(
+            Object.entries({ ...options.headers, ...opts?.headers }).filter(
+              ([name]) => name.toLowerCase() !== "content-type",
+            ),
+          );
+          headers["Apollo-Require-Preflight"] = "true";
+          say(`Sending ${upload.file.name} as variables.${upload.path}`);
+          const post = options.fetch ?? fetch;
+          const response = await post(options.url, { method: "POST", headers, body });
+          const text = await response.text();
+          say(`Sent ${upload.file.name} as variables.${upload.path} (HTTP ${response.status})`);
+          try {
+            return JSON.parse(text);
+          } catch {
+            throw new Error(`HTTP ${response.status}: ${text}`);
+          }
+        }
+
+        function createFetcher(options) {
+          const fetcher = GraphiQL.createFetcher(options);
+          return (params, opts) => {
+            const upload = pendingUpload(params, opts);
+            return upload ? send(options, upload, params, opts) : fetcher(params, opts);
+          };
+        }
+
+        document.addEventListener("DOMContentLoaded", () => {
+          byId("studio-upload-file").addEventListener("change", () => say(""));
+          byId("studio-upload-clear").addEventListener("click", () => {
+            byId("studio-upload-file").value = "";
+            say("");
+          });
+        });
+        return { createFetcher };
+      })();
+    </script>
+"""
+
+
+def _upload_bar() -> str:
+    variable = html.escape(DEFAULT_UPLOAD_VARIABLE)
+    return f"""    <div id="studio-upload" class="graphiql-container" role="group"
+      aria-label="Upload a file with a mutation">
+      <label>File <input id="studio-upload-file" type="file" /></label>
+      <button id="studio-upload-clear" type="button">Clear</button>
+      <label>
+        sent as <code>variables.</code><input id="studio-upload-path" type="text"
+          value="{variable}" spellcheck="false" autocomplete="off" />
+        with the next mutation that leaves it null
+      </label>
+      <output id="studio-upload-status" aria-live="polite"></output>
+    </div>
+"""
+
+
+def _with_uploads(page: str) -> str:
+    """Put the upload bar under GraphiQL and have the page create its fetcher through ours."""
+    page, fetchers = _CREATE_FETCHER.subn("StudioGraphiQL.createFetcher(", page)
+    head_end, body_end = page.find("</head>"), page.rfind("</body>")
+    if fetchers != 1 or head_end < 0 or body_end < head_end:
+        raise GraphiQLPageError(
+            "Strawberry's GraphiQL page changed: expected one `GraphiQL.createFetcher(`, a "
+            "`</head>` and a `</body>`; update app/graphiql.py"
+        )
+    return (
+        page[:head_end]
+        + _UPLOAD_STYLE
+        + _UPLOAD_SCRIPT
+        + page[head_end:body_end]
+        + _upload_bar()
+        + page[body_end:]
+    )

@@ -1,11 +1,16 @@
 """The studio's own GraphiQL, in a real Chromium with no internet: sign in through the page's
-URL fragment (as `studio token` prints it) and run `{ viewer { email } }` (SPEC §5)."""
+URL fragment (as `studio token` prints it), run `{ viewer { email } }`, and create a voice
+profile with a sample chosen in the page's upload bar (SPEC §5)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
+
 from db.url import DatabaseURL
+from tests.app.test_audio import wav_bytes
 from tests.support.browser import browser_tools, run_graphiql_smoke
 from tests.support.processes import (
     clean_env,
@@ -41,4 +46,49 @@ def test_graphiql_answers_the_viewer_query_offline(
     assert report.external == []
     assert report.page_errors == []
     # The fragment never leaves the browser: the token is in no request the server logged.
+    assert token not in log.read_text()
+
+
+CREATE_WITH_SAMPLE = (
+    "mutation($input: CreateVoiceProfileInput!) "
+    "{ createVoiceProfile(input: $input) { voiceProfile { name sampleUrl } } }"
+)
+
+
+def test_graphiql_uploads_a_voice_sample_chosen_in_the_page(
+    migrated_database: DatabaseURL, tmp_path: Path
+) -> None:
+    browser_tools()
+    env = clean_env(
+        DATABASE_URL=migrated_database.render(hide_password=False),
+        STUDIO_MEDIA_DIR=str(tmp_path / "media"),
+    )
+    issued = run_studio("token", "--email", "graphiql.uploader@example.com", env=env)
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip().splitlines()[-1]
+    sample = tmp_path / "sample.wav"
+    sample.write_bytes(wav_bytes())
+
+    port, log = free_port(), tmp_path / "serve.log"
+    server = start_studio("serve", "--port", str(port), env=env, log=log)
+    try:
+        wait_until_ready(port, server, log)
+        report = run_graphiql_smoke(
+            f"http://127.0.0.1:{port}/graphql#token={token}",
+            CREATE_WITH_SAMPLE,
+            expect="From GraphiQL",
+            variables={"input": {"name": "From GraphiQL"}},
+            upload=sample,
+        )
+        assert report.response is not None
+        profile = json.loads(report.response)["data"]["createVoiceProfile"]["voiceProfile"]
+        assert profile["name"] == "From GraphiQL"
+        assert str(profile["sampleUrl"]).startswith("/media/voice-samples/"), report.response
+        served = httpx.get(f"http://127.0.0.1:{port}{profile['sampleUrl']}", timeout=10)
+    finally:
+        stop(server)
+    assert served.status_code == 200
+    assert served.content == sample.read_bytes()
+    assert report.external == []
+    assert report.page_errors == []
     assert token not in log.read_text()

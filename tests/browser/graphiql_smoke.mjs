@@ -6,7 +6,9 @@
 //     "query": "{ hello }", "expect": "Hello", "chromium": "/usr/bin/chromium"}'
 //
 // Optional keys: "headers" (an object, given to the page as GraphiQL's `?headers=` parameter),
-// "timeoutMs" (each wait; default 30000). tests/support/browser.py runs this script.
+// "variables" (an object, typed into the variables editor), "upload" (a file's path, chosen in the
+// page's upload bar before the operation runs), "timeoutMs" (each wait; default 30000).
+// tests/support/browser.py runs this script.
 //
 // stdout: one JSON report {ok, error, response, requests, external, pageErrors, consoleErrors}.
 // Exit status: 0 passed, 1 a request went to another host, 2 anything else failed.
@@ -41,6 +43,9 @@ const CHROMIUM_FLAGS = [
 ];
 
 const QUERY_EDITOR = ".graphiql-query-editor .CodeMirror";
+// The variables editor comes first in the editor tools, before the headers editor.
+const VARIABLES_EDITOR = ".graphiql-editor-tool > .graphiql-editor:first-child .CodeMirror";
+const UPLOAD_INPUT = "#studio-upload-file";
 const RESPONSE_EDITOR = ".graphiql-response .CodeMirror";
 const EXECUTE_BUTTON = ".graphiql-execute-button";
 
@@ -85,10 +90,17 @@ async function run(context) {
 
   await page.goto(pageUrl(), { waitUntil: "load" });
   await page.waitForSelector(QUERY_EDITOR);
-  await page.evaluate(
-    ([selector, query]) => document.querySelector(selector).CodeMirror.setValue(query),
-    [QUERY_EDITOR, config.query],
-  );
+  const setEditor = (selector, text) =>
+    page.evaluate(
+      ([editor, value]) => document.querySelector(editor).CodeMirror.setValue(value),
+      [selector, text],
+    );
+  if (config.variables) {
+    await page.waitForSelector(VARIABLES_EDITOR, { state: "attached" });
+    await setEditor(VARIABLES_EDITOR, JSON.stringify(config.variables, null, 2));
+  }
+  if (config.upload) await page.setInputFiles(UPLOAD_INPUT, config.upload);
+  await setEditor(QUERY_EDITOR, config.query);
   // GraphiQL parses the editor's text 100 ms after a change, and decides from that parse whether
   // to send the operation over HTTP or the websocket (subscriptions): wait until it has parsed
   // this query, or a subscription would go out as a plain POST.

@@ -85,12 +85,16 @@ def run_graphiql_smoke(
     expect: str,
     headers: dict[str, str] | None = None,
     *,
+    variables: dict[str, object] | None = None,
+    upload: Path | None = None,
     timeout: float = 30,
 ) -> SmokeReport:
     """Open GraphiQL at ``url``, run ``query``, wait for ``expect`` in the result pane.
 
     Fails the test if the text never appears or if the page requested anything from a host other
-    than ``url``'s. ``headers`` go into GraphiQL's headers editor (its ``?headers=`` parameter).
+    than ``url``'s. ``headers`` go into GraphiQL's headers editor (its ``?headers=`` parameter),
+    ``variables`` into its variables editor; ``upload`` is chosen in the page's upload bar (the
+    variable path it fills keeps its default, ``input.sample``).
     """
     tools = browser_tools()
     config = {
@@ -98,6 +102,8 @@ def run_graphiql_smoke(
         "query": query,
         "expect": expect,
         "headers": headers,
+        "variables": variables,
+        "upload": str(upload) if upload is not None else None,
         "chromium": tools.chromium,
         "timeoutMs": int(timeout * 1000),
     }
