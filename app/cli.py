@@ -26,6 +26,7 @@ from app.auth import issue_access_token
 from app.errors import StudioError
 from app.logging import configure_logging
 from app.settings import Environment, Settings, SettingsError, load_settings
+from app.worker.process import run_worker_process
 from db import migrations
 from db.embedded import EmbeddedPostgres
 from db.engine import create_engine, create_sessionmaker
@@ -101,6 +102,29 @@ def serve(
                 proxy_headers=True,
                 server_header=False,
             )
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 1,
+) -> None:
+    """Run generation jobs until SIGTERM or Ctrl-C (both finish the current stage first).
+
+    Any number of worker processes, on any number of machines, share the queue in the database.
+    Without DATABASE_URL, the embedded PostgreSQL in STUDIO_DATA_DIR is used.
+    """
+    settings = _settings()
+    with _database(settings) as database:
+        if settings.run_migrations_on_start:
+            asyncio.run(migrations.upgrade(database))
+        worker_settings = load_settings(database_url=database.render(hide_password=False))
+        asyncio.run(
+            run_worker_process(
+                worker_settings,
+                concurrency,
+                on_start=lambda w: console.print(f"worker {w.worker_id}: {concurrency} at a time"),
+            )
+        )
 
 
 @migrate_cli.command("upgrade")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +20,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     state = AppState.of(request)
-    database = await database_status(state.engine, within=READY_TIMEOUT_SECONDS)
+    database, listening = await asyncio.gather(
+        database_status(state.engine, within=READY_TIMEOUT_SECONDS),
+        state.listener.check(within=READY_TIMEOUT_SECONDS),
+    )
     checks: dict[str, dict[str, Any]] = {
         "database": {"ok": database.reachable}
         | ({"error": database.error} if database.error else {}),
@@ -28,6 +32,13 @@ async def readyz(request: Request) -> JSONResponse:
             "current": sorted(database.revisions),
             "head": sorted(state.head_revisions),
         },
+        # The LISTEN connection that live progress (subscriptions) depends on.
+        "listener": {"ok": listening}
+        | (
+            {"error": state.listener.last_error}
+            if not listening and state.listener.last_error
+            else {}
+        ),
     }
     ready = all(check["ok"] for check in checks.values())
     return JSONResponse(

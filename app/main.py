@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from app.csrf import CSRF_HEADERS, CSRFMiddleware
+from app.events import EventHub
 from app.graphiql import assets_mount
 from app.health import healthz, readyz
 from app.logging import configure_logging
@@ -20,7 +21,9 @@ from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, Re
 from app.oidc import parse_providers
 from app.settings import Settings, SettingsError, load_settings
 from app.state import AppState
+from app.worker import inprocess_worker
 from db.engine import create_engine, create_sessionmaker
+from db.events import ChangeListener
 from db.migrations import head_revisions
 from schema import create_schema
 from schema.view import GraphQLView
@@ -48,15 +51,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        events = EventHub()
+        listener = ChangeListener(
+            settings.database, on_event=events.dispatch, on_reconnect=events.resync_all
+        )
+        await listener.start()  # a database that is down is retried; /readyz says so
         app.state.studio = AppState(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker or create_sessionmaker(engine),
             head_revisions=head_revisions(),
+            events=events,
+            listener=listener,
         )
         try:
-            yield
+            async with inprocess_worker(settings, app.state.studio.sessionmaker):
+                yield
         finally:
+            await listener.stop()
             await engine.dispose()
 
     # Outermost first: every response (a 413 included) carries the request id and CORS headers.

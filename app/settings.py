@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5000, ge=100, le=100_000)
     graphiql: bool | None = None
 
+    # --- websockets (subscriptions) ---------------------------------------------------------
+    max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    #: Counted per API process: N processes let a user hold up to N times this many.
+    max_connections_per_user: int = Field(default=10, ge=1, le=1000)
+
     # --- logging ----------------------------------------------------------------------------
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
+from app.events import EventHub
 from app.settings import Settings
+from db.events import ChangeListener
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,9 @@ class AppState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     head_revisions: frozenset[str]
+    #: Change events of this process's subscriptions, fed by the one LISTEN connection.
+    events: EventHub
+    listener: ChangeListener
 
     @classmethod
     def of(cls, connection: HTTPConnection) -> AppState:

@@ -20,6 +20,8 @@ from app.settings import Settings
 from schema.errors import ErrorCodes
 from schema.mutations import Mutation
 from schema.queries import Query
+from schema.streaming import OperationContexts
+from schema.subscriptions import Subscription
 from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
@@ -47,7 +49,10 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     # Extensions are made fresh for each operation (factories); the caches behind ParserCache
     # and ValidationCache are shared. The limit rules are built once, so that validation results
     # stay cacheable (the cache key includes the rule classes).
-    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [ErrorCodes]
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        ErrorCodes,
+        OperationContexts,  # websocket operations: a context (and session) of their own
+    ]
     if settings is not None:
         rules = [
             *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
@@ -62,6 +67,7 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     return StudioSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=NODE_TYPES,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),

@@ -10,7 +10,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.graphiql import render_graphiql_page
 from app.middleware import scope_viewer
@@ -19,11 +19,23 @@ from app.state import AppState
 from schema.context import Context
 from schema.errors import coded_error
 from schema.loaders import Loaders, SessionGate
+from schema.streaming import ConnectionContext
+from schema.websocket import (
+    ConnectionLimiter,
+    LegacyWSHandler,
+    TransportWSHandler,
+    accept_connection,
+)
 
 _SESSION_KEY = "studio.session"
 
 
 class GraphQLView(GraphQL[Context, None]):
+    # Websockets: token from connection_init or the upgrade request, 4403 and limits for both
+    # protocols (schema/websocket.py).
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
             schema,
@@ -31,8 +43,11 @@ class GraphQLView(GraphQL[Context, None]):
             allow_queries_via_get=True,
             # The GraphQL multipart request spec, for voice samples (`Upload`).
             multipart_uploads_enabled=True,
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+            allowed_origins=settings.cors_origins,  # browser pages that may open a websocket
         )
         self.settings = settings
+        self.connections = ConnectionLimiter(settings.max_connections_per_user)
 
     async def run(  # type: ignore[override]  # one body for both of the base's overloads
         self,
@@ -41,7 +56,11 @@ class GraphQLView(GraphQL[Context, None]):
         root_value: None = UNSET,
     ) -> Response | WebSocket:
         if isinstance(request, WebSocket):
-            return await super().run(request, context, root_value)
+            connection = ConnectionContext.open(self.settings, request)
+            try:
+                return await super().run(request, connection, root_value)
+            finally:
+                self.connections.release(connection)
         # One session for the whole operation, closed (rolled back unless committed) before the
         # response leaves; queries never commit.
         async with AppState.of(request).sessionmaker() as session:
@@ -86,3 +105,9 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        assert isinstance(context, ConnectionContext)
+        accept_connection(self.settings, self.connections, context)  # or ConnectionRefused
+        no_payload: UnsetType = UNSET  # a connection_ack without a payload
+        return no_payload

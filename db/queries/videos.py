@@ -42,13 +42,23 @@ async def soft_delete_video(
     video = await _lock_video(session, owner_id, video_id, deleted=False)
     now = await _now(session)
     video.deleted_at = now
-    await session.execute(
+    cancelled = await session.execute(
         update(GenerationJob)
         .where(GenerationJob.video_id == video.id, GenerationJob.status.in_(ACTIVE_JOB_STATUSES))
         .values(status=JobStatus.CANCELLED, finished_at=now, error="The video was deleted.")
     )
+    if cancelled.rowcount:  # type: ignore[attr-defined]
+        # No run goes on: a restored video must not show QUEUED or PROCESSING forever.
+        video.status, video.progress = status_without_job(video), 0
     await session.flush()
     return video
+
+
+def status_without_job(video: Video) -> VideoStatus:
+    """The status a video returns to when its run ends without a result (cancelled)."""
+    if video.script is None:
+        return VideoStatus.DRAFT
+    return VideoStatus.PUBLISHED if video.published_to else VideoStatus.READY
 
 
 async def restore_video(session: AsyncSession, owner_id: uuid.UUID, video_id: uuid.UUID) -> Video:

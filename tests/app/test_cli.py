@@ -32,6 +32,9 @@ def _env(database: DatabaseURL) -> dict[str, str]:
         ["migrate", "current"],
         ["migrate", "history"],
         ["seed"],
+        ["token"],
+        ["schema"],
+        ["worker"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
-from db.models import JobStatus
+from db.models import JobStatus, VideoStatus
 from db.queries import videos
 from tests.factories import make_job, make_user, make_video
 
@@ -55,3 +55,25 @@ async def test_deleting_twice_or_restoring_a_live_video_is_not_found(session: As
     await videos.soft_delete_video(session, owner.id, video.id)
     with pytest.raises(NotFound):
         await videos.soft_delete_video(session, owner.id, video.id)
+
+
+async def test_deleting_a_video_mid_run_leaves_it_restorable_to_a_settled_status(
+    session: AsyncSession,
+) -> None:
+    owner = await make_user(session)
+    video = await make_video(session, owner, status=VideoStatus.PROCESSING, progress=40)
+    await make_job(session, video, status=JobStatus.RUNNING, attempt=1)
+
+    await videos.soft_delete_video(session, owner.id, video.id)
+    restored = await videos.restore_video(session, owner.id, video.id)
+    # Its run was cancelled: it must not show PROCESSING with no job behind it.
+    assert restored.status is VideoStatus.DRAFT
+    assert restored.progress == 0
+
+
+async def test_deleting_an_idle_video_keeps_its_status(session: AsyncSession) -> None:
+    owner = await make_user(session)
+    video = await make_video(session, owner, status=VideoStatus.READY, progress=100)
+    await videos.soft_delete_video(session, owner.id, video.id)
+    restored = await videos.restore_video(session, owner.id, video.id)
+    assert (restored.status, restored.progress) == (VideoStatus.READY, 100)

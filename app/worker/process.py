@@ -1,0 +1,40 @@
+"""``studio worker``: a process that only runs jobs, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+from app.settings import Settings
+from app.worker.runner import Worker
+from db.engine import create_engine, create_sessionmaker
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def run_worker_process(
+    settings: Settings, concurrency: int, *, on_start: Callable[[Worker], None] | None = None
+) -> None:
+    """Run a `Worker` on the configured database; SIGTERM and SIGINT stop it gracefully.
+
+    The signal handlers are this loop's while it runs; the ones installed before are put back.
+    """
+    # Each running job uses one pooled connection at a time, and so may a slot claiming.
+    if settings.db_pool_size < concurrency + 1:
+        settings = settings.model_copy(update={"db_pool_size": concurrency + 1})
+    engine = create_engine(settings, application_name="studio-worker")
+    worker = Worker(settings, create_sessionmaker(engine), concurrency=concurrency)
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        if on_start is not None:
+            on_start(worker)
+        await worker.run()
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
+        await engine.dispose()

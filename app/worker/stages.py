@@ -1,0 +1,252 @@
+"""The stages a job runs today.
+
+SCRIPT is real: the description becomes narration segments. VOICE, CAPTIONS and RENDER are
+placeholders until the real pipeline (synthesized speech, rendered MP4) replaces them, and are
+named for what they honestly do: `EstimatedVoice` estimates how long each segment takes to say,
+without producing audio; `WebVTTCaptions` writes WebVTT and SRT captions timed to those
+estimates; `NoRender` produces no media at all.
+
+What each stage returns (the contract between stages, read by `video_artefacts`):
+
+* SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration;
+* VOICE: ``{"timings": [{"index", "startMs", "endMs"}], "durationMs", "audioPath": None}``;
+* CAPTIONS: ``{"tracks": [{"language", "format", "url"}]}``;
+* RENDER: ``{"mediaPath": None}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from typing import Any
+
+from app.settings import Settings
+from app.worker.pipeline import Results, Stage, StageContext, StageError, VideoInput
+from db.models import JobStage, VideoInputType
+
+#: Longest narration segment: about two spoken sentences, or one caption screen of ~4 lines.
+MAX_SEGMENT_CHARS = 220
+#: A speaking pace for the estimate (words per minute at speed 1.0) and the pause between
+#: segments.
+WORDS_PER_MINUTE = 160
+PAUSE_MS = 300
+#: Caption cues: at most two lines of this many characters.
+CAPTION_LINE_CHARS = 42
+
+
+def default_stages(settings: Settings) -> list[Stage]:
+    delay = settings.pipeline_stage_delay_ms / 1000
+    return [ScriptFromDescription(), EstimatedVoice(delay), WebVTTCaptions(delay), NoRender(delay)]
+
+
+class ScriptFromDescription:
+    """Narration segments from the video's description (a URL's page is not fetched yet)."""
+
+    name = JobStage.SCRIPT
+    weight = 1.0
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        if video.input_type is VideoInputType.URL:
+            raise StageError(
+                "Fetching web pages is not available yet: make this video from a description."
+            )
+        if not (video.description or "").strip():
+            raise StageError("The video has no description to narrate.")
+        texts = split_script(video.title, video.description or "")
+        context.report(1.0)
+        return {"segments": [{"index": i, "text": text} for i, text in enumerate(texts)]}
+
+
+class EstimatedVoice:
+    """Placeholder voice: no audio, only how long each segment would take to say."""
+
+    name = JobStage.VOICE
+    weight = 4.0
+
+    def __init__(self, delay_seconds: float = 0.0) -> None:
+        self.delay_seconds = delay_seconds
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        speed = float(video.audio_settings.get("speed", 1.0)) or 1.0
+        timings, cursor = [], 0
+        for segment in results[JobStage.SCRIPT]["segments"]:
+            words = len(str(segment["text"]).split())
+            duration = max(800, round(words / (WORDS_PER_MINUTE * speed) * 60_000))
+            timings.append(
+                {"index": segment["index"], "startMs": cursor, "endMs": cursor + duration}
+            )
+            cursor += duration + PAUSE_MS
+        await pace(context, self.delay_seconds)
+        return {"timings": timings, "durationMs": max(0, cursor - PAUSE_MS), "audioPath": None}
+
+
+class WebVTTCaptions:
+    """WebVTT and SRT caption tracks timed to the voice stage's segment timings.
+
+    The tracks are carried as ``data:`` URLs until rendered media gets a home that every API
+    process can serve; a ``<track>`` element plays them as they are.
+    """
+
+    name = JobStage.CAPTIONS
+    weight = 1.0
+
+    def __init__(self, delay_seconds: float = 0.0) -> None:
+        self.delay_seconds = delay_seconds
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        texts = {s["index"]: str(s["text"]) for s in results[JobStage.SCRIPT]["segments"]}
+        cues: list[tuple[int, int, str]] = []
+        for timing in results[JobStage.VOICE]["timings"]:
+            cues += caption_cues(texts[timing["index"]], timing["startMs"], timing["endMs"])
+        await pace(context, self.delay_seconds)
+        language = str(video.audio_settings.get("language", "en"))
+        return {
+            "tracks": [
+                {"language": language, "format": "vtt", "url": _data_url("text/vtt", webvtt(cues))},
+                {"language": language, "format": "srt", "url": _data_url("text/plain", srt(cues))},
+            ]
+        }
+
+
+class NoRender:
+    """Placeholder render: produces no media (``mediaUrl`` stays null)."""
+
+    name = JobStage.RENDER
+    weight = 4.0
+
+    def __init__(self, delay_seconds: float = 0.0) -> None:
+        self.delay_seconds = delay_seconds
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        await pace(context, self.delay_seconds)
+        return {"mediaPath": None}
+
+
+def video_artefacts(results: Results) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The video's ``script`` (segments with their timings) and ``caption_tracks``."""
+    timings = {t["index"]: t for t in results.get(JobStage.VOICE, {}).get("timings", [])}
+    segments = [
+        {
+            "index": segment["index"],
+            "text": segment["text"],
+            "startMs": timings.get(segment["index"], {}).get("startMs"),
+            "endMs": timings.get(segment["index"], {}).get("endMs"),
+        }
+        for segment in results[JobStage.SCRIPT]["segments"]
+    ]
+    tracks = list(results.get(JobStage.CAPTIONS, {}).get("tracks", []))
+    return {"segments": segments}, tracks
+
+
+async def pace(context: StageContext, seconds: float) -> None:
+    """Take ``seconds`` (the test-only stage delay), reporting progress as the time passes."""
+    steps = max(1, round(seconds / 0.05))
+    for step in range(1, steps + 1):
+        if seconds > 0:
+            await asyncio.sleep(seconds / steps)
+        context.report(step / steps)
+
+
+# --- script segmentation ------------------------------------------------------------------
+
+# A run of text up to and including its closing punctuation (and any closing quotes/brackets).
+_SENTENCE = re.compile("[^.!?\u2026]+(?:[.!?\u2026]+[\"'\u201d\u2019)\\]]*|$)")
+_CLAUSE_BREAK = re.compile(r"(?<=[,;:—])\s+")
+
+
+def split_script(title: str, description: str) -> list[str]:
+    """The title, then the description as segments of whole sentences, each at most
+    `MAX_SEGMENT_CHARS` long; a paragraph break always starts a new segment."""
+    segments = [" ".join(title.split())]
+    for paragraph in re.split(r"\n\s*\n", description):
+        text = " ".join(paragraph.split())
+        if text:
+            sentences = [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+            segments += _pack(piece for sentence in sentences for piece in _fit(sentence))
+    return segments
+
+
+def _fit(sentence: str) -> list[str]:
+    """A sentence too long for one segment, cut at clause breaks, else between words."""
+    if len(sentence) <= MAX_SEGMENT_CHARS:
+        return [sentence]
+    clauses = _CLAUSE_BREAK.split(sentence)
+    if len(clauses) > 1:
+        return list(_pack(piece for clause in clauses for piece in _fit(clause)))
+    return _wrap(sentence, MAX_SEGMENT_CHARS)
+
+
+def _pack(pieces: Any) -> list[str]:
+    packed: list[str] = []
+    for piece in pieces:
+        if packed and len(packed[-1]) + 1 + len(piece) <= MAX_SEGMENT_CHARS:
+            packed[-1] = f"{packed[-1]} {piece}"
+        else:
+            packed.append(piece)
+    return packed
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        while len(word) > width:  # one unbreakable "word" (a URL, say)
+            lines.append(word[:width])
+            word = word[width:]
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+# --- captions -----------------------------------------------------------------------------
+
+
+def caption_cues(text: str, start_ms: int, end_ms: int) -> list[tuple[int, int, str]]:
+    """Cues of at most two lines for one segment, its time shared out by length."""
+    chunks = _wrap(text, 2 * CAPTION_LINE_CHARS)
+    total = sum(len(chunk) for chunk in chunks) or 1
+    cues, cursor = [], start_ms
+    for number, chunk in enumerate(chunks, start=1):
+        stop = (
+            end_ms if number == len(chunks) else cursor + (end_ms - start_ms) * len(chunk) // total
+        )
+        cues.append((cursor, stop, "\n".join(_wrap(chunk, CAPTION_LINE_CHARS))))
+        cursor = stop
+    return cues
+
+
+def webvtt(cues: list[tuple[int, int, str]]) -> str:
+    body = "".join(
+        f"{_timestamp(start, '.')} --> {_timestamp(end, '.')}\n{text}\n\n"
+        for start, end, text in cues
+    )
+    return f"WEBVTT\n\n{body}"
+
+
+def srt(cues: list[tuple[int, int, str]]) -> str:
+    return "".join(
+        f"{number}\n{_timestamp(start, ',')} --> {_timestamp(end, ',')}\n{text}\n\n"
+        for number, (start, end, text) in enumerate(cues, start=1)
+    )
+
+
+def _timestamp(ms: int, separator: str) -> str:
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{millis:03d}"
+
+
+def _data_url(media_type: str, text: str) -> str:
+    encoded = base64.b64encode(text.encode()).decode()
+    return f"data:{media_type};charset=utf-8;base64,{encoded}"

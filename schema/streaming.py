@@ -1,0 +1,136 @@
+"""A context of its own for each websocket operation, and no session held by a subscription.
+
+Strawberry builds one context per websocket *connection* and passes it to every operation on
+it. Sharing it would share loaders (and their cached rows) between subscriptions, and a
+connection has no natural session. `OperationContexts` (a schema extension) therefore replaces
+the connection's context, once the operation is parsed and its type known, with:
+
+* for a subscription: a `Context` whose loaders run each batch in a short session of its own
+  (`ShortSessionGate`). The subscription makes fresh loaders for every event
+  (`Context.reset_loaders`), so nothing is cached across events and no database connection is
+  held while it waits for the next change;
+* for a query or a mutation sent over ``graphql-transport-ws``: one session for the operation,
+  as an HTTP request gets (mutations commit through it, `schema.transactions`).
+
+Subscriptions are served over websockets only: over HTTP a stream would hold its request's
+session for its whole life and escape the per-user connection limit, so it is refused.
+
+The extension also codes the errors of every streamed result (``extensions.code``, SPEC §4):
+`schema.errors.ErrorCodes` sees only an operation's final result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.websockets import WebSocket
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult, StreamExecutionResult
+from strawberry.types.graphql import OperationType
+
+from app.errors import BadUserInput
+from app.middleware import scope_viewer
+from app.settings import Settings
+from app.state import AppState
+from schema.context import Context
+from schema.errors import coded_error
+from schema.loaders import Loaders, SessionGate
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ShortSessionGate(SessionGate):
+    """Runs every loader batch in a short session of its own (batches may run concurrently).
+
+    It has no long-lived ``session``: code that needs one transaction (mutations) cannot run on
+    it, which is the point.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        # No `super().__init__`: there is no operation-wide session to hold.
+        self._sessionmaker = sessionmaker
+
+    async def run(
+        self,
+        fn: Callable[Concatenate[AsyncSession, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        async with self._sessionmaker() as session:
+            return await fn(session, *args, **kwargs)
+
+
+@dataclass
+class ConnectionContext(Context):
+    """The context Strawberry keeps for a whole websocket connection (`schema.websocket`
+    authenticates it). Operations do not run on it: `OperationContexts` gives each its own."""
+
+    connection_params: dict[str, object] | None = None
+    #: The user this connection is counted against (`schema.websocket.ConnectionLimiter`).
+    counted_user: uuid.UUID | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, websocket: WebSocket) -> ConnectionContext:
+        """The viewer so far is the upgrade request's ``Authorization`` header (if any)."""
+        viewer, auth_error = scope_viewer(websocket.scope)
+        gate = ShortSessionGate(AppState.of(websocket).sessionmaker)
+        return cls(
+            settings=settings,
+            request_id=websocket.scope.get("state", {}).get("request_id", ""),
+            gate=gate,
+            loaders=Loaders(gate, viewer.user_id if viewer else None),
+            viewer=viewer,
+            auth_error=auth_error,
+            request=websocket,
+            response=websocket,
+        )
+
+
+def operation_context(connection: Context, gate: SessionGate) -> Context:
+    """A context for one operation: the connection's caller, its own gate and loaders."""
+    viewer = connection.viewer
+    return Context(
+        settings=connection.settings,
+        request_id=connection.request_id,
+        gate=gate,
+        loaders=Loaders(gate, viewer.user_id if viewer else None),
+        viewer=viewer,
+        auth_error=connection.auth_error,
+        request=connection.request,
+        response=connection.response,
+    )
+
+
+class OperationContexts(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        connection = execution.context
+        is_subscription = execution.operation_type is OperationType.SUBSCRIPTION
+        if not isinstance(connection, ConnectionContext):
+            if is_subscription:
+                raise BadUserInput(
+                    "Subscriptions are served over websockets (graphql-transport-ws or "
+                    "graphql-ws) at this same URL."
+                )
+            yield
+            return
+        assert connection.request is not None
+        sessionmaker = AppState.of(connection.request).sessionmaker
+        if is_subscription:
+            execution.context = operation_context(connection, ShortSessionGate(sessionmaker))
+            yield
+            return
+        async with sessionmaker() as session:
+            execution.context = operation_context(connection, SessionGate(session))
+            yield
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        if isinstance(result, ExecutionResult) and result.errors:
+            request_id = getattr(self.execution_context.context, "request_id", None)
+            result.errors = [coded_error(error, request_id) for error in result.errors]
+        yield

@@ -1,0 +1,247 @@
+"""``type Subscription`` (SPEC §4, §5 Live progress): job and video state as it changes.
+
+Every subscription follows the same steps:
+
+1. register with the process's `EventHub` *before* reading anything, so that a change committed
+   while the current state is read is queued, not lost;
+2. read the current state through the viewer's loaders (someone else's id is ``NOT_FOUND``) and
+   send it;
+3. for every change event whose ``version`` is newer than the last state sent, re-read the row
+   with fresh loaders (each batch in a short session: nothing is held while waiting) and send it
+   if it is newer. Versions only grow, so nothing is sent twice or out of order; states that
+   change faster than a subscriber re-reads them coalesce into the newest one.
+4. On a resync (the listener reconnected after a database restart, or the subscriber fell behind)
+   re-read the same way: whatever changed while events were lost is sent then. A re-read that
+   fails because the database is unreachable is retried every second, not fatal.
+
+``jobProgress`` ends after sending a terminal state (SUCCEEDED, FAILED, CANCELLED).
+``videoUpdated`` ends with ``NOT_FOUND`` once the video is deleted (deleted videos are invisible,
+and a restored one can be subscribed to again). ``viewerJobs`` runs until the client stops it.
+Each ends with ``UNAUTHENTICATED`` when the connection's access token expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol, TypeVar
+
+import strawberry
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from app.errors import NotFound, Unauthenticated
+from app.events import (
+    RESYNC,
+    EventHub,
+    Subscriber,
+    job_topic,
+    owner_jobs_topic,
+    video_topic,
+)
+from app.state import AppState
+from db import models
+from db.events import ChangeEvent
+from db.queries import changes
+from schema.context import Info
+from schema.queries import load_node
+from schema.relay import from_global_id
+from schema.types.generation_job import GenerationJob
+from schema.types.video import Video
+
+logger = logging.getLogger(__name__)
+
+TERMINAL_JOB_STATUSES = frozenset(
+    {models.JobStatus.SUCCEEDED, models.JobStatus.FAILED, models.JobStatus.CANCELLED}
+)
+#: A viewerJobs resync looks this far back before the previous one (transactions in flight
+#: across it); rows already sent are skipped by version.
+RESYNC_OVERLAP = timedelta(seconds=30)
+READ_RETRY_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
+class _Unavailable(enum.Enum):
+    UNAVAILABLE = "unavailable"
+
+
+UNAVAILABLE: Literal[_Unavailable.UNAVAILABLE] = _Unavailable.UNAVAILABLE
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The job's current state, then every change; ends after a terminal state."
+    )
+    async def job_progress(
+        self, info: Info, job_id: strawberry.ID
+    ) -> AsyncGenerator[GenerationJob, None]:
+        await info.context.require_viewer()
+        _, row_id = from_global_id(job_id, expected="GenerationJob", field="jobId")
+        with _hub(info).subscribe(job_topic(row_id)) as subscriber:
+            node = await load_node(info, job_id, expected="GenerationJob")
+            assert isinstance(node, GenerationJob)
+            read = _job_reader(info, row_id)
+            states = _follow(
+                _Changes(info, subscriber),
+                node.row,
+                read,
+                gone=f"Job {job_id} is gone (its video was deleted).",
+            )
+            async with contextlib.aclosing(states):
+                async for row in states:
+                    yield GenerationJob(row=row)
+                    if row.status in TERMINAL_JOB_STATUSES:
+                        return
+
+    @strawberry.subscription(
+        description="The video's current state, then every change; ends (NOT_FOUND) when the "
+        "video is deleted."
+    )
+    async def video_updated(
+        self, info: Info, video_id: strawberry.ID
+    ) -> AsyncGenerator[Video, None]:
+        await info.context.require_viewer()
+        _, row_id = from_global_id(video_id, expected="Video", field="videoId")
+        with _hub(info).subscribe(video_topic(row_id)) as subscriber:
+            node = await load_node(info, video_id, expected="Video")
+            assert isinstance(node, Video)
+            read = _video_reader(info, row_id)
+            gone = f"Video {video_id} was deleted."
+            states = _follow(_Changes(info, subscriber), node.row, read, gone=gone)
+            async with contextlib.aclosing(states):
+                async for row in states:
+                    yield Video(row=row)
+
+    @strawberry.subscription(description="Every change to any of the viewer's jobs.")
+    async def viewer_jobs(self, info: Info) -> AsyncGenerator[GenerationJob, None]:
+        viewer = await info.context.require_viewer()
+        gate = info.context.gate
+        sent: dict[uuid.UUID, int] = {}  # job id -> last version sent
+        with _hub(info).subscribe(owner_jobs_topic(viewer.user_id)) as subscriber:
+            since = await gate.run(changes.database_time)
+            changed = _Changes(info, subscriber)
+
+            async def changed_since() -> tuple[datetime, Sequence[models.GenerationJob]]:
+                now = await gate.run(changes.database_time)
+                return now, await gate.run(changes.jobs_changed_since, viewer.user_id, since)
+
+            while True:
+                change = await changed.next()
+                rows: Sequence[models.GenerationJob | None]
+                if change is None:  # events may be lost: read what changed lately
+                    result = await changed.reread(changed_since)
+                    if result is UNAVAILABLE:
+                        continue
+                    now, rows = result
+                    since = max(since, now - RESYNC_OVERLAP)
+                elif change.version > sent.get(change.id, 0):
+                    row = await changed.reread(_job_reader(info, change.id))
+                    rows = [] if row is UNAVAILABLE else [row]  # None: its video was deleted
+                else:
+                    continue
+                for job in rows:
+                    if job is not None and job.version > sent.get(job.id, 0):
+                        sent[job.id] = job.version
+                        info.context.reset_loaders()
+                        yield GenerationJob(row=job)
+
+
+async def _follow(
+    changed: _Changes,
+    first: V,
+    read: Callable[[], Awaitable[V | None]],
+    *,
+    gone: str,
+) -> AsyncGenerator[V, None]:
+    """``first``, then each newer state of the same row; `NotFound` (``gone``) once the viewer
+    can no longer see it."""
+    last = first.version
+    yield first
+    while True:
+        change = await changed.next()
+        if change is not None and change.version <= last:
+            continue  # already sent (a duplicate, or older than a state read since)
+        row = await changed.reread(read)
+        if row is UNAVAILABLE:
+            continue
+        if row is None:
+            raise NotFound(gone)
+        if row.version > last:
+            last = row.version
+            yield row
+
+
+class _Changes:
+    """When a subscription must look again: a change event, or ``None`` for "re-read all you
+    follow" (a resync, or a retry after a re-read failed on an unreachable database)."""
+
+    def __init__(self, info: Info, subscriber: Subscriber) -> None:
+        self.info = info
+        self.subscriber = subscriber
+        self.retrying = False
+
+    async def next(self) -> ChangeEvent | None:
+        """`Unauthenticated` once the connection's access token expires."""
+        viewer = self.info.context.viewer
+        assert viewer is not None
+        remaining = (viewer.expires_at - datetime.now(UTC)).total_seconds()
+        wait = min(remaining, READ_RETRY_SECONDS) if self.retrying else remaining
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    change = await self.subscriber.next()
+                    return None if change is RESYNC else change
+            if wait < remaining:
+                return None  # time to retry the failed read
+        raise Unauthenticated("The access token has expired; subscribe again with a new one.")
+
+    async def reread(
+        self, read: Callable[[], Awaitable[T]]
+    ) -> T | Literal[_Unavailable.UNAVAILABLE]:
+        """``read()`` with fresh loaders; `UNAVAILABLE` (to be retried) if the database cannot
+        be reached."""
+        self.info.context.reset_loaders()
+        try:
+            result = await read()
+        except (DBAPIError, OSError, PoolTimeoutError) as exc:
+            if isinstance(exc, DBAPIError) and not (
+                exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+            ):
+                raise
+            logger.warning("subscription re-read failed (%s); retrying", type(exc).__name__)
+            self.retrying = True
+            return UNAVAILABLE
+        self.retrying = False
+        return result
+
+
+def _job_reader(
+    info: Info, job_id: uuid.UUID
+) -> Callable[[], Awaitable[models.GenerationJob | None]]:
+    # Looks the loaders up when called: `_Changes.reread` has just replaced them.
+    return lambda: info.context.loaders.job_by_id.load(job_id)
+
+
+def _video_reader(info: Info, video_id: uuid.UUID) -> Callable[[], Awaitable[models.Video | None]]:
+    return lambda: info.context.loaders.video_by_id.load(video_id)
+
+
+def _hub(info: Info) -> EventHub:
+    request = info.context.request
+    assert request is not None
+    return AppState.of(request).events

@@ -1,0 +1,280 @@
+"""The worker in this process, on a database of the test's own: it wakes on NOTIFY, writes
+progress that only grows at a bounded pace, fails readably, retries the unexpected, hands jobs
+back when it stops, and runs inside the API process when asked to."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.main import create_app
+from app.settings import Settings, load_settings
+from app.worker import Worker
+from app.worker.pipeline import Results, Stage, StageContext, VideoInput
+from app.worker.stages import default_stages
+from db.models import JobStage, JobStatus, VideoInputType, VideoStatus
+from db.queries import job_queue
+from db.url import DatabaseURL
+from tests.support.jobs import committing_sessions, load_job, load_video, start_jobs, wait_for
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def sessions(migrated_database: DatabaseURL) -> AsyncIterator[Sessions]:
+    async with committing_sessions(migrated_database) as sessions:
+        yield sessions
+
+
+def _settings(database: DatabaseURL, **overrides: Any) -> Settings:
+    return load_settings(
+        database_url=database.render(hide_password=False), inprocess_worker=False, **overrides
+    )
+
+
+class ChattyStage:
+    """Reports progress thousands of times a second for about a second."""
+
+    name = JobStage.VOICE
+    weight = 4.0
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < 1.0:
+            context.report(elapsed)
+            await asyncio.sleep(0.0002)
+        return {"timings": [], "durationMs": 0, "audioPath": None}
+
+
+class BrokenStage:
+    name = JobStage.RENDER
+    weight = 1.0
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        raise RuntimeError("a bug, with details users must not see")
+
+
+class EndlessStage:
+    name = JobStage.VOICE
+    weight = 1.0
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        context.report(0.5)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        raise AssertionError("unreachable")
+
+
+async def _running(worker: Worker) -> asyncio.Task[None]:
+    task = asyncio.create_task(worker.run())
+
+    async def idle() -> bool:
+        return worker.idle_slots == worker.concurrency
+
+    await wait_for(idle, within=10, what="the worker to be idle")
+    return task
+
+
+async def _stopped(worker: Worker, task: asyncio.Task[None]) -> None:
+    worker.stop()
+    await asyncio.wait_for(task, 10)
+
+
+async def _finished(sessions: Sessions, job_id: uuid.UUID, within: float = 10) -> Any:
+    async def done() -> Any:
+        job = await load_job(sessions, job_id)
+        return None if job.status.is_active else job
+
+    return await wait_for(done, within=within, what=f"job {job_id} to finish")
+
+
+async def test_an_idle_worker_is_woken_by_notify_not_by_polling(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = _settings(migrated_database, worker_poll_seconds=60)
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(settings, worker_sessions, concurrency=2)
+        task = await _running(worker)
+        queued_at = time.monotonic()
+        (job,) = await start_jobs(sessions)
+        done = await _finished(sessions, job.id, within=5)
+        await _stopped(worker, task)
+    assert done.status is JobStatus.SUCCEEDED
+    assert time.monotonic() - queued_at < 5  # far sooner than the 60 s poll
+    video = await load_video(sessions, job.video_id)
+    assert video.status is VideoStatus.READY
+    assert video.script is not None
+    assert video.script["segments"][0]["text"] == "Video 0"
+    assert [track["format"] for track in video.caption_tracks] == ["vtt", "srt"]
+
+
+async def test_progress_written_only_grows_at_a_bounded_pace(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = _settings(migrated_database)
+    stages: list[Stage] = [
+        default_stages(settings)[0],
+        ChattyStage(),
+        *default_stages(settings)[2:],
+    ]
+    events: list[dict[str, Any]] = []
+    listener = await _listen(migrated_database, events)
+    try:
+        async with committing_sessions(migrated_database) as worker_sessions:
+            worker = Worker(settings, worker_sessions, stages=stages)
+            task = await _running(worker)
+            (job,) = await start_jobs(sessions)
+            done = await _finished(sessions, job.id)
+            await _stopped(worker, task)
+    finally:
+        await listener.close()
+    assert done.status is JobStatus.SUCCEEDED
+    running = [e for e in events if e["kind"] == "job" and e["status"] == "RUNNING"]
+    progress = [e["progress"] for e in running]
+    assert progress == sorted(progress)
+    assert progress[-1] > 50
+    # ~1 s of chatter: at most ~4 progress writes a second, plus one per stage change and a
+    # lease renewal or two.
+    assert 3 <= len(running) <= 4 * 1.5 + len(stages) + 3
+
+
+async def test_a_stage_error_fails_the_job_with_its_message_at_once(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = _settings(migrated_database)
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(settings, worker_sessions)
+        task = await _running(worker)
+        (job,) = await start_jobs(sessions, input_type=VideoInputType.URL)
+        done = await _finished(sessions, job.id)
+        await _stopped(worker, task)
+    assert (done.status, done.attempt) == (JobStatus.FAILED, 1)
+    assert done.error is not None
+    assert done.error.startswith("Fetching web pages is not available yet")
+    video = await load_video(sessions, job.video_id)
+    assert (video.status, video.error_message) == (VideoStatus.ERROR, done.error)
+
+
+async def test_an_unexpected_error_is_retried_then_fails_without_details(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = _settings(migrated_database, job_retry_backoff_seconds=0)
+    stages = [*default_stages(settings)[:3], BrokenStage()]
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(settings, worker_sessions, stages=stages)
+        task = await _running(worker)
+        (job,) = await start_jobs(sessions, max_attempts=2)
+        done = await _finished(sessions, job.id)
+        await _stopped(worker, task)
+    assert (done.status, done.attempt) == (JobStatus.FAILED, 2)
+    assert done.error == "Generation failed because of an internal error."
+
+
+async def test_stopping_hands_a_job_back_when_its_stage_overruns_the_grace(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = _settings(migrated_database)
+    stages = [default_stages(settings)[0], EndlessStage()]
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(settings, worker_sessions, stages=stages, stop_grace_seconds=0.2)
+        task = await _running(worker)
+        (job,) = await start_jobs(sessions)
+
+        async def in_voice() -> bool:
+            return (await load_job(sessions, job.id)).stage is JobStage.VOICE
+
+        await wait_for(in_voice, within=5, what="the VOICE stage")
+        await _stopped(worker, task)
+    handed = await load_job(sessions, job.id)
+    assert (handed.status, handed.lease_owner, handed.attempt) == (JobStatus.QUEUED, None, 1)
+    assert handed.max_attempts == 4
+    assert (await load_video(sessions, job.video_id)).status is VideoStatus.QUEUED
+
+
+async def test_a_worker_that_cannot_renew_its_lease_stops_the_job(
+    migrated_database: DatabaseURL, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(migrated_database, worker_lease_seconds=1)
+    stage = EndlessStage()
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(
+            settings,
+            worker_sessions,
+            stages=[default_stages(settings)[0], stage],
+            stop_grace_seconds=0.2,
+        )
+        task = await _running(worker)
+        (job,) = await start_jobs(sessions)
+
+        async def in_voice() -> bool:
+            return (await load_job(sessions, job.id)).stage is JobStage.VOICE
+
+        await wait_for(in_voice, within=5, what="the VOICE stage")
+
+        async def unreachable(*args: Any, **kwargs: Any) -> None:
+            raise OSError("the database is unreachable")
+
+        monkeypatch.setattr(job_queue, "renew_lease", unreachable)
+        monkeypatch.setattr(job_queue, "check_lease", unreachable)
+        cut_off = time.monotonic()
+
+        async def stage_stopped() -> bool:
+            return stage.cancelled
+
+        await wait_for(stage_stopped, within=5, what="the stage to be stopped")
+        stopped_after = time.monotonic() - cut_off
+        monkeypatch.undo()
+
+        async def reclaimed() -> bool:
+            return (await load_job(sessions, job.id)).attempt == 2
+
+        # Left as it was; once the lease has run out, it is reclaimed (here by the freed slot).
+        await wait_for(reclaimed, within=5, what="the job to be reclaimed")
+        await _stopped(worker, task)
+    assert stopped_after < settings.worker_lease_seconds + 0.5
+
+
+async def test_the_api_process_runs_a_worker_when_asked_to(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = load_settings(
+        database_url=migrated_database.render(hide_password=False), inprocess_worker=True
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        (job,) = await start_jobs(sessions)
+        done = await _finished(sessions, job.id)
+    assert done.status is JobStatus.SUCCEEDED
+
+
+async def _listen(database: DatabaseURL, events: list[dict[str, Any]]) -> Any:
+    url = database.url
+    connection = await asyncpg.connect(
+        host=url.host or url.query.get("host"),
+        port=url.port or int(str(url.query.get("port", 5432))),
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
+    await connection.add_listener("studio_events", lambda *args: events.append(json.loads(args[3])))
+    return connection

@@ -1,0 +1,397 @@
+"""Subscriptions over real websockets (SPEC §4 Subscription, §5 Live progress).
+
+The app runs under uvicorn in a thread, on a database of this module's own (the app commits and
+the test commits: no rolled-back transaction can be shared across threads). Jobs are changed
+from the test the way a worker changes them, one committed write at a time. The app is set up
+with small limits (3 operations per connection, 2 connections per user) so that the limits can
+be reached.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from app.auth import issue_access_token
+from app.events import EventHub
+from app.main import create_app
+from app.settings import Settings, load_settings
+from db.models import JobStage, JobStatus
+from db.url import DatabaseURL
+from schema.relay import to_global_id
+from tests.support.browser import serve
+from tests.support.live_jobs import (
+    JOB_PROGRESS,
+    VIDEO_UPDATED,
+    VIEWER_JOBS,
+    LiveJob,
+    create_live_job,
+    eventually,
+    update_job,
+    update_video,
+    writer_engine,
+)
+from tests.support.server import PgServer
+from tests.support.websocket import (
+    LEGACY_WS,
+    TRANSPORT_WS,
+    GraphQLWebSocket,
+    bearer,
+    open_websocket,
+    websocket_url,
+)
+
+MAX_OPERATIONS = 3
+MAX_CONNECTIONS = 2
+
+
+@pytest.fixture(scope="module")
+def live_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
+    database = pg_server.create_database(prefix="studio_live")
+    try:
+        yield database
+    finally:
+        pg_server.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def live_settings(live_database: DatabaseURL) -> Settings:
+    return load_settings(
+        database_url=live_database.render(hide_password=False),
+        max_subscriptions_per_connection=MAX_OPERATIONS,
+        max_connections_per_user=MAX_CONNECTIONS,
+    )
+
+
+@pytest.fixture(scope="module")
+def live_app(live_settings: Settings) -> Starlette:
+    return create_app(live_settings)
+
+
+@pytest.fixture(scope="module")
+def server(live_app: Starlette) -> Iterator[str]:
+    with serve(live_app) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+async def writer(live_database: DatabaseURL) -> AsyncIterator[AsyncEngine]:
+    engine = writer_engine(live_database)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def job(writer: AsyncEngine, live_settings: Settings) -> LiveJob:
+    return await create_live_job(writer, live_settings)
+
+
+async def _progress(ws: GraphQLWebSocket, operation_id: str = "1") -> tuple[str, str | None, int]:
+    payload = await ws.next_data(operation_id)
+    assert "errors" not in payload, payload
+    state = payload["data"]["jobProgress"]
+    return state["status"], state["stage"], state["progress"]
+
+
+# --- what a subscriber sees ---------------------------------------------------------------------
+
+
+async def test_job_progress_sends_current_state_then_each_change_and_ends(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    async with open_websocket(server) as ws:
+        assert (await ws.init(bearer(job.token)))["type"] == "connection_ack"
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        assert await _progress(ws) == ("QUEUED", None, 0)
+
+        steps = [
+            (JobStatus.RUNNING, JobStage.SCRIPT, 10),
+            (JobStatus.RUNNING, JobStage.VOICE, 40),
+            (JobStatus.RUNNING, JobStage.CAPTIONS, 70),
+            (JobStatus.RUNNING, JobStage.RENDER, 90),
+        ]
+        for status, stage, progress in steps:
+            await update_job(writer, job.job_id, status=status, stage=stage, progress=progress)
+            assert await _progress(ws) == (status.value, stage.value, progress)
+        await update_job(writer, job.job_id, status=JobStatus.SUCCEEDED, progress=100)
+        assert await _progress(ws) == ("SUCCEEDED", "RENDER", 100)
+        assert await ws.receive() == {"id": "1", "type": "complete"}
+
+
+async def test_a_burst_of_changes_arrives_in_order_without_duplicates(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        assert await _progress(ws) == ("QUEUED", None, 0)
+        for progress in range(1, 41):
+            await update_job(writer, job.job_id, status=JobStatus.RUNNING, progress=progress)
+        await update_job(writer, job.job_id, status=JobStatus.FAILED, error="boom")
+
+        seen: list[tuple[str, int]] = []
+        while (message := await ws.receive())["type"] == "next":
+            state = message["payload"]["data"]["jobProgress"]
+            seen.append((state["status"], state["progress"]))
+        assert message == {"id": "1", "type": "complete"}
+    # Each state once, in commit order; states written faster than they are read may coalesce
+    # into the newest, but the last one always arrives.
+    assert seen[-1] == ("FAILED", 40)
+    running = [progress for status, progress in seen if status == "RUNNING"]
+    assert running == sorted(set(running))
+
+
+async def test_a_finished_job_sends_its_state_and_ends(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    await update_job(writer, job.job_id, status=JobStatus.CANCELLED)
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        assert (await _progress(ws))[0] == "CANCELLED"
+        assert await ws.receive() == {"id": "1", "type": "complete"}
+
+
+async def test_other_users_job_is_not_found_like_a_missing_one(
+    server: str, writer: AsyncEngine, live_settings: Settings, job: LiveJob
+) -> None:
+    stranger = await create_live_job(writer, live_settings)
+    missing = to_global_id("GenerationJob", uuid.uuid4())
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(stranger.token))
+        answers = []
+        for operation_id, job_id in (("theirs", job.job_gid), ("missing", missing)):
+            await ws.subscribe(operation_id, JOB_PROGRESS, {"id": job_id})
+            payload = await ws.next_data(operation_id)
+            assert payload["data"] is None
+            [error] = payload["errors"]
+            answers.append((error["extensions"]["code"], error["message"].replace(job_id, "…")))
+            assert await ws.receive() == {"id": operation_id, "type": "complete"}
+    assert answers[0] == answers[1]
+    assert answers[0][0] == "NOT_FOUND"
+
+
+async def test_video_updated_follows_the_video_and_ends_when_it_is_deleted(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("v", VIDEO_UPDATED, {"id": job.video_gid})
+        assert (await ws.next_data("v"))["data"]["videoUpdated"]["status"] == "DRAFT"
+        await update_video(writer, job.video_id, status="PROCESSING", progress=30)
+        state = (await ws.next_data("v"))["data"]["videoUpdated"]
+        assert (state["status"], state["progress"]) == ("PROCESSING", 30)
+
+        await update_video(writer, job.video_id, deleted_at=func.now())
+        payload = await ws.next_data("v")
+        assert payload["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert await ws.receive() == {"id": "v", "type": "complete"}
+
+
+async def test_viewer_jobs_sees_every_job_of_the_viewer_and_no_one_elses(
+    server: str, writer: AsyncEngine, live_settings: Settings, job: LiveJob
+) -> None:
+    second = await create_live_job(writer, live_settings, user_id=job.user_id)
+    stranger = await create_live_job(writer, live_settings)
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("mine", VIEWER_JOBS)
+        # Nothing is sent before a change; then each change of either job, in commit order.
+        await update_job(writer, stranger.job_id, status=JobStatus.RUNNING, progress=5)
+        await update_job(writer, job.job_id, status=JobStatus.RUNNING, progress=10)
+        await update_job(writer, second.job_id, status=JobStatus.RUNNING, progress=20)
+        await update_job(writer, job.job_id, progress=30)
+        seen = [(await ws.next_data("mine"))["data"]["viewerJobs"] for _ in range(3)]
+    assert [(state["id"], state["progress"]) for state in seen] == [
+        (job.job_gid, 10),
+        (second.job_gid, 20),
+        (job.job_gid, 30),
+    ]
+
+
+async def test_a_client_that_goes_away_is_unsubscribed(
+    server: str, live_app: Starlette, job: LiveJob
+) -> None:
+    hub: EventHub = live_app.state.studio.events
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        await ws.subscribe("2", VIEWER_JOBS)
+        await _progress(ws)
+        await eventually(lambda: hub.subscriber_count == 2, within=5, what="both subscribed")
+        await ws.connection.close()  # no `complete`: the client just leaves
+    await eventually(lambda: hub.subscriber_count == 0, within=5, what="the unsubscribe")
+
+
+async def test_a_subscription_ends_when_the_access_token_expires(
+    server: str, live_settings: Settings, job: LiveJob
+) -> None:
+    # A token that expires in one second.
+    issued = datetime.now(UTC) - timedelta(seconds=live_settings.token_ttl_seconds - 1)
+    token = issue_access_token(live_settings, job.user_id, now=issued).token
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(token))
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        assert await _progress(ws) == ("QUEUED", None, 0)
+        payload = await ws.next_data("1")
+        assert payload["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert await ws.receive() == {"id": "1", "type": "complete"}
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+async def test_token_in_the_upgrade_request_header_is_enough(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    async with open_websocket(server, headers=bearer(job.token)) as ws:
+        assert (await ws.init())["type"] == "connection_ack"
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        assert await _progress(ws) == ("QUEUED", None, 0)
+
+
+async def test_token_in_connection_init_wins_over_a_bad_header(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    async with open_websocket(server, headers=bearer("not-a-token")) as ws:
+        assert (await ws.init({"authorization": f"Bearer {job.token}"}))["type"] == "connection_ack"
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        assert await _progress(ws) == ("QUEUED", None, 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"Authorization": "Bearer not-a-token"}, "Invalid access token"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "Invalid access token"),
+        ({}, "Missing access token"),
+    ],
+)
+async def test_bad_or_missing_token_closes_with_4403(
+    server: str, payload: dict[str, str], reason: str
+) -> None:
+    async with open_websocket(server) as ws:
+        await ws.send({"type": "connection_init", "payload": payload})
+        assert await ws.closed() == (4403, reason)
+
+
+async def test_legacy_protocol_reports_a_bad_token_then_closes_with_4403(server: str) -> None:
+    async with open_websocket(server, protocol=LEGACY_WS) as ws:
+        answer = await ws.init({"Authorization": "Bearer not-a-token"})
+        assert answer["type"] == "connection_error"
+        assert answer["payload"]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert await ws.closed() == (4403, "Invalid access token")
+
+
+async def test_legacy_graphql_ws_protocol_streams_job_progress(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    async with open_websocket(server, protocol=LEGACY_WS) as ws:
+        assert (await ws.init({"Authorization": f"Bearer {job.token}"}))["type"] == "connection_ack"
+        await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
+        assert await _progress(ws) == ("QUEUED", None, 0)
+        await update_job(writer, job.job_id, status=JobStatus.RUNNING, progress=50)
+        assert await _progress(ws) == ("RUNNING", None, 50)
+        await update_job(writer, job.job_id, status=JobStatus.SUCCEEDED, progress=100)
+        assert await _progress(ws) == ("SUCCEEDED", None, 100)
+        assert await ws.receive() == {"id": "1", "type": "complete"}
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+async def test_operations_per_connection_are_capped(server: str, job: LiveJob) -> None:
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        for n in range(MAX_OPERATIONS):
+            await ws.subscribe(f"s{n}", JOB_PROGRESS, {"id": job.job_gid})
+            await ws.next_data(f"s{n}")
+        await ws.subscribe("over", JOB_PROGRESS, {"id": job.job_gid})
+        refused = await ws.receive()
+        assert refused["type"] == "error"
+        assert refused["id"] == "over"
+        assert refused["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+        # Stopping one frees its place; the connection stayed usable.
+        await ws.stop("s0")
+        await ws.subscribe("again", JOB_PROGRESS, {"id": job.job_gid})
+        assert (await ws.next_data("again"))["data"]["jobProgress"]["id"] == job.job_gid
+
+
+async def test_connections_per_user_are_capped_in_each_process(server: str, job: LiveJob) -> None:
+    async with open_websocket(server) as first, open_websocket(server) as second:
+        for ws in (first, second):
+            assert (await ws.init(bearer(job.token)))["type"] == "connection_ack"
+        async with open_websocket(server) as third:
+            await third.send({"type": "connection_init", "payload": bearer(job.token)})
+            assert await third.closed() == (4403, "Too many connections")
+    # Closed connections no longer count.
+    async with open_websocket(server) as ws:
+        assert (await ws.init(bearer(job.token)))["type"] == "connection_ack"
+
+
+# --- queries over a websocket, subscriptions over HTTP -----------------------------------------
+
+
+async def test_queries_and_mutations_run_over_graphql_transport_ws(
+    server: str, job: LiveJob
+) -> None:
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("q", "query { viewer { id } }")
+        assert (await ws.next_data("q"))["data"]["viewer"]["id"] == to_global_id(
+            "User", job.user_id
+        )
+        assert await ws.receive() == {"id": "q", "type": "complete"}
+        await ws.subscribe(
+            "m",
+            'mutation($id: ID!) { updateVideo(input: {id: $id, title: "Renamed"}) '
+            "{ video { title } } }",
+            {"id": job.video_gid},
+        )
+        assert (await ws.next_data("m"))["data"]["updateVideo"]["video"]["title"] == "Renamed"
+
+
+async def test_subscriptions_are_not_served_over_http(server: str, job: LiveJob) -> None:
+    async with httpx.AsyncClient(base_url=server) as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": JOB_PROGRESS, "variables": {"id": job.job_gid}},
+            headers=bearer(job.token) | {"Accept": "multipart/mixed;subscriptionSpec=1.0"},
+        )
+    assert "Subscriptions are served over websockets" in response.text
+
+
+# --- a third-party client ----------------------------------------------------------------------
+
+
+async def test_gql_client_follows_a_job_to_its_end(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    transport = WebsocketsTransport(
+        url=websocket_url(server),
+        init_payload={"Authorization": f"Bearer {job.token}"},
+        subprotocols=[TRANSPORT_WS],
+        connect_args={"proxy": None},
+    )
+    seen: list[tuple[str, int]] = []
+    async with Client(transport=transport) as session:
+        request = GraphQLRequest(JOB_PROGRESS, variable_values={"id": job.job_gid})
+        async for result in session.subscribe(request):
+            state = result["jobProgress"]
+            seen.append((state["status"], state["progress"]))
+            if len(seen) == 1:
+                await update_job(writer, job.job_id, status=JobStatus.RUNNING, progress=25)
+            elif len(seen) == 2:
+                await update_job(writer, job.job_id, status=JobStatus.SUCCEEDED, progress=100)
+    # The loop ended because the server completed the subscription.
+    assert seen == [("QUEUED", 0), ("RUNNING", 25), ("SUCCEEDED", 100)]
