@@ -1,0 +1,140 @@
+"""The whole loop with real processes (issue 5, item 7): a job started through the API, run by a
+`studio worker` started separately, killed with SIGKILL mid-job, finished by a second worker
+after the lease, and watched throughout by a subscriber (the third-party ``gql`` client) on an
+API process that runs no worker of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
+
+from db.url import DatabaseURL
+from tests.support.processes import (
+    clean_env,
+    free_port,
+    run_studio,
+    start_studio,
+    stop,
+    wait_until_ready,
+)
+from tests.support.websocket import TRANSPORT_WS, websocket_url
+from tests.support.workers import Workers
+
+SECRET = "end-to-end-test-secret-key-0123456789abc"
+PROGRESS = """subscription($id: ID!) {
+  jobProgress(jobId: $id) { status stage progress attempt video { status } }
+}"""
+START = "mutation($id: ID!) { startGeneration(videoId: $id) { job { id status } } }"
+
+
+@pytest.fixture
+def api(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[str]:
+    env = clean_env(
+        DATABASE_URL=migrated_database.render(hide_password=False),
+        STUDIO_SECRET_KEY=SECRET,
+        STUDIO_INPROCESS_WORKER="false",
+    )
+    port, log = free_port(), tmp_path / "api.log"
+    process: subprocess.Popen[bytes] = start_studio("serve", "--port", str(port), env=env, log=log)
+    try:
+        wait_until_ready(port, process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def workers(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(migrated_database, tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+async def test_a_killed_workers_job_is_seen_through_to_the_end_by_a_subscriber(
+    api: str, workers: Workers, migrated_database: DatabaseURL
+) -> None:
+    env = clean_env(
+        DATABASE_URL=migrated_database.render(hide_password=False), STUDIO_SECRET_KEY=SECRET
+    )
+    issued = run_studio("token", "--email", "end.to.end@example.com", env=env)
+    assert issued.returncode == 0, issued.stderr
+    headers = {"Authorization": f"Bearer {issued.stdout.strip().splitlines()[-1]}"}
+    async with httpx.AsyncClient(base_url=api) as http:
+        created = await http.post(
+            "/graphql",
+            headers=headers,
+            json={
+                "query": 'mutation { createVideo(input: {title: "End to end", '
+                'description: "One sentence. And another one.", inputType: DESCRIPTION}) '
+                "{ video { id } } }"
+            },
+        )
+        video_gid = created.json()["data"]["createVideo"]["video"]["id"]
+        started = await http.post(
+            "/graphql", headers=headers, json={"query": START, "variables": {"id": video_gid}}
+        )
+    job = started.json()["data"]["startGeneration"]["job"]
+    assert job["status"] == "QUEUED"
+
+    seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    history: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        transport = WebsocketsTransport(
+            url=websocket_url(api),
+            init_payload=headers,
+            subprotocols=[TRANSPORT_WS],
+            connect_args={"proxy": None},
+        )
+        async with Client(transport=transport) as session:
+            request = GraphQLRequest(PROGRESS, variable_values={"id": job["id"]})
+            async for result in session.subscribe(request):
+                seen.put_nowait(result["jobProgress"])
+
+    async def until(condition: Any, within: float) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                state = await seen.get()
+                history.append(state)
+                if condition(state):
+                    return state
+
+    follower = asyncio.create_task(follow())
+    try:
+        first = await until(lambda s: True, within=10)
+        assert (first["status"], first["attempt"]) == ("QUEUED", 0)
+
+        doomed = workers.start(STUDIO_PIPELINE_STAGE_DELAY_MS="800")
+        await until(lambda s: s["status"] == "RUNNING" and s["stage"] == "VOICE", within=20)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+
+        workers.start(STUDIO_PIPELINE_STAGE_DELAY_MS="800")
+        last = await until(lambda s: s["status"] != "RUNNING" and s["attempt"] == 2, within=30)
+        await asyncio.wait_for(follower, timeout=10)  # the server ended the stream
+    finally:
+        follower.cancel()
+
+    assert (last["status"], last["progress"], last["video"]["status"]) == (
+        "SUCCEEDED",
+        100,
+        "READY",
+    )
+    attempts = [state["attempt"] for state in history]
+    assert attempts == sorted(attempts)
+    assert {1, 2} <= set(attempts)
+    for attempt in (1, 2):
+        progress = [state["progress"] for state in history if state["attempt"] == attempt]
+        assert progress == sorted(progress), f"progress went backwards in attempt {attempt}"
