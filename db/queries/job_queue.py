@@ -16,7 +16,7 @@ callers commit right after one call, so row locks are held for milliseconds, and
 exception — `LeaseLost` included: a fenced function may have touched the video before finding
 that the job is no longer the worker's.
 
-Lock order is the video, then its job — the order `db.queries.videos.soft_delete_video` uses —
+Lock order is the video, then its job — the order `db.queries.video_writes.soft_delete_video` uses —
 so that a worker finishing a job and a user deleting its video never deadlock. Claiming locks
 both rows at once with ``SKIP LOCKED`` and never waits.
 """
@@ -36,7 +36,7 @@ from db.integrity import constraint_errors
 from db.models import GenerationJob, JobStage, JobStatus, Video, VideoInputType, VideoStatus
 from db.queries.audit import record_event
 from db.queries.jobs import owned_by
-from db.queries.videos import get_video_for_update, has_active_job, status_without_job
+from db.queries.video_writes import get_video_for_update, has_active_job, status_without_job
 
 ACTIVE_CONFLICT = "This video already has a generation job queued or running."
 

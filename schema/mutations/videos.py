@@ -17,7 +17,7 @@ from app.errors import BadUserInput
 from app.publishing import target_named
 from db import models
 from db.models import DEFAULT_AUDIO_SETTINGS
-from db.queries import videos
+from db.queries import video_writes
 from schema.context import Info
 from schema.relay import from_global_id, to_global_id
 from schema.transactions import mutation
@@ -95,7 +95,7 @@ class VideoMutations:
         }
         _check_input_matches_type(values)
         video = await info.context.gate.run(
-            videos.create_video, viewer.user_id, values, request_id=info.context.request_id
+            video_writes.create_video, viewer.user_id, values, request_id=info.context.request_id
         )
         return VideoPayload(video=Video(row=video))
 
@@ -103,7 +103,9 @@ class VideoMutations:
     async def update_video(self, info: Info, input: UpdateVideoInput) -> VideoPayload:
         viewer = await info.context.require_viewer()
         video_id = _video_id(input.id, field="id")
-        current = await info.context.gate.run(videos.get_video_for_update, viewer.user_id, video_id)
+        current = await info.context.gate.run(
+            video_writes.get_video_for_update, viewer.user_id, video_id
+        )
         values: dict[str, Any] = {}
         if input.title is not strawberry.UNSET:
             if input.title is None:
@@ -127,7 +129,7 @@ class VideoMutations:
             | values
         )
         video = await info.context.gate.run(
-            videos.update_video,
+            video_writes.update_video,
             viewer.user_id,
             video_id,
             values,
@@ -139,7 +141,7 @@ class VideoMutations:
     async def delete_video(self, info: Info, id: strawberry.ID) -> DeletePayload:
         viewer = await info.context.require_viewer()
         video = await info.context.gate.run(
-            videos.delete_video,
+            video_writes.delete_video,
             viewer.user_id,
             _video_id(id, field="id"),
             request_id=info.context.request_id,
@@ -150,7 +152,7 @@ class VideoMutations:
     async def restore_video(self, info: Info, id: strawberry.ID) -> VideoPayload:
         viewer = await info.context.require_viewer()
         video = await info.context.gate.run(
-            videos.undelete_video,
+            video_writes.undelete_video,
             viewer.user_id,
             _video_id(id, field="id"),
             request_id=info.context.request_id,
@@ -162,10 +164,10 @@ class VideoMutations:
         viewer = await info.context.require_viewer()
         target = target_named(input.target)
         video_id = _video_id(input.video_id, field="videoId")
-        await info.context.gate.run(videos.get_video_for_update, viewer.user_id, video_id)
+        await info.context.gate.run(video_writes.get_video_for_update, viewer.user_id, video_id)
         publication = await target.publish(video_id, media_url=None)
         video = await info.context.gate.run(
-            videos.add_publication,
+            video_writes.add_publication,
             viewer.user_id,
             video_id,
             publication.to_json(),
