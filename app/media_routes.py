@@ -2,7 +2,8 @@
 
 The signature is checked before anything else, so an unsigned request learns nothing about
 which files exist (403 either way); a signed one for a file that is gone, or for a sample whose
-profile was deleted or replaced, is 404. Only regular files are served: never a folder listing.
+profile was deleted or replaced, is 404. A voice profile's preview is made here if it is
+missing (`app.pipeline.preview`). Only regular files are served: never a folder listing.
 Range requests (seeking in an ``<audio>`` element) are answered by Starlette's `FileResponse`.
 """
 
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from app import media
 from app.audio import MEDIA_TYPES
+from app.pipeline import preview, speech
 from app.state import AppState
 from db.queries import voice_profiles
 
@@ -60,6 +62,8 @@ async def _still_published(state: AppState, path: str) -> bool:
     """Whether the object the file belongs to still shows it (a deleted profile's sample is
     not served, even through a URL handed out before the delete)."""
     parts = PurePosixPath(path).parts
+    if parts[0] == preview.PREVIEWS:
+        return await _preview_ready(state, path)
     if parts[0] != media.VOICE_SAMPLES:
         return True
     try:
@@ -70,6 +74,24 @@ async def _still_published(state: AppState, path: str) -> bool:
         return False
     async with state.sessionmaker() as session:
         return await voice_profiles.sample_is_live(session, profile_id, path)
+
+
+async def _preview_ready(state: AppState, path: str) -> bool:
+    """Whether ``path`` is the current preview of a live profile; it is made now if missing
+    (see `app.pipeline.preview`), and older previews of the profile are removed."""
+    profile_id = preview.profile_of(path)
+    if profile_id is None:
+        return False
+    async with state.sessionmaker() as session:
+        profile = await voice_profiles.live_profile(session, profile_id)
+    if profile is None or preview.preview_path(profile) != path:
+        return False
+    try:
+        await preview.make_preview(state.settings, profile)
+    except speech.SpeechError:
+        return False
+    await preview.prune(state.settings, profile)
+    return True
 
 
 def _media_type(name: str) -> str:

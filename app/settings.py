@@ -84,8 +84,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=5, gt=0, le=300)
     job_max_attempts: int = Field(default=3, ge=1, le=100)
     job_retry_backoff_seconds: float = Field(default=2, ge=0, le=3600)
-    #: Test-only: how long each placeholder stage (VOICE, CAPTIONS, RENDER) takes, so that tests
-    #: can interrupt a job mid-stage. 0 in every real deployment.
+    #: Test-only: extra time each stage after SCRIPT (VOICE, CAPTIONS, RENDER) takes, so that
+    #: tests can interrupt a job mid-stage. 0 in every real deployment.
     pipeline_stage_delay_ms: int = Field(default=0, ge=0, le=600_000)
 
     # --- auth -------------------------------------------------------------------------------
@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     # --- media ------------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=10_000_000, ge=1024)
     media_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    # --- fetching web pages for URL input (see app/pipeline/fetch.py) -----------------------
+    #: Host names or IP addresses (as written in URLs) that may be fetched although they resolve
+    #: to refused addresses (loopback, private networks …). Comma-separated; empty by default.
+    fetch_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    fetch_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    fetch_max_bytes: int = Field(default=2_000_000, ge=1024)
 
     # --- HTTP and GraphQL limits ------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -118,7 +125,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "fetch_allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -14,6 +15,7 @@ from app.settings import Settings, load_settings
 from db.engine import create_engine
 from db.url import DatabaseURL
 from tests.support.graphql import GraphQLClient
+from tests.support.processes import TEST_MEDIA_DIR
 from tests.support.server import PgServer, choose_server
 
 
@@ -55,6 +57,16 @@ def empty_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
         yield database
     finally:
         pg_server.drop_database(database)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_media_dir() -> Iterator[None]:
+    """Every `load_settings` of the run stores media in `TEST_MEDIA_DIR` (generation writes
+    audio and captions), never in the user's data folder; the folder goes when the run ends."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STUDIO_MEDIA_DIR", str(TEST_MEDIA_DIR))
+        yield
+    shutil.rmtree(TEST_MEDIA_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,7 @@ class Worker:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = concurrency
-        self.stages = list(stages) if stages is not None else default_stages(settings)
+        self.stages = list(stages) if stages is not None else default_stages(settings, sessionmaker)
         self.stop_grace_seconds = stop_grace_seconds
         self._sessionmaker = sessionmaker
         self._stopping = False

@@ -1,16 +1,18 @@
 """The stages a job runs today.
 
-SCRIPT is real: the description becomes narration segments. VOICE, CAPTIONS and RENDER are
-placeholders until the real pipeline (synthesized speech, rendered MP4) replaces them, and are
-named for what they honestly do: `EstimatedVoice` estimates how long each segment takes to say,
-without producing audio; `WebVTTCaptions` writes WebVTT and SRT captions timed to those
-estimates; `NoRender` produces no media at all.
+SCRIPT is real: the description becomes narration segments. VOICE and CAPTIONS are real too:
+`app.pipeline.voice.EspeakVoice` synthesizes one WAV per segment with eSpeak NG and
+`app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files timed to that audio (their
+results are described in those modules). RENDER is still a placeholder: `NoRender` produces no
+media at all. `EstimatedVoice` (timings estimated from the text, no audio) and `WebVTTCaptions`
+(captions as ``data:`` URLs) are the earlier placeholders, kept for tests that need no audio.
 
 What each stage returns (the contract between stages, read by `video_artefacts`):
 
 * SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration;
-* VOICE: ``{"timings": [{"index", "startMs", "endMs"}], "durationMs", "audioPath": None}``;
-* CAPTIONS: ``{"tracks": [{"language", "format", "url"}]}``;
+* VOICE: ``{"timings": [{"index", "startMs", "endMs"}], "durationMs", "audioPath"}`` (the
+  narration WAV, relative to the media folder; ``None`` from `EstimatedVoice`);
+* CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}`` (``"url"`` from `WebVTTCaptions`);
 * RENDER: ``{"mediaPath": None}``.
 """
 
@@ -20,6 +22,8 @@ import asyncio
 import base64
 import re
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.settings import Settings
 from app.worker.pipeline import Results, Stage, StageContext, StageError, VideoInput
@@ -35,24 +39,54 @@ PAUSE_MS = 300
 CAPTION_LINE_CHARS = 42
 
 
-def default_stages(settings: Settings) -> list[Stage]:
+def default_stages(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None = None
+) -> list[Stage]:
+    """The stages a worker runs. ``sessionmaker`` lets VOICE read the video's voice profile."""
+    # Imported here: app.pipeline builds on app.worker.pipeline, which imports this package.
+    from app.pipeline.captions import TimedCaptions
+    from app.pipeline.voice import EspeakVoice
+
     delay = settings.pipeline_stage_delay_ms / 1000
-    return [ScriptFromDescription(), EstimatedVoice(delay), WebVTTCaptions(delay), NoRender(delay)]
+    return [
+        ScriptFromDescription(settings),
+        EspeakVoice(settings, sessionmaker, delay_seconds=delay),
+        TimedCaptions(settings, delay_seconds=delay),
+        NoRender(delay),
+    ]
 
 
 class ScriptFromDescription:
-    """Narration segments from the video's description (a URL's page is not fetched yet)."""
+    """Narration segments from the video's description, or from the readable text of the page
+    at its URL (fetched safely: `app.pipeline.fetch`; extracted: `app.pipeline.extract`)."""
 
     name = JobStage.SCRIPT
     weight = 1.0
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings  # the fetch limits and allowed hosts; from the environment if None
 
     async def run(
         self, context: StageContext, video: VideoInput, results: Results
     ) -> dict[str, Any]:
         if video.input_type is VideoInputType.URL:
-            raise StageError(
-                "Fetching web pages is not available yet: make this video from a description."
-            )
+            # Imported here: trafilatura is loaded only by workers that meet a URL video.
+            from app.pipeline.extract import read_page
+            from app.pipeline.fetch import FetchError
+            from app.settings import load_settings
+
+            if not (video.source_url or "").strip():
+                raise StageError("The video has no web address to read.")
+            context.report(0.05)
+            try:
+                page = await read_page(
+                    video.source_url or "", settings=self.settings or load_settings()
+                )
+            except FetchError as error:
+                raise StageError(error.user_message) from error
+            texts = split_script(page.title or video.title, page.text)
+            context.report(1.0)
+            return {"segments": [{"index": i, "text": text} for i, text in enumerate(texts)]}
         if not (video.description or "").strip():
             raise StageError("The video has no description to narrate.")
         texts = split_script(video.title, video.description or "")

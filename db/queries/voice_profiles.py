@@ -73,6 +73,12 @@ async def sample_is_live(session: AsyncSession, profile_id: uuid.UUID, sample_pa
     )
 
 
+async def live_profile(session: AsyncSession, profile_id: uuid.UUID) -> VoiceProfile | None:
+    """The profile if it is live, whoever owns it: for the media route, which serves a signed
+    preview URL (the signature proves the owner received it; the id comes from the path)."""
+    return await session.scalar(select(VoiceProfile).where(VoiceProfile.id == profile_id, *_LIVE))
+
+
 # --- writes (each in the caller's transaction, each audited) ------------------------------
 
 _AUDITED_COLUMNS = ("name", "description", "language", "engine_settings", "deleted_at")

@@ -8,7 +8,9 @@ from typing import Any
 
 import strawberry
 
+from app import media
 from db.models import DEFAULT_AUDIO_SETTINGS
+from schema.context import Info
 
 
 @strawberry.type(name="AudioSettings")
@@ -60,16 +62,34 @@ class Script:
 
 @strawberry.type(name="CaptionTrack")
 class CaptionTrack:
+    """A stored track carries its media-relative ``path`` and gets a freshly signed URL each
+    time it is read (a stored signed URL would expire); an older track carries its ``url``."""
+
     language: str
     format: str
-    url: str
+    path: strawberry.Private[str | None]
+    stored_url: strawberry.Private[str | None]
+
+    @strawberry.field
+    def url(self, info: Info) -> str:
+        if self.path is None:
+            return self.stored_url or ""
+        viewer = info.context.viewer
+        return media.signed_url(
+            info.context.settings, self.path, viewer_id=viewer.user_id if viewer else None
+        )
 
     @classmethod
     def from_json(cls, data: list[dict[str, Any]] | None) -> list[CaptionTrack]:
         return [
-            cls(language=str(track["language"]), format=str(track["format"]), url=str(track["url"]))
+            cls(
+                language=str(track["language"]),
+                format=str(track["format"]),
+                path=str(track["path"]) if "path" in track else None,
+                stored_url=str(track["url"]) if "url" in track else None,
+            )
             for track in data or []
-            if "url" in track
+            if "path" in track or "url" in track
         ]
 
 

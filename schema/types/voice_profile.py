@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from app import media
+from app.pipeline import preview
 from db import models
 from schema.context import Info
 from schema.mapping import column, global_id, relation
@@ -41,8 +42,12 @@ class VoiceProfile(Node):
         viewer_id = info.context.viewer.user_id if info.context.viewer else None
         return media.signed_url(info.context.settings, self.row.sample_path, viewer_id=viewer_id)
 
-    def _no_preview(self) -> None:
-        return None  # synthesized previews come with speech synthesis
+    def _preview_url(self, info: Info) -> str | None:
+        # The file is made when the profile is created or changed, or else on first fetch.
+        viewer_id = info.context.viewer.user_id if info.context.viewer else None
+        return media.signed_url(
+            info.context.settings, preview.preview_path(self.row), viewer_id=viewer_id
+        )
 
     id: strawberry.ID = global_id(models.VoiceProfile.id, "VoiceProfile")
     name: str = column(models.VoiceProfile.name)
@@ -54,7 +59,7 @@ class VoiceProfile(Node):
         "(an `<audio src>` can play it; no Authorization header needed).",
     )
     preview_url: str | None = strawberry.field(
-        resolver=_no_preview, description="A URL of a short sample synthesized in this voice."
+        resolver=_preview_url, description="A URL of a short sample synthesized in this voice."
     )
     owner: Annotated[User, strawberry.lazy("schema.types.user")] = strawberry.field(
         resolver=_owner,

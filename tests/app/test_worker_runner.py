@@ -170,7 +170,7 @@ async def test_a_stage_error_fails_the_job_with_its_message_at_once(
         await _stopped(worker, task)
     assert (done.status, done.attempt) == (JobStatus.FAILED, 1)
     assert done.error is not None
-    assert done.error.startswith("Fetching web pages is not available yet")
+    assert done.error == "The address 169.254.169.254 is not allowed (link-local)."
     video = await load_video(sessions, job.video_id)
     assert (video.status, video.error_message) == (VideoStatus.ERROR, done.error)
 

@@ -87,9 +87,10 @@ def test_sentences_keep_their_closing_quotes() -> None:
     assert split_script("T", 'She said "stop." Then left.') == ["T", 'She said "stop." Then left.']
 
 
-async def test_a_url_video_is_refused_readably() -> None:
-    video = _video(input_type=VideoInputType.URL, source_url="https://example.com/")
-    with pytest.raises(StageError, match="Fetching web pages is not available yet"):
+async def test_a_url_video_that_cannot_be_fetched_is_refused_readably() -> None:
+    # Refused before any lookup or connection; tests/app/test_url_script_stage.py fetches pages.
+    video = _video(input_type=VideoInputType.URL, source_url="http://169.254.169.254/latest/")
+    with pytest.raises(StageError, match=r"169\.254\.169\.254 is not allowed \(link-local\)"):
         await ScriptFromDescription().run(_context(), video, {})
 
 

@@ -21,13 +21,13 @@ TYPES: list[tuple[type, type[models.Base]]] = [
     (AuditEvent, models.AuditEvent),
 ]
 
-# Fields with no declared source: media and previews are not produced until the pipeline and
-# speech synthesis exist (they resolve to null today); the others are derived in ways no helper
-# declares.
+# Fields with no declared source: rendered media is not produced until the pipeline renders
+# (it resolves to null today); the others are derived in ways no helper declares.
 NOT_STORED_YET = {
     "Video": {"mediaUrl", "posterUrl", "durationMs"},
-    # previewUrl comes with speech synthesis. sampleUrl is `sample_path` signed per request
-    # (with the server's key and the clock), which no `schema.mapping` helper declares.
+    # sampleUrl is `sample_path` signed per request (with the server's key and the clock), and
+    # previewUrl a path derived from several columns, signed the same way: no `schema.mapping`
+    # helper declares either.
     "VoiceProfile": {"sampleUrl", "previewUrl"},
     # Derived from two columns (object_type, object_id): no single source to declare.
     "AuditEvent": {"objectId"},

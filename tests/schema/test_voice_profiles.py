@@ -143,6 +143,15 @@ def _files(folder: Path) -> tuple[str, ...]:
     )
 
 
+def _samples(files: tuple[str, ...]) -> list[str]:
+    """The uploaded samples among ``files`` (a profile also has a synthesized preview)."""
+    return [file for file in files if _kind(file) == media.VOICE_SAMPLES]
+
+
+def _kind(file: str) -> str:
+    return file.split("/", 1)[0]
+
+
 def _folders(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_dir())
 
@@ -165,10 +174,11 @@ async def test_create_without_a_sample(
     assert profile["description"] == "A warm voice."
     assert profile["language"] == "en-GB"
     assert profile["sampleUrl"] is None
-    assert profile["previewUrl"] is None
+    assert profile["previewUrl"].startswith("/media/voice-previews/")
     assert profile["owner"]["id"] == to_global_id("User", owner.id)
     snapshot = await _snapshot(session, media_dir)
-    assert (snapshot.profiles, snapshot.files) == (1, ())
+    assert snapshot.profiles == 1
+    assert [_kind(file) for file in snapshot.files] == ["voice-previews"]  # no sample
     actions = (await session.scalars(select(AuditEvent.action))).all()
     assert list(actions) == ["voice_profile.create"]
 
@@ -186,7 +196,7 @@ async def test_create_with_a_sample_stores_it_and_serves_it_through_a_signed_url
     assert row is not None
     assert row.sample_path is not None
     assert re.fullmatch(_sample_path(row.id) + r"\.wav", row.sample_path)
-    assert (await _snapshot(session, media_dir)).files == (row.sample_path,)
+    assert _samples((await _snapshot(session, media_dir)).files) == [row.sample_path]
     assert (media_dir / row.sample_path).read_bytes() == SAMPLE
 
     url = profile["sampleUrl"]
@@ -263,10 +273,12 @@ async def test_a_path_like_file_name_is_ignored(
     assert "passwd" not in url
     row = await session.scalar(select(VoiceProfile))
     assert row is not None
-    stored = (await _snapshot(session, media_dir)).files
+    files = (await _snapshot(session, media_dir)).files
+    stored = _samples(files)
     assert len(stored) == 1
     assert re.fullmatch(_sample_path(row.id) + r"\.wav", stored[0])
-    assert _files(tmp_path) == (f"media/{stored[0]}",)  # nothing written beside the folder
+    # Nothing written beside the media folder.
+    assert _files(tmp_path) == tuple(f"media/{file}" for file in files)
 
 
 async def test_an_upload_larger_than_the_body_limit_but_within_the_upload_limit_is_taken(
@@ -516,10 +528,14 @@ async def test_delete_hides_the_profile_everywhere(
     assert again.codes == ["NOT_FOUND"]
     renamed = await client.execute(UPDATE, {"input": {"id": gid, "name": "Back"}})
     assert renamed.codes == ["NOT_FOUND"]
-    # A URL handed out before the delete no longer serves the sample; the file stays for a
-    # restore.
+    # URLs handed out before the delete no longer serve the sample or the preview; the files
+    # stay for a restore.
     assert (await http.get(sample_url)).status_code == 404
-    assert len((await _snapshot(session, media_dir)).files) == 1
+    assert (await http.get(profile["previewUrl"])).status_code == 404
+    assert [_kind(file) for file in (await _snapshot(session, media_dir)).files] == [
+        "voice-previews",
+        "voice-samples",
+    ]
 
     actions = (await session.scalars(select(AuditEvent.action))).all()
     assert sorted(actions) == [

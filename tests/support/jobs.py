@@ -48,6 +48,10 @@ async def committing_sessions(
         await engine.dispose()
 
 
+#: The cloud metadata service's address: what a URL video's SCRIPT stage must refuse.
+METADATA_URL = "http://169.254.169.254/latest/meta-data/"
+
+
 async def start_jobs(
     sessions: async_sessionmaker[AsyncSession],
     count: int = 1,
@@ -71,7 +75,8 @@ async def start_jobs(
                 title=f"Video {index}",
                 description=description,
                 input_type=input_type,
-                source_url="https://example.com/" if input_type is VideoInputType.URL else None,
+                # A URL refused before any lookup or connection: jobs fail at SCRIPT, offline.
+                source_url=METADATA_URL if input_type is VideoInputType.URL else None,
             )
             session.add(video)
             await session.flush()

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,10 @@ from pathlib import Path
 import httpx
 
 STUDIO = [sys.executable, "-m", "app.cli"]
+
+#: Where the test run's settings and every ``studio`` process a test starts keep media
+#: (generation writes audio and captions): a folder of the run's own, never the user's.
+TEST_MEDIA_DIR = Path(tempfile.gettempdir()) / f"studio-test-media-{os.getpid()}"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -22,7 +27,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith("STUDIO_") and name not in ("DATABASE_URL", "TEST_DATABASE_URL")
     }
-    return env | extra
+    return env | {"STUDIO_MEDIA_DIR": str(TEST_MEDIA_DIR)} | extra
 
 
 def run_studio(

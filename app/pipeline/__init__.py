@@ -1,0 +1,1 @@
+"""Building blocks of the generation pipeline that are not stages themselves."""

@@ -1,0 +1,356 @@
+"""Speech synthesis with eSpeak NG, called directly through ctypes.
+
+The `espeakng-loader` package ships ``libespeak-ng`` and its voice data, so synthesis needs no
+system package. The library is used in *synchronous retrieval* mode: ``espeak_Synth`` returns
+once the whole text is spoken, and the audio (16-bit signed mono PCM at the library's sample
+rate, 22 050 Hz) arrives through a callback that collects it in memory. Nothing is played.
+
+eSpeak NG keeps global state (the current voice and parameters, one callback) and is not
+thread-safe, so every call goes through one process-wide lock. `synthesize` runs the blocking
+call in a worker thread (``asyncio.to_thread``), so the event loop — and with it a job's lease
+heartbeat — never waits on synthesis. eSpeak is fast (a sentence takes about a millisecond), so
+the lock is never held for long.
+
+How a voice profile and a video's audio settings become eSpeak parameters (`voice_for`):
+
+==========================================  ==========================================  =========
+Where                                       What                                        eSpeak
+==========================================  ==========================================  =========
+profile ``engine_settings.voice``           an eSpeak voice name (``en-us``, ``fr``,    voice
+                                            ``en-gb+f3``); else the profile's
+                                            ``language``; else the video's
+                                            ``audioSettings.language``; else ``en``
+profile ``engine_settings.variant``         a voice variant (``f3``, ``m2``, ``klatt``)  voice
+                                            appended as ``+variant``
+profile ``engine_settings.rate``            words per minute (default 175) ...          RATE
+video ``audioSettings.speed``               ... multiplied by the speed (0.5-2);
+                                            clamped to eSpeak's 80-450
+profile ``engine_settings.pitch``           base pitch 0-100 (default 50) ...           PITCH
+video ``audioSettings.pitch``               ... multiplied by the pitch (0.5-2);
+                                            clamped to 0-100
+profile ``engine_settings.volume``          amplitude 0-200 (default 100) ...           VOLUME
+video ``audioSettings.volume``              ... multiplied by the volume (0-2);
+                                            clamped to 0-200
+==========================================  ==========================================  =========
+
+A language tag is used as a voice name (eSpeak names its voices by language: ``pt-BR`` is
+``pt-br``); a tag eSpeak does not know falls back to its primary language (``en-NZ`` → ``en``).
+A voice that is not available at all is a `VoiceNotFound` with a readable message.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import ctypes
+import io
+import math
+import os
+import re
+import tempfile
+import threading
+import wave
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import espeakng_loader
+
+DEFAULT_VOICE = "en"
+DEFAULT_RATE = 175  # words per minute, eSpeak's own default
+MIN_RATE, MAX_RATE = 80, 450
+DEFAULT_PITCH = 50
+DEFAULT_VOLUME = 100
+MAX_VOLUME = 200
+SAMPLE_WIDTH = 2  # bytes: 16-bit signed, little-endian, mono
+
+# speak_lib.h
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_DONT_EXIT = 0x8000  # report errors instead of calling exit()
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_RATE, _VOLUME, _PITCH = 1, 2, 3
+_EE_OK, _EE_NOT_FOUND = 0, 2
+_BUFFER_MS = 200  # how much audio each callback call carries at most
+
+_VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+\- ]{0,63}")
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+class SpeechError(Exception):
+    """Synthesis failed; the message is readable by the person who asked for the speech."""
+
+
+class VoiceNotFound(SpeechError):
+    pass
+
+
+@dataclass(frozen=True)
+class Voice:
+    """eSpeak's parameters for one synthesis (see the module docstring for the mapping)."""
+
+    name: str = DEFAULT_VOICE
+    rate: int = DEFAULT_RATE
+    pitch: int = DEFAULT_PITCH
+    volume: int = DEFAULT_VOLUME
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Synthesized audio: 16-bit signed little-endian mono PCM."""
+
+    pcm: bytes
+    sample_rate: int
+
+    @property
+    def samples(self) -> int:
+        return len(self.pcm) // SAMPLE_WIDTH
+
+    @property
+    def duration_ms(self) -> int:
+        """The exact length, rounded to the millisecond."""
+        return round(self.samples * 1000 / self.sample_rate)
+
+
+def voice_for(
+    *,
+    engine_settings: Mapping[str, Any] | None = None,
+    profile_language: str | None = None,
+    audio_settings: Mapping[str, Any] | None = None,
+) -> Voice:
+    """The eSpeak parameters for a voice profile's settings and a video's audio settings."""
+    engine = engine_settings or {}
+    audio = audio_settings or {}
+    name = (
+        _text(engine.get("voice"))
+        or _text(engine.get("language"))
+        or _text(profile_language)
+        or _text(audio.get("language"))
+        or DEFAULT_VOICE
+    )
+    variant = _text(engine.get("variant"))
+    if variant and "+" not in name:
+        name = f"{name}+{variant}"
+    rate = _number(engine.get("rate"), DEFAULT_RATE) * _number(audio.get("speed"), 1.0)
+    pitch = _number(engine.get("pitch"), DEFAULT_PITCH) * _number(audio.get("pitch"), 1.0)
+    volume = _number(engine.get("volume"), DEFAULT_VOLUME) * _number(audio.get("volume"), 1.0)
+    return Voice(
+        name=name,
+        rate=_clamp(rate, MIN_RATE, MAX_RATE),
+        pitch=_clamp(pitch, 0, 100),
+        volume=_clamp(volume, 0, MAX_VOLUME),
+    )
+
+
+async def synthesize(
+    text: str,
+    *,
+    voice: str = DEFAULT_VOICE,
+    rate: int = DEFAULT_RATE,
+    pitch: int = DEFAULT_PITCH,
+    volume: int = DEFAULT_VOLUME,
+) -> Speech:
+    """``text`` spoken by eSpeak NG, in a worker thread (the event loop keeps running)."""
+    return await asyncio.to_thread(
+        synthesize_blocking, text, voice=voice, rate=rate, pitch=pitch, volume=volume
+    )
+
+
+def synthesize_blocking(
+    text: str,
+    *,
+    voice: str = DEFAULT_VOICE,
+    rate: int = DEFAULT_RATE,
+    pitch: int = DEFAULT_PITCH,
+    volume: int = DEFAULT_VOLUME,
+) -> Speech:
+    """`synthesize`, blocking the calling thread (for threads and scripts, not the event loop)."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    with _LOCK:
+        engine = _engine()
+        if not cleaned:
+            return Speech(b"", engine.sample_rate)
+        engine.set_voice(voice)
+        engine.set_parameter(_RATE, _clamp(rate, MIN_RATE, MAX_RATE))
+        engine.set_parameter(_PITCH, _clamp(pitch, 0, 100))
+        engine.set_parameter(_VOLUME, _clamp(volume, 0, MAX_VOLUME))
+        return Speech(engine.speak(cleaned), engine.sample_rate)
+
+
+def sample_rate() -> int:
+    """The rate of every `Speech` this process makes (initializes the library)."""
+    with _LOCK:
+        return _engine().sample_rate
+
+
+# --- assembling and writing audio ---------------------------------------------------------
+
+
+def silence(duration_ms: int, rate: int) -> Speech:
+    return Speech(bytes(SAMPLE_WIDTH * round(duration_ms * rate / 1000)), rate)
+
+
+def concatenate(parts: Sequence[Speech], rate: int) -> Speech:
+    if any(part.sample_rate != rate for part in parts):
+        raise ValueError("cannot join speech of different sample rates")
+    return Speech(b"".join(part.pcm for part in parts), rate)
+
+
+def wav_bytes(speech: Speech) -> bytes:
+    """``speech`` as a complete WAV file (RIFF, PCM, mono, 16-bit)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(SAMPLE_WIDTH)
+        file.setframerate(speech.sample_rate)
+        file.writeframes(speech.pcm)
+    return buffer.getvalue()
+
+
+def write_wav(path: Path | str, speech: Speech) -> None:
+    """Write ``speech`` to ``path`` as WAV, atomically: a reader sees the whole file or none.
+
+    Blocking (call it with ``asyncio.to_thread`` from async code).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(wav_bytes(speech))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def rms(pcm: bytes) -> float:
+    """Root mean square of 16-bit PCM samples (0 for silence, up to 32767)."""
+    samples = array.array("h")
+    samples.frombytes(pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH])
+    if not samples:
+        return 0.0
+    return math.sqrt(sum(sample * sample for sample in samples) / len(samples))
+
+
+# --- the library --------------------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_ENGINE: _Engine | None = None
+
+
+def _engine() -> _Engine:
+    """The process's one initialized library (call with `_LOCK` held)."""
+    global _ENGINE  # one library per process, initialized on first use
+    if _ENGINE is None:
+        _ENGINE = _Engine()
+    return _ENGINE
+
+
+class _Engine:
+    def __init__(self) -> None:
+        try:
+            lib = ctypes.CDLL(espeakng_loader.get_library_path())
+            data_path = espeakng_loader.get_data_path()
+        except (OSError, RuntimeError) as exc:
+            raise SpeechError(f"The speech synthesizer could not be loaded ({exc}).") from exc
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+        lib.espeak_SetSynthCallback.restype = None
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p,  # text
+            ctypes.c_size_t,  # its size in bytes, with the terminating NUL
+            ctypes.c_uint,  # position
+            ctypes.c_int,  # position type
+            ctypes.c_uint,  # end position (0: the whole text)
+            ctypes.c_uint,  # flags
+            ctypes.c_void_p,  # unique identifier (out), unused
+            ctypes.c_void_p,  # user data, unused
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data_path.encode(), _INITIALIZE_DONT_EXIT
+        )
+        if rate <= 0:
+            raise SpeechError("The speech synthesizer could not be started.")
+        self.sample_rate: int = rate
+        self._lib = lib
+        self._chunks: list[bytes] = []
+        self._voice: str | None = None
+        # Kept referenced for as long as the library may call it.
+        self._callback = _CALLBACK(self._collect)
+        lib.espeak_SetSynthCallback(self._callback)
+
+    def _collect(self, wav: Any, count: int, _events: Any) -> int:
+        if count > 0 and wav:
+            self._chunks.append(ctypes.string_at(wav, count * SAMPLE_WIDTH))
+        return 0  # go on
+
+    def set_voice(self, name: str) -> None:
+        if name == self._voice:
+            return
+        for candidate in _voice_candidates(name):
+            result = self._lib.espeak_SetVoiceByName(candidate.encode())
+            if result == _EE_OK:
+                self._voice = name
+                return
+            if result != _EE_NOT_FOUND:
+                raise SpeechError(f"The voice {name!r} could not be loaded.")
+        raise VoiceNotFound(
+            f"The voice {name!r} is not available: use a language such as 'en', 'en-us', "
+            f"'de' or 'pt-br'."
+        )
+
+    def set_parameter(self, parameter: int, value: int) -> None:
+        if self._lib.espeak_SetParameter(parameter, value, 0) != _EE_OK:
+            raise SpeechError("The speech synthesizer refused a setting.")
+
+    def speak(self, text: str) -> bytes:
+        data = text.encode()
+        self._chunks = []
+        try:
+            result = self._lib.espeak_Synth(
+                data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+            )
+            if result != _EE_OK:
+                raise SpeechError("The speech synthesizer failed on this text.")
+            return b"".join(self._chunks)
+        finally:
+            self._chunks = []
+
+
+def _voice_candidates(name: str) -> list[str]:
+    """``name``, then its primary language with the same variant (``en-nz+f3`` → ``en+f3``)."""
+    name = name.strip()
+    if not _VOICE_NAME.fullmatch(name):
+        return []
+    base, plus, variant = name.partition("+")
+    primary = base.split("-")[0]
+    candidates = [name, f"{primary}{plus}{variant}"]
+    return list(dict.fromkeys(candidates))
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)
+
+
+def _clamp(value: float, low: int, high: int) -> int:
+    return max(low, min(high, round(value)))

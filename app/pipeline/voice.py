@@ -1,0 +1,166 @@
+"""VOICE: the script spoken by eSpeak NG, one WAV per segment, timed to the sample.
+
+Each segment is synthesized on its own (`app.pipeline.speech`) and stored as
+``voice/<index>.wav`` in the attempt's folder (`app.pipeline.run_media`); the segments joined with
+a pause between them are ``voice/narration.wav``, the track a render lays under the video. The
+timings come from the audio itself: a segment starts where the previous one ended plus the pause,
+and lasts exactly as long as its samples, so captions and narration cannot drift apart.
+
+The voice is the video's voice profile (its ``language`` and ``engine_settings``) combined with
+the video's audio settings, as `app.pipeline.speech.voice_for` describes. A profile that was
+deleted since is not used; the video's own language picks the voice then.
+
+Results (read by CAPTIONS, RENDER and `app.worker.stages.video_artefacts`)::
+
+    {"timings": [{"index", "startMs", "endMs", "audioPath"}],
+     "durationMs", "audioPath", "sampleRate", "language", "runFolder"}
+
+``audioPath`` values are relative to the media folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import media
+from app.pipeline import speech
+from app.pipeline.run_media import RunFolder, discard, run_blocking, start_clean
+from app.settings import Settings
+from app.worker.pipeline import Results, StageContext, StageError, VideoInput
+from db.models import JobStage, VoiceProfile
+
+logger = logging.getLogger(__name__)
+
+#: The silence between two segments, and the shortest a segment is made to last (a segment of
+#: punctuation alone says nothing, but its caption still needs a moment on screen).
+PAUSE_MS = 300
+MIN_SEGMENT_MS = 200
+
+
+class EspeakVoice:
+    """Narration synthesized with eSpeak NG. ``sessionmaker`` reads the video's voice profile;
+    without one (stage-level tests) the video's audio settings alone choose the voice."""
+
+    name = JobStage.VOICE
+    weight = 2.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        *,
+        delay_seconds: float = 0.0,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        #: Test-only (``STUDIO_PIPELINE_STAGE_DELAY_MS``): extra time the stage takes once its
+        #: files are written, so that tests can stop a job mid-stage.
+        self.delay_seconds = delay_seconds
+
+    async def run(
+        self, context: StageContext, video: VideoInput, results: Results
+    ) -> dict[str, Any]:
+        run = RunFolder.of(context, video)
+        await run_blocking(start_clean, self.settings, run)
+        try:
+            narrated = await self._narrate(context, video, results, run)
+            if self.delay_seconds:
+                await asyncio.sleep(self.delay_seconds)
+            return narrated
+        except BaseException:
+            await run_blocking(discard, self.settings, run)
+            raise
+
+    async def _narrate(
+        self, context: StageContext, video: VideoInput, results: Results, run: RunFolder
+    ) -> dict[str, Any]:
+        engine_settings, profile_language = await self._profile(video.voice_profile_id)
+        voice = speech.voice_for(
+            engine_settings=engine_settings,
+            profile_language=profile_language,
+            audio_settings=video.audio_settings,
+        )
+        segments = list(results[JobStage.SCRIPT]["segments"])
+        total_chars = sum(len(str(segment["text"])) for segment in segments) or 1
+        rate = await run_blocking(speech.sample_rate)
+        pause = speech.silence(PAUSE_MS, rate)
+        parts: list[speech.Speech] = []
+        timings: list[dict[str, Any]] = []
+        position = 0  # in samples, so that rounding to milliseconds never accumulates
+        spoken_chars = 0
+        for number, segment in enumerate(segments):
+            text = str(segment["text"])
+            said = await self._say(text, voice)
+            if said.duration_ms < MIN_SEGMENT_MS:
+                padding = speech.silence(MIN_SEGMENT_MS, rate).pcm[len(said.pcm) :]
+                said = speech.Speech(said.pcm + padding, rate)
+            path = run.file("voice", f"{int(segment['index'])}.wav")
+            await run_blocking(media.write_file, self.settings, path, speech.wav_bytes(said))
+            if number:
+                parts.append(pause)
+                position += pause.samples
+            timings.append(
+                {
+                    "index": segment["index"],
+                    "startMs": _ms(position, rate),
+                    "endMs": _ms(position + said.samples, rate),
+                    "audioPath": path,
+                }
+            )
+            parts.append(said)
+            position += said.samples
+            spoken_chars += len(text)
+            context.report(0.95 * spoken_chars / total_chars)
+        narration = speech.concatenate(parts, rate)
+        narration_path = run.file("voice", "narration.wav")
+        await run_blocking(
+            media.write_file, self.settings, narration_path, speech.wav_bytes(narration)
+        )
+        context.report(1.0)
+        return {
+            "timings": timings,
+            "durationMs": _ms(position, rate),
+            "audioPath": narration_path,
+            "sampleRate": rate,
+            "language": profile_language or str(video.audio_settings.get("language") or "en"),
+            "runFolder": run.relative,
+        }
+
+    async def _say(self, text: str, voice: speech.Voice) -> speech.Speech:
+        try:
+            return await speech.synthesize(
+                text, voice=voice.name, rate=voice.rate, pitch=voice.pitch, volume=voice.volume
+            )
+        except speech.VoiceNotFound as exc:
+            raise StageError(str(exc)) from exc
+        except speech.SpeechError as exc:
+            raise StageError(f"The narration could not be synthesized: {exc}") from exc
+
+    async def _profile(self, profile_id: uuid.UUID | None) -> tuple[dict[str, Any], str | None]:
+        """The live profile's ``engine_settings`` and ``language`` (empty without one)."""
+        if profile_id is None or self.sessionmaker is None:
+            return {}, None
+        async with self.sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(VoiceProfile.engine_settings, VoiceProfile.language).where(
+                        VoiceProfile.id == profile_id, VoiceProfile.deleted_at.is_(None)
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            logger.info(
+                "voice profile %s is gone; the video's language picks the voice", profile_id
+            )
+            return {}, None
+        return dict(row.engine_settings or {}), row.language
+
+
+def _ms(samples: int, rate: int) -> int:
+    return round(samples * 1000 / rate)

@@ -1,0 +1,144 @@
+"""SCRIPT for a URL video: the page at the URL, fetched safely, becomes narration segments; a
+page that cannot be read ends the stage with a `StageError` a person understands.
+
+The page comes from a site on 127.0.0.1, allowed through ``STUDIO_FETCH_ALLOWED_HOSTS``; the
+guards of `tests.support.pages` keep every other address out of reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app.pipeline import fetch
+from app.settings import Settings, load_settings
+from app.worker.pipeline import ProgressMeter, StageContext, StageError, VideoInput
+from app.worker.stages import MAX_SEGMENT_CHARS, ScriptFromDescription, default_stages
+from db.models import JobStage, VideoInputType
+from tests.support.browser import serve
+from tests.support.pages import (
+    ARTICLE_PARAGRAPHS,
+    ARTICLE_TITLE,
+    ConnectionLog,
+    fake_resolver,
+    site_app,
+)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[str]:
+    with serve(site_app()) as base_url:
+        yield base_url
+
+
+@pytest.fixture(autouse=True)
+def connections(monkeypatch: pytest.MonkeyPatch) -> ConnectionLog:
+    log = ConnectionLog()
+    original = asyncio.base_events.BaseEventLoop.create_connection
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "create_connection", log.wrap(original))
+    monkeypatch.setattr(
+        fetch, "resolve_host", fake_resolver({"intranet.example": ["10.0.0.7"]}, [])
+    )
+    return log
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(
+        fetch_allowed_hosts="127.0.0.1", fetch_timeout_seconds=0.5, fetch_max_bytes=100_000
+    )
+
+
+def _video(url: str, title: str = "Solar, from the web") -> VideoInput:
+    return VideoInput(
+        id=uuid.uuid4(),
+        title=title,
+        description=None,
+        input_type=VideoInputType.URL,
+        source_url=url,
+        voice_profile_id=None,
+        audio_settings={"speed": 1.0, "language": "en"},
+    )
+
+
+def _context(meter: ProgressMeter) -> StageContext:
+    return StageContext(
+        job_id=uuid.uuid4(), attempt=1, stage_index=0, meter=meter, stopped=lambda: None
+    )
+
+
+async def _script(settings: Settings, url: str, **video: Any) -> list[str]:
+    meter = ProgressMeter([1.0])
+    results = await ScriptFromDescription(settings).run(_context(meter), _video(url, **video), {})
+    assert meter.value == 100
+    segments = results["segments"]
+    assert [segment["index"] for segment in segments] == list(range(len(segments)))
+    return [str(segment["text"]) for segment in segments]
+
+
+async def test_a_page_becomes_the_script(site: str, settings: Settings) -> None:
+    segments = await _script(settings, f"{site}/article")
+    # The page's title, then its paragraphs: each starts a segment, none is too long to read.
+    assert segments[0] == ARTICLE_TITLE
+    assert all(len(segment) <= MAX_SEGMENT_CHARS for segment in segments)
+    assert " ".join(segments[1:]) == " ".join(ARTICLE_PARAGRAPHS)
+    assert segments[1].startswith(ARTICLE_PARAGRAPHS[0][:40])
+    assert any(segment.startswith(ARTICLE_PARAGRAPHS[2][:40]) for segment in segments)
+
+
+async def test_a_page_without_a_title_is_titled_by_the_video(site: str, settings: Settings) -> None:
+    segments = await _script(settings, f"{site}/plain", title="The tides")
+    assert segments == [
+        "The tides",
+        "Tides.",
+        "The moon pulls the sea towards it. The sea rises and falls twice a day.",
+    ]
+
+
+async def test_the_workers_stages_read_pages_with_the_workers_settings(
+    site: str, settings: Settings
+) -> None:
+    script = default_stages(settings)[0]
+    assert script.name is JobStage.SCRIPT
+    results = await script.run(_context(ProgressMeter([1.0])), _video(f"{site}/article"), {})
+    assert results["segments"][0]["text"] == ARTICLE_TITLE
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("http://10.0.0.1/", "The address 10.0.0.1 is not allowed (private network)."),
+        (
+            "http://intranet.example/",
+            "The address intranet.example (10.0.0.7) is not allowed (private network).",
+        ),
+        (
+            "/to?location=http://169.254.169.254/latest/meta-data/",
+            "The address 169.254.169.254 is not allowed (link-local).",
+        ),
+        ("file:///etc/passwd", "Only http:// and https:// web pages can be fetched, not file://"),
+        ("/no-text", "The page has no readable text."),
+        ("/image.png", "is not a web page (image/png)."),
+        ("/missing", "The page could not be fetched: 127.0.0.1 answered 404 Not Found."),
+        ("/huge-streamed", "The page is larger than 0.1 MB."),
+        ("/slow", "The page took too long to answer (more than 0.5 seconds)."),
+        ("/redirect/6", "Too many redirects (more than 5)"),
+    ],
+)
+async def test_an_unreadable_page_fails_the_stage_readably(
+    site: str, settings: Settings, path: str, message: str, connections: ConnectionLog
+) -> None:
+    url = f"{site}{path}" if path.startswith("/") else path
+    with pytest.raises(StageError) as failed:
+        await ScriptFromDescription(settings).run(_context(ProgressMeter([1.0])), _video(url), {})
+    assert message in failed.value.user_message
+    assert all(host == "127.0.0.1" for host, _ in connections.attempts)
+
+
+async def test_a_url_video_without_an_address_fails_readably(settings: Settings) -> None:
+    with pytest.raises(StageError, match="no web address"):
+        await ScriptFromDescription(settings).run(_context(ProgressMeter([1.0])), _video("  "), {})
