@@ -34,6 +34,11 @@ RUN python scripts/build_graphiql.py --no-npm
 # --- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim
 
+# A font for the text the render draws on screen (the slim image has none).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 studio \
     && useradd --system --uid 10001 --gid studio --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin studio \

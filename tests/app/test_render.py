@@ -1,0 +1,396 @@
+"""Rendering (app/pipeline/render.py): the MP4 is decoded with the same ffmpeg and checked for its
+streams (H.264, AAC, mov_text), its duration (the sum of the segments'), audible narration where
+the segments are and silence between them, the segment text on screen while it is spoken, and a
+PNG poster. A render that fails, is cancelled or is stopped by its progress callback kills ffmpeg
+and leaves nothing in the output folder. Videos are small (320 x 180, 10 fps) to keep this fast."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import math
+import re
+import subprocess
+import sys
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg  # type: ignore[import-untyped]
+import pytest
+
+from app.pipeline import render
+from app.pipeline.render import RenderError, RenderResult, RenderSegment, render_video
+
+FFMPEG = str(imageio_ffmpeg.get_ffmpeg_exe())
+SMALL: dict[str, Any] = {"width": 320, "height": 180, "fps": 10}
+RATE = 8000  # decoded audio is checked at this rate
+LOUD, QUIET = 1000.0, 50.0  # RMS thresholds; the tones are ~5,600 RMS, silence is ~0
+
+VTT = """WEBVTT
+
+00:00:00.000 --> 00:00:01.000
+A title
+
+00:00:01.000 --> 00:00:02.500
+The first sentence: with 'quotes', [brackets]; and commas.
+
+00:00:02.500 --> 00:00:04.500
+The last one, 100% done.
+"""
+
+# --- inputs and decoding ------------------------------------------------------------------
+
+
+def write_tone(path: Path, seconds: float, frequency: float = 440.0, rate: int = 22050) -> Path:
+    """A mono 16-bit sine tone, as eSpeak's WAVs are (mono, 16-bit; any rate works)."""
+    count = round(seconds * rate)
+    samples = array.array(
+        "h", (round(8000 * math.sin(2 * math.pi * frequency * i / rate)) for i in range(count))
+    )
+    if sys.byteorder == "big":
+        samples.byteswap()
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(samples.tobytes())
+    return path
+
+
+def write_silence(path: Path, seconds: float, rate: int = 8000) -> Path:
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(b"\0\0" * round(seconds * rate))
+    return path
+
+
+def streams(video: Path) -> tuple[dict[str, str], float]:
+    """The codec of each stream kind (``Video``, ``Audio``, ``Subtitle``) and the duration in
+    seconds, from what ``ffmpeg -i`` prints about its input."""
+    info = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(video)], capture_output=True, text=True, check=False
+    ).stderr
+    kinds = dict(re.findall(r"Stream #0:\d+\S*: (Video|Audio|Subtitle): (\w+)", info))
+    duration = re.search(r"Duration: (\d+):(\d+):(\d+\.\d+)", info)
+    assert duration is not None, info
+    hours, minutes, seconds = duration.groups()
+    return kinds, int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def decoded_audio(video: Path) -> array.array[int]:
+    """The audio track decoded to mono 16-bit PCM at `RATE`."""
+    pcm = decode(video, "-map", "0:a", "-ac", "1", "-ar", str(RATE), "-f", "s16le")
+    samples = array.array("h", pcm)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples
+
+
+def rms(samples: array.array[int], start: float, end: float) -> float:
+    window = samples[round(start * RATE) : round(end * RATE)]
+    assert len(window) > 0
+    return math.sqrt(sum(sample * sample for sample in window) / len(window))
+
+
+def brightest(video: Path, at: float) -> int:
+    """The brightest pixel (0 to 255) of the frame shown at ``at`` seconds."""
+    gray = decode(video, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", seek=at)
+    assert len(gray) == SMALL["width"] * SMALL["height"]
+    return max(gray)
+
+
+def decode(video: Path, *output: str, seek: float = 0.0) -> bytes:
+    """What ffmpeg writes to its standard output with these output options."""
+    command = [FFMPEG, "-v", "error", "-ss", str(seek), "-i", str(video), *output, "-"]
+    return subprocess.run(command, capture_output=True, check=True).stdout
+
+
+def folder_listing(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- one video with captions, three segments back to back ---------------------------------
+
+
+@dataclass
+class Rendered:
+    result: RenderResult
+    video: Path
+    poster: Path
+    progress: list[float]
+
+
+@pytest.fixture(scope="module")
+async def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    inputs = tmp_path_factory.mktemp("inputs")
+    wavs = [
+        write_tone(inputs / f"{index}.wav", seconds, frequency)
+        for index, (seconds, frequency) in enumerate([(1.0, 330), (1.5, 440), (2.0, 550)])
+    ]
+    captions = inputs / "captions.vtt"
+    captions.write_text(VTT, encoding="utf-8")
+    output = tmp_path_factory.mktemp("output")
+    progress: list[float] = []
+
+    async def on_progress(fraction: float) -> None:
+        progress.append(fraction)
+
+    result = await render_video(
+        segments=[
+            RenderSegment("A title", 0, 1000),
+            RenderSegment("The first sentence: with 'quotes', [brackets]; and commas.", 1000, 2500),
+            RenderSegment("The last one, 100% done. %{pts} \\n {x}", 2500, 4500),
+        ],
+        narration_wavs=wavs,
+        captions_vtt=captions,
+        output_mp4=output / "video.mp4",
+        poster_png=output / "poster.png",
+        on_progress=on_progress,
+        **SMALL,
+    )
+    return Rendered(result, output / "video.mp4", output / "poster.png", progress)
+
+
+def test_the_video_has_h264_video_aac_audio_and_a_soft_subtitle_track(rendered: Rendered) -> None:
+    kinds, _ = streams(rendered.video)
+    assert kinds == {"Video": "h264", "Audio": "aac", "Subtitle": "mov_text"}
+
+
+def test_the_duration_is_the_sum_of_the_segments(rendered: Rendered) -> None:
+    _, duration = streams(rendered.video)
+    assert duration == pytest.approx(4.5, abs=0.5)
+    assert len(decoded_audio(rendered.video)) / RATE == pytest.approx(4.5, abs=0.5)
+    assert rendered.result.duration_ms == 4500
+
+
+def test_the_narration_is_audible_throughout(rendered: Rendered) -> None:
+    samples = decoded_audio(rendered.video)
+    for start in (0.1, 1.1, 2.6, 3.9):
+        assert rms(samples, start, start + 0.4) > LOUD
+
+
+def test_the_poster_is_a_png_and_the_output_folder_holds_only_the_two_files(
+    rendered: Rendered,
+) -> None:
+    assert is_png(rendered.poster)
+    assert folder_listing(rendered.video.parent) == ["poster.png", "video.mp4"]
+    assert rendered.result.size_bytes == rendered.video.stat().st_size
+    assert rendered.result.text_on_screen
+
+
+def test_progress_grows_and_ends_at_one(rendered: Rendered) -> None:
+    assert rendered.progress
+    assert rendered.progress == sorted(rendered.progress)
+    assert all(0 <= fraction <= 1 for fraction in rendered.progress)
+    assert rendered.progress[-1] == 1.0
+
+
+# --- the timeline: pauses between segments, text in sync -----------------------------------
+
+
+async def test_pauses_are_silent_and_text_shows_only_while_its_segment_plays(
+    tmp_path: Path,
+) -> None:
+    wavs = [write_tone(tmp_path / f"{index}.wav", 1.0, rate=16000) for index in range(2)]
+    wavs.append(write_tone(tmp_path / "2.wav", 1.5))  # longer than its segment: cut at its end
+    segments = [
+        RenderSegment("One", 200, 1200),
+        RenderSegment("Two", 1500, 2500),
+        RenderSegment("Three", 2800, 3800),
+    ]
+    video = tmp_path / "out" / "video.mp4"
+    result = await render_video(
+        segments=segments,
+        narration_wavs=wavs,
+        captions_vtt=None,
+        output_mp4=video,
+        poster_png=tmp_path / "out" / "poster.png",
+        **SMALL,
+    )
+    assert result.duration_ms == 3800
+    check_timeline(video)
+
+
+def check_timeline(video: Path) -> None:
+    kinds, duration = streams(video)
+    assert kinds == {"Video": "h264", "Audio": "aac"}  # no captions given, no subtitle track
+    assert duration == pytest.approx(3.8, abs=0.1)
+    samples = decoded_audio(video)
+    for start, end in [(0.0, 0.15), (1.25, 1.45), (2.55, 2.75)]:
+        assert rms(samples, start, end) < QUIET
+    for start, end in [(0.3, 1.1), (1.6, 2.4), (2.9, 3.7)]:
+        assert rms(samples, start, end) > LOUD
+    for during in (0.7, 2.0, 3.3):
+        assert brightest(video, during) > 150
+    for between in (0.05, 1.35, 2.65):
+        assert brightest(video, between) < 100
+
+
+# --- fonts ----------------------------------------------------------------------------------
+
+
+async def test_a_given_font_file_is_used_whatever_its_path(tmp_path: Path) -> None:
+    # Every character that filter graph syntax cares about, in the font's path.
+    odd = copy_a_system_font(tmp_path / "fonts: it's [a], b; c\\d.ttf")
+    result = await render_one(tmp_path, font_file=odd)
+    assert result.text_on_screen
+    assert brightest(tmp_path / "out" / "video.mp4", 0.5) > 150
+
+
+async def test_without_any_font_the_video_is_rendered_without_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "fonts.conf"
+    config.write_text(
+        f"<fontconfig><dir>{tmp_path / 'no-fonts'}</dir>"
+        f"<cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>"
+    )
+    monkeypatch.setenv("FONTCONFIG_FILE", str(config))
+    monkeypatch.setattr(render, "_fonts_found", set())
+    result = await render_one(tmp_path)
+    assert not result.text_on_screen
+    video = tmp_path / "out" / "video.mp4"
+    assert streams(video)[0] == {"Video": "h264", "Audio": "aac"}
+    assert brightest(video, 0.5) < 100
+
+
+async def test_a_missing_font_file_is_a_render_error(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match="font"):
+        await render_one(tmp_path, font_file=tmp_path / "missing.ttf")
+    assert folder_listing(tmp_path / "out") == []
+
+
+def copy_a_system_font(target: Path) -> Path:
+    fonts = Path("/usr/share/fonts")
+    found = sorted(fonts.rglob("*.ttf")) if fonts.is_dir() else []
+    if not found:
+        pytest.skip("no TrueType font on this machine to copy")
+    target.write_bytes(found[0].read_bytes())
+    return target
+
+
+async def render_one(tmp_path: Path, **options: Any) -> RenderResult:
+    return await render_video(
+        segments=[RenderSegment("Hello", 0, 1000)],
+        narration_wavs=[write_tone(tmp_path / "hello.wav", 1.0)],
+        captions_vtt=None,
+        output_mp4=tmp_path / "out" / "video.mp4",
+        poster_png=tmp_path / "out" / "poster.png",
+        **SMALL,
+        **options,
+    )
+
+
+# --- failures leave nothing ------------------------------------------------------------------
+
+
+async def test_a_missing_narration_file_is_a_readable_error(tmp_path: Path) -> None:
+    wavs = [write_tone(tmp_path / "0.wav", 1.0), tmp_path / "missing.wav"]
+    with pytest.raises(RenderError) as raised:
+        await render_video(
+            segments=[RenderSegment("One", 0, 1000), RenderSegment("Two", 1000, 2000)],
+            narration_wavs=wavs,
+            captions_vtt=None,
+            output_mp4=tmp_path / "out" / "video.mp4",
+            poster_png=tmp_path / "out" / "poster.png",
+            **SMALL,
+        )
+    assert raised.value.user_message == "The narration audio of part 2 is missing."
+    assert folder_listing(tmp_path / "out") == []
+
+
+async def test_an_ffmpeg_failure_is_a_render_error_with_its_stderr(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really a wave file")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RenderError) as raised:
+        await render_video(
+            segments=[RenderSegment("One", 0, 1000)],
+            narration_wavs=[broken],
+            captions_vtt=None,
+            output_mp4=tmp_path / "out" / "video.mp4",
+            poster_png=tmp_path / "out" / "poster.png",
+            **SMALL,
+        )
+    assert raised.value.user_message == "The video could not be rendered."
+    assert "broken.wav" in raised.value.detail
+    assert folder_listing(tmp_path / "out") == []
+
+
+class Stop(Exception):
+    """What a stage's progress callback raises once its job must stop."""
+
+
+@pytest.mark.parametrize("how", ["cancelled", "callback raises"])
+async def test_a_stopped_render_kills_ffmpeg_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    processes: list[asyncio.subprocess.Process] = []
+    spawn: Callable[..., Any] = asyncio.create_subprocess_exec
+
+    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        process: asyncio.subprocess.Process = await spawn(*args, **kwargs)
+        processes.append(process)
+        return process
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    started = asyncio.Event()
+    reported: list[float] = []
+
+    async def on_progress(fraction: float) -> None:
+        reported.append(fraction)
+        started.set()
+        if how == "callback raises":
+            raise Stop
+
+    rendering = asyncio.ensure_future(
+        render_video(
+            segments=[RenderSegment("A long one", 0, 600_000)],
+            narration_wavs=[write_silence(tmp_path / "long.wav", 600)],
+            captions_vtt=None,
+            output_mp4=tmp_path / "out" / "video.mp4",
+            poster_png=tmp_path / "out" / "poster.png",
+            on_progress=on_progress,
+            **SMALL,
+        )
+    )
+    async with asyncio.timeout(20):
+        await started.wait()
+        if how == "cancelled":
+            rendering.cancel()
+        with pytest.raises(asyncio.CancelledError if how == "cancelled" else Stop):
+            await rendering
+    assert 0 < reported[0] < 1  # ffmpeg's own progress, mid-render
+    encoder = processes[-1]
+    assert encoder.returncode is not None
+    assert encoder.returncode < 0  # killed by a signal, not finished
+    assert folder_listing(tmp_path / "out") == []
+
+
+def test_segments_must_not_overlap() -> None:
+    with pytest.raises(ValueError, match="overlaps"):
+        render._timeline(
+            [RenderSegment("a", 0, 1000), RenderSegment("b", 900, 2000)],
+            [Path("a.wav"), Path("b.wav")],
+            320,
+            180,
+            10,
+        )
+
+
+def test_long_text_is_wrapped_and_made_smaller_to_fit() -> None:
+    lines, size = render._layout("word " * 20, 1280, 720)
+    assert size == 45
+    assert 2 <= len(lines) <= 3
+    many, smaller = render._layout("word " * 400, 1280, 720)
+    assert smaller < size
+    assert len(many) * smaller * 1.25 <= 720 * 0.8 or smaller == 8
