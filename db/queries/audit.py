@@ -96,3 +96,31 @@ async def events_by_ids(
         )
     )
     return {event.id: event for event in rows}
+
+
+async def record_owned_change(
+    session: AsyncSession,
+    row: Any,
+    *,
+    object_type: str,
+    action: str,
+    request_id: str | None,
+    diff: Mapping[str, Any],
+) -> None:
+    """Audit a change to an owned row (it has ``id`` and ``user_id``): the owner is the actor."""
+    await record_event(
+        session,
+        actor_id=row.user_id,
+        action=action,
+        object_type=object_type,
+        object_id=row.id,
+        request_id=request_id,
+        diff=diff,
+    )
+
+
+async def transaction_now(session: AsyncSession) -> datetime:
+    """The transaction's clock, the same one the timestamp defaults and the triggers use."""
+    now = await session.scalar(select(func.now()))
+    assert isinstance(now, datetime)
+    return now

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadUserInput, Conflict, NotFound
 from db.integrity import constraint_errors
 from db.models import GenerationJob, JobStatus, Video, VideoStatus, VoiceProfile
-from db.queries.audit import changes, record_event
+from db.queries.audit import changes, record_owned_change, transaction_now
 from db.queries.videos import ACTIVE_JOB_STATUSES, owned_video
 
 #: Columns that feed generation: changing them while a job is queued or running is a CONFLICT.
@@ -157,7 +156,7 @@ async def soft_delete_video(
 ) -> Video:
     """Hide the video and cancel its queued or running job, in the caller's transaction."""
     video = await _lock_video(session, owner_id, video_id, deleted=False)
-    now = await _now(session)
+    now = await transaction_now(session)
     video.deleted_at = now
     cancelled = await session.execute(
         update(GenerationJob)
@@ -194,13 +193,6 @@ async def _lock_video(
     return video
 
 
-async def _now(session: AsyncSession) -> datetime:
-    # The transaction's clock, the same one the timestamp defaults and the trigger use.
-    now = await session.scalar(select(func.now()))
-    assert isinstance(now, datetime)
-    return now
-
-
 async def _audit(
     session: AsyncSession,
     video: Video,
@@ -208,12 +200,6 @@ async def _audit(
     request_id: str | None,
     diff: Mapping[str, Any],
 ) -> None:
-    await record_event(
-        session,
-        actor_id=video.user_id,
-        action=action,
-        object_type="Video",
-        object_id=video.id,
-        request_id=request_id,
-        diff=diff,
+    await record_owned_change(
+        session, video, object_type="Video", action=action, request_id=request_id, diff=diff
     )

@@ -2,18 +2,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from db.integrity import constraint_errors
 from db.models import VoiceProfile
 from db.queries.arrays import is_any_of
-from db.queries.audit import changes, record_event
+from db.queries.audit import changes, record_owned_change, transaction_now
 from db.queries.pagination import Ordering, PageRequest, PageSlice, count_for_parents, fetch_pages
 
 VOICE_PROFILE_ORDERING = Ordering(VoiceProfile.created_at, descending=True)
@@ -118,7 +117,7 @@ async def delete_voice_profile(
     """Hide the profile (soft delete). Its stored sample stays, for a restore, but is no longer
     served (see `sample_is_live`); videos that used the voice no longer show it."""
     profile = await _lock_profile(session, owner_id, profile_id)
-    profile.deleted_at = await _now(session)
+    profile.deleted_at = await transaction_now(session)
     await session.flush()
     await _audit(session, profile, "delete", request_id, {"deleted_at": [None, profile.deleted_at]})
     return profile
@@ -158,13 +157,6 @@ async def _lock_profile(
     return profile
 
 
-async def _now(session: AsyncSession) -> datetime:
-    # The transaction's clock, the same one the timestamp defaults and the trigger use.
-    now = await session.scalar(select(func.now()))
-    assert isinstance(now, datetime)
-    return now
-
-
 async def _audit(
     session: AsyncSession,
     profile: VoiceProfile,
@@ -172,12 +164,11 @@ async def _audit(
     request_id: str | None,
     diff: Mapping[str, Any],
 ) -> None:
-    await record_event(
+    await record_owned_change(
         session,
-        actor_id=profile.user_id,
-        action=f"voice_profile.{verb}",
+        profile,
         object_type="VoiceProfile",
-        object_id=profile.id,
+        action=f"voice_profile.{verb}",
         request_id=request_id,
         diff=diff,
     )
