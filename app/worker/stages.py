@@ -4,22 +4,20 @@ SCRIPT is real: the description becomes narration segments. VOICE and CAPTIONS a
 `app.pipeline.voice.EspeakVoice` synthesizes one WAV per segment with eSpeak NG and
 `app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files timed to that audio (their
 results are described in those modules). RENDER is still a placeholder: `NoRender` produces no
-media at all. `EstimatedVoice` (timings estimated from the text, no audio) and `WebVTTCaptions`
-(captions as ``data:`` URLs) are the earlier placeholders, kept for tests that need no audio.
+media at all.
 
 What each stage returns (the contract between stages, read by `video_artefacts`):
 
 * SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration;
 * VOICE: ``{"timings": [{"index", "startMs", "endMs"}], "durationMs", "audioPath"}`` (the
-  narration WAV, relative to the media folder; ``None`` from `EstimatedVoice`);
-* CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}`` (``"url"`` from `WebVTTCaptions`);
+  narration WAV, relative to the media folder);
+* CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}``;
 * RENDER: ``{"mediaPath": None}``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 from typing import Any
 
@@ -31,12 +29,6 @@ from db.models import JobStage, VideoInputType
 
 #: Longest narration segment: about two spoken sentences, or one caption screen of ~4 lines.
 MAX_SEGMENT_CHARS = 220
-#: A speaking pace for the estimate (words per minute at speed 1.0) and the pause between
-#: segments.
-WORDS_PER_MINUTE = 160
-PAUSE_MS = 300
-#: Caption cues: at most two lines of this many characters.
-CAPTION_LINE_CHARS = 42
 
 
 def default_stages(
@@ -92,61 +84,6 @@ class ScriptFromDescription:
         texts = split_script(video.title, video.description or "")
         context.report(1.0)
         return {"segments": [{"index": i, "text": text} for i, text in enumerate(texts)]}
-
-
-class EstimatedVoice:
-    """Placeholder voice: no audio, only how long each segment would take to say."""
-
-    name = JobStage.VOICE
-    weight = 4.0
-
-    def __init__(self, delay_seconds: float = 0.0) -> None:
-        self.delay_seconds = delay_seconds
-
-    async def run(
-        self, context: StageContext, video: VideoInput, results: Results
-    ) -> dict[str, Any]:
-        speed = float(video.audio_settings.get("speed", 1.0)) or 1.0
-        timings, cursor = [], 0
-        for segment in results[JobStage.SCRIPT]["segments"]:
-            words = len(str(segment["text"]).split())
-            duration = max(800, round(words / (WORDS_PER_MINUTE * speed) * 60_000))
-            timings.append(
-                {"index": segment["index"], "startMs": cursor, "endMs": cursor + duration}
-            )
-            cursor += duration + PAUSE_MS
-        await pace(context, self.delay_seconds)
-        return {"timings": timings, "durationMs": max(0, cursor - PAUSE_MS), "audioPath": None}
-
-
-class WebVTTCaptions:
-    """WebVTT and SRT caption tracks timed to the voice stage's segment timings.
-
-    The tracks are carried as ``data:`` URLs until rendered media gets a home that every API
-    process can serve; a ``<track>`` element plays them as they are.
-    """
-
-    name = JobStage.CAPTIONS
-    weight = 1.0
-
-    def __init__(self, delay_seconds: float = 0.0) -> None:
-        self.delay_seconds = delay_seconds
-
-    async def run(
-        self, context: StageContext, video: VideoInput, results: Results
-    ) -> dict[str, Any]:
-        texts = {s["index"]: str(s["text"]) for s in results[JobStage.SCRIPT]["segments"]}
-        cues: list[tuple[int, int, str]] = []
-        for timing in results[JobStage.VOICE]["timings"]:
-            cues += caption_cues(texts[timing["index"]], timing["startMs"], timing["endMs"])
-        await pace(context, self.delay_seconds)
-        language = str(video.audio_settings.get("language", "en"))
-        return {
-            "tracks": [
-                {"language": language, "format": "vtt", "url": _data_url("text/vtt", webvtt(cues))},
-                {"language": language, "format": "srt", "url": _data_url("text/plain", srt(cues))},
-            ]
-        }
 
 
 class NoRender:
@@ -240,47 +177,3 @@ def _wrap(text: str, width: int) -> list[str]:
         else:
             lines.append(word)
     return lines
-
-
-# --- captions -----------------------------------------------------------------------------
-
-
-def caption_cues(text: str, start_ms: int, end_ms: int) -> list[tuple[int, int, str]]:
-    """Cues of at most two lines for one segment, its time shared out by length."""
-    chunks = _wrap(text, 2 * CAPTION_LINE_CHARS)
-    total = sum(len(chunk) for chunk in chunks) or 1
-    cues, cursor = [], start_ms
-    for number, chunk in enumerate(chunks, start=1):
-        stop = (
-            end_ms if number == len(chunks) else cursor + (end_ms - start_ms) * len(chunk) // total
-        )
-        cues.append((cursor, stop, "\n".join(_wrap(chunk, CAPTION_LINE_CHARS))))
-        cursor = stop
-    return cues
-
-
-def webvtt(cues: list[tuple[int, int, str]]) -> str:
-    body = "".join(
-        f"{_timestamp(start, '.')} --> {_timestamp(end, '.')}\n{text}\n\n"
-        for start, end, text in cues
-    )
-    return f"WEBVTT\n\n{body}"
-
-
-def srt(cues: list[tuple[int, int, str]]) -> str:
-    return "".join(
-        f"{number}\n{_timestamp(start, ',')} --> {_timestamp(end, ',')}\n{text}\n\n"
-        for number, (start, end, text) in enumerate(cues, start=1)
-    )
-
-
-def _timestamp(ms: int, separator: str) -> str:
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{millis:03d}"
-
-
-def _data_url(media_type: str, text: str) -> str:
-    encoded = base64.b64encode(text.encode()).decode()
-    return f"data:{media_type};charset=utf-8;base64,{encoded}"

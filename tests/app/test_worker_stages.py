@@ -1,12 +1,10 @@
-"""The stages a job runs today: a real script from the description, and placeholders that
-produce the shape of their artefacts (timings estimated from text, captions timed to them)."""
+"""SCRIPT from a description, the RENDER placeholder, and how stage results become the video's
+script and caption tracks. (VOICE and CAPTIONS have tests of their own: test_speech,
+test_captions, test_voice_captions_stages.)"""
 
 from __future__ import annotations
 
-import base64
-import re
 import uuid
-from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -14,11 +12,8 @@ import pytest
 from app.worker.pipeline import ProgressMeter, StageContext, StageError, VideoInput
 from app.worker.stages import (
     MAX_SEGMENT_CHARS,
-    EstimatedVoice,
     NoRender,
     ScriptFromDescription,
-    WebVTTCaptions,
-    caption_cues,
     split_script,
     video_artefacts,
 )
@@ -52,13 +47,6 @@ def _context() -> StageContext:
         meter=ProgressMeter([1.0]),
         stopped=lambda: None,
     )
-
-
-async def _run_all(video: VideoInput) -> dict[JobStage, dict[str, Any]]:
-    results: dict[JobStage, dict[str, Any]] = {}
-    for stage in (ScriptFromDescription(), EstimatedVoice(), WebVTTCaptions(), NoRender()):
-        results[stage.name] = await stage.run(_context(), video, results)
-    return results
 
 
 # --- SCRIPT -------------------------------------------------------------------------------
@@ -99,66 +87,34 @@ async def test_a_blank_description_is_refused_readably() -> None:
         await ScriptFromDescription().run(_context(), _video(description="  \n "), {})
 
 
-# --- VOICE, CAPTIONS, RENDER (placeholders) -------------------------------------------------
+# --- RENDER (placeholder) and the artefacts ------------------------------------------------
 
 
-async def test_estimated_timings_follow_the_text_and_the_speed() -> None:
-    normal = await _run_all(_video(description=LONG_SENTENCE))
-    fast = await _run_all(_video(description=LONG_SENTENCE, audio_settings={"speed": 2.0}))
-    timings = normal[JobStage.VOICE]["timings"]
-    assert [t["index"] for t in timings] == [0, 1, 2]  # the title, then two clause groups
-    assert timings[0]["startMs"] == 0
-    assert all(t["endMs"] > t["startMs"] for t in timings)
-    assert timings[1]["startMs"] > timings[0]["endMs"]  # a pause between segments
-    assert normal[JobStage.VOICE]["durationMs"] == timings[-1]["endMs"]
-    assert normal[JobStage.VOICE]["audioPath"] is None
-    assert fast[JobStage.VOICE]["durationMs"] < normal[JobStage.VOICE]["durationMs"]
-
-
-async def test_captions_are_webvtt_and_srt_timed_to_the_voice() -> None:
-    results = await _run_all(_video(description=LONG_SENTENCE))
-    tracks = results[JobStage.CAPTIONS]["tracks"]
-    assert [(t["language"], t["format"]) for t in tracks] == [("en", "vtt"), ("en", "srt")]
-    vtt = _decode(tracks[0]["url"])
-    srt = _decode(tracks[1]["url"])
-    assert vtt.startswith("WEBVTT\n\n")
-    stamps = re.findall(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})", vtt)
-    assert stamps[0][0] == "00:00:00.000"
-    end_ms = results[JobStage.VOICE]["timings"][-1]["endMs"]
-    assert _ms(stamps[-1][1]) == end_ms
-    assert [_ms(a) < _ms(b) for a, b in stamps] == [True] * len(stamps)
-    assert srt.startswith("1\n00:00:00,000 --> ")
-    assert srt.count(" --> ") == len(stamps)
-    assert results[JobStage.RENDER] == {"mediaPath": None}
-
-
-def test_a_long_segment_becomes_several_short_cues() -> None:
-    cues = caption_cues(LONG_SENTENCE, 1000, 21000)
-    assert len(cues) > 1
-    assert cues[0][0] == 1000
-    assert cues[-1][1] == 21000
-    assert all(a[1] == b[0] for a, b in pairwise(cues))
-    assert all(len(line) <= 42 for _, _, text in cues for line in text.split("\n"))
+async def test_the_render_placeholder_makes_no_media() -> None:
+    assert await NoRender().run(_context(), _video(), {}) == {"mediaPath": None}
 
 
 async def test_artefacts_are_the_script_with_timings_and_the_tracks() -> None:
-    results = await _run_all(_video())
-    script, tracks = video_artefacts(results)
-    assert [s["text"] for s in script["segments"]] == [
-        "How solar panels work",
-        "Sunlight knocks electrons loose. They flow as a current.",
+    script_result = await ScriptFromDescription().run(_context(), _video(), {})
+    tracks = [{"language": "en", "format": "vtt", "path": "videos/x/captions/en.vtt"}]
+    results = {
+        JobStage.SCRIPT: script_result,
+        JobStage.VOICE: {
+            "timings": [
+                {"index": 0, "startMs": 0, "endMs": 1200},
+                {"index": 1, "startMs": 1500, "endMs": 4800},
+            ]
+        },
+        JobStage.CAPTIONS: {"tracks": tracks},
+    }
+    script, artefact_tracks = video_artefacts(results)
+    assert script["segments"] == [
+        {"index": 0, "text": "How solar panels work", "startMs": 0, "endMs": 1200},
+        {
+            "index": 1,
+            "text": "Sunlight knocks electrons loose. They flow as a current.",
+            "startMs": 1500,
+            "endMs": 4800,
+        },
     ]
-    assert script["segments"][1]["startMs"] == results[JobStage.VOICE]["timings"][1]["startMs"]
-    assert tracks == results[JobStage.CAPTIONS]["tracks"]
-
-
-def _decode(url: str) -> str:
-    prefix, _, data = url.partition("base64,")
-    assert prefix.startswith("data:")
-    return base64.b64decode(data).decode()
-
-
-def _ms(stamp: str) -> int:
-    hours, minutes, rest = stamp.replace(",", ".").split(":")
-    seconds, millis = rest.split(".")
-    return ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + int(millis)
+    assert artefact_tracks == tracks
