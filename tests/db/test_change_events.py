@@ -17,8 +17,10 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.settings import load_settings
 from db.models import GenerationJob, JobStage, JobStatus, User, Video, VideoInputType
 from db.url import DatabaseURL
+from tests.support.live_jobs import create_live_job
 
 CHANNEL = "studio_events"
 
@@ -54,27 +56,8 @@ async def _next(queue: asyncio.Queue[dict[str, Any]]) -> dict[str, Any]:
 async def test_job_changes_are_announced_with_owner_and_version(
     engine: AsyncEngine, events: asyncio.Queue[dict[str, Any]]
 ) -> None:
-    async with engine.begin() as connection:
-        user_id = (
-            await connection.execute(insert(User).values(email="n@example.com").returning(User.id))
-        ).scalar_one()
-        video_id = (
-            await connection.execute(
-                insert(Video)
-                .values(
-                    user_id=user_id,
-                    title="T",
-                    description="D",
-                    input_type=VideoInputType.DESCRIPTION,
-                )
-                .returning(Video.id)
-            )
-        ).scalar_one()
-        job_id = (
-            await connection.execute(
-                insert(GenerationJob).values(video_id=video_id).returning(GenerationJob.id)
-            )
-        ).scalar_one()
+    job = await create_live_job(engine, load_settings())  # user, video and job in one commit
+    user_id, video_id, job_id = job.user_id, job.video_id, job.job_id
     video_event, job_event = await _next(events), await _next(events)
     assert video_event["kind"] == "video"
     assert video_event["owner_id"] == str(user_id)
