@@ -64,6 +64,8 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
         CheckConstraint(
             "input_type <> 'URL' OR source_url IS NOT NULL", name="url_input_has_source_url"
         ),
+        CheckConstraint("duration_ms IS NULL OR duration_ms >= 0", name="duration_not_negative"),
+        CheckConstraint("(media_path IS NULL) = (duration_ms IS NULL)", name="media_has_duration"),
         # One index per keyset order the API pages by (SPEC §5 Pagination): owner first, the
         # order column, then id as the tie-breaker. Deleted rows are never listed.
         Index(
@@ -114,6 +116,12 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
     )
     progress: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: The rendered MP4 and its poster image, relative to the media folder (never shown to
+    #: clients as paths: the API signs URLs for them), and the MP4's length. Set together by
+    #: the job that rendered them; NULL until a render succeeds.
+    media_path: Mapped[str | None] = mapped_column(Text)
+    poster_path: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
     #: Bumped by the database on every change (see GenerationJob.version).
     version: Mapped[int] = mapped_column(
         Integer, server_default=text("1"), server_onupdate=FetchedValue()
