@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: float = Field(default=10, gt=0, le=300)
     fetch_max_bytes: int = Field(default=2_000_000, ge=1024)
 
+    # --- rendering (see app/pipeline/render.py) ---------------------------------------------
+    render_width: int = Field(default=1280, ge=16, le=3840, multiple_of=2)
+    render_height: int = Field(default=720, ge=16, le=2160, multiple_of=2)
+    render_fps: int = Field(default=25, ge=1, le=60)
+    #: A TrueType/OpenType font for the text drawn on the video; fontconfig's "Sans" when unset.
+    render_font_file: Path | None = None
+
     # --- HTTP and GraphQL limits ------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)

@@ -165,9 +165,8 @@ class JobRun:
             if not recorded:
                 return Outcome.STOPPED
             return Outcome.RETRYING if status is JobStatus.QUEUED else Outcome.FAILED
-        script, tracks = video_artefacts(results)
         recorded, _ = await self._final_write(
-            job_queue.finish, lease, script=script, caption_tracks=tracks
+            job_queue.finish, lease, artefacts=video_artefacts(results)
         )
         return Outcome.SUCCEEDED if recorded else Outcome.STOPPED
 

@@ -1,23 +1,23 @@
-"""The stages a job runs today.
+"""The stages a job runs.
 
-SCRIPT is real: the description becomes narration segments. VOICE and CAPTIONS are real too:
-`app.pipeline.voice.EspeakVoice` synthesizes one WAV per segment with eSpeak NG and
-`app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files timed to that audio (their
-results are described in those modules). RENDER is still a placeholder: `NoRender` produces no
-media at all.
+SCRIPT (here) turns the description, or the readable text of the page at the video's URL, into
+narration segments; `app.pipeline.voice.EspeakVoice` synthesizes one WAV per segment with eSpeak
+NG; `app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files timed to that audio;
+`app.pipeline.render_stage.FfmpegRender` renders the MP4 and its poster. Their results are
+described in those modules.
 
 What each stage returns (the contract between stages, read by `video_artefacts`):
 
 * SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration;
-* VOICE: ``{"timings": [{"index", "startMs", "endMs"}], "durationMs", "audioPath"}`` (the
-  narration WAV, relative to the media folder);
+* VOICE: ``{"timings": [{"index", "startMs", "endMs", "audioPath"}], "durationMs", …}``;
 * CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}``;
-* RENDER: ``{"mediaPath": None}``.
+* RENDER: ``{"mediaPath", "posterPath", "durationMs", …}``.
+
+Paths are relative to the media folder.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.settings import Settings
 from app.worker.pipeline import Results, Stage, StageContext, StageError, VideoInput
 from db.models import JobStage, VideoInputType
+from db.queries.job_queue import VideoArtefacts
 
 #: Longest narration segment: about two spoken sentences, or one caption screen of ~4 lines.
 MAX_SEGMENT_CHARS = 220
@@ -37,6 +38,7 @@ def default_stages(
     """The stages a worker runs. ``sessionmaker`` lets VOICE read the video's voice profile."""
     # Imported here: app.pipeline builds on app.worker.pipeline, which imports this package.
     from app.pipeline.captions import TimedCaptions
+    from app.pipeline.render_stage import FfmpegRender
     from app.pipeline.voice import EspeakVoice
 
     delay = settings.pipeline_stage_delay_ms / 1000
@@ -44,7 +46,7 @@ def default_stages(
         ScriptFromDescription(settings),
         EspeakVoice(settings, sessionmaker, delay_seconds=delay),
         TimedCaptions(settings, delay_seconds=delay),
-        NoRender(delay),
+        FfmpegRender(settings, delay_seconds=delay),
     ]
 
 
@@ -86,24 +88,9 @@ class ScriptFromDescription:
         return {"segments": [{"index": i, "text": text} for i, text in enumerate(texts)]}
 
 
-class NoRender:
-    """Placeholder render: produces no media (``mediaUrl`` stays null)."""
-
-    name = JobStage.RENDER
-    weight = 4.0
-
-    def __init__(self, delay_seconds: float = 0.0) -> None:
-        self.delay_seconds = delay_seconds
-
-    async def run(
-        self, context: StageContext, video: VideoInput, results: Results
-    ) -> dict[str, Any]:
-        await pace(context, self.delay_seconds)
-        return {"mediaPath": None}
-
-
-def video_artefacts(results: Results) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The video's ``script`` (segments with their timings) and ``caption_tracks``."""
+def video_artefacts(results: Results) -> VideoArtefacts:
+    """What a successful run leaves on the video: the ``script`` (segments with their timings),
+    the ``caption_tracks`` and the rendered media (`Video` column names)."""
     timings = {t["index"]: t for t in results.get(JobStage.VOICE, {}).get("timings", [])}
     segments = [
         {
@@ -114,17 +101,14 @@ def video_artefacts(results: Results) -> tuple[dict[str, Any], list[dict[str, An
         }
         for segment in results[JobStage.SCRIPT]["segments"]
     ]
-    tracks = list(results.get(JobStage.CAPTIONS, {}).get("tracks", []))
-    return {"segments": segments}, tracks
-
-
-async def pace(context: StageContext, seconds: float) -> None:
-    """Take ``seconds`` (the test-only stage delay), reporting progress as the time passes."""
-    steps = max(1, round(seconds / 0.05))
-    for step in range(1, steps + 1):
-        if seconds > 0:
-            await asyncio.sleep(seconds / steps)
-        context.report(step / steps)
+    render = results.get(JobStage.RENDER, {})
+    return VideoArtefacts(
+        script={"segments": segments},
+        caption_tracks=list(results.get(JobStage.CAPTIONS, {}).get("tracks", [])),
+        media_path=render.get("mediaPath"),
+        poster_path=render.get("posterPath") if render.get("mediaPath") else None,
+        duration_ms=render.get("durationMs") if render.get("mediaPath") else None,
+    )
 
 
 # --- script segmentation ------------------------------------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Integer, Select, cast, extract, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -237,14 +237,23 @@ async def report_progress(
     )
 
 
+class VideoArtefacts(TypedDict):
+    """What a successful run leaves on its video (`Video` columns)."""
+
+    script: dict[str, Any]
+    caption_tracks: list[dict[str, Any]]
+    media_path: str | None
+    poster_path: str | None
+    duration_ms: int | None
+
+
 async def finish(
     session: AsyncSession,
     lease: Lease,
     *,
-    script: dict[str, Any],
-    caption_tracks: list[dict[str, Any]],
+    artefacts: VideoArtefacts,
 ) -> None:
-    """The run succeeded: the job SUCCEEDED and the video READY with its artefacts."""
+    """The run succeeded: the job SUCCEEDED and the video READY with its ``artefacts``."""
     await _lock_video(session, lease)
     await _fenced_update(
         session,
@@ -263,8 +272,11 @@ async def finish(
             status=VideoStatus.READY,
             progress=100,
             error_message=None,
-            script=script,
-            caption_tracks=caption_tracks,
+            script=artefacts["script"],
+            caption_tracks=artefacts["caption_tracks"],
+            media_path=artefacts["media_path"],
+            poster_path=artefacts["poster_path"],
+            duration_ms=artefacts["duration_ms"],
         )
     )
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 
+from app import media
 from app.errors import BadUserInput
 from db import models
 from db.queries.videos import VideoFilter as VideoFilterQuery
@@ -107,8 +108,11 @@ class Video(Node):
         job = await info.context.loaders.latest_job_by_video.load(self.row.id)
         return None if job is None else GenerationJob(row=job)
 
-    def _not_rendered(self) -> None:
-        return None  # media files arrive with the rendering pipeline
+    def _media_url(self, info: Info) -> str | None:
+        return _signed(info, self.row.media_path)
+
+    def _poster_url(self, info: Info) -> str | None:
+        return _signed(info, self.row.poster_path)
 
     id: strawberry.ID = global_id(models.Video.id, "Video")
     title: str = column(models.Video.title)
@@ -158,17 +162,32 @@ class Video(Node):
         )
     )
     media_url: str | None = strawberry.field(
-        resolver=_not_rendered, description="A URL a <video> element can play; set once READY."
+        resolver=_media_url,
+        description="A short-lived signed URL of the MP4 (H.264 + AAC) that a <video> element can "
+        "play and seek in, no Authorization header needed; set once a generation run succeeds. "
+        "A caption track's URL goes in a <track> element.",
     )
     poster_url: str | None = strawberry.field(
-        resolver=_not_rendered, description="A still image for the player; set once READY."
+        resolver=_poster_url,
+        description="A short-lived signed URL of a still image (PNG) for the player; set with "
+        "mediaUrl.",
     )
-    duration_ms: int | None = strawberry.field(
-        resolver=_not_rendered,
-        description="Length of the rendered video in milliseconds; set once READY.",
+    duration_ms: int | None = column(
+        models.Video.duration_ms,
+        description="Length of the rendered video in milliseconds; set with mediaUrl.",
     )
     created_at: datetime = column(models.Video.created_at)
     updated_at: datetime = column(models.Video.updated_at)
+
+
+def _signed(info: Info, path: str | None) -> str | None:
+    # Signed per request (server key, clock), so not a `schema.mapping` column declaration.
+    if path is None:
+        return None
+    viewer = info.context.viewer
+    return media.signed_url(
+        info.context.settings, path, viewer_id=viewer.user_id if viewer else None
+    )
 
 
 def _given(value: T | None) -> T | None:

@@ -148,7 +148,8 @@ async def test_a_description_becomes_narration_and_captions_under_the_media_fold
     assert cues[-1].end_ms == voice["durationMs"]
     assert (root / tracks[1]["path"]).read_text().count(" --> ") == len(cues)
 
-    script, stored_tracks = video_artefacts(results)
+    artefacts = video_artefacts(results)
+    script, stored_tracks = artefacts["script"], artefacts["caption_tracks"]
     assert [s["startMs"] for s in script["segments"]] == [t["startMs"] for t in timings]
     assert all(
         set(segment) == {"index", "text", "startMs", "endMs"} for segment in script["segments"]

@@ -12,7 +12,6 @@ import pytest
 from app.worker.pipeline import ProgressMeter, StageContext, StageError, VideoInput
 from app.worker.stages import (
     MAX_SEGMENT_CHARS,
-    NoRender,
     ScriptFromDescription,
     split_script,
     video_artefacts,
@@ -87,11 +86,7 @@ async def test_a_blank_description_is_refused_readably() -> None:
         await ScriptFromDescription().run(_context(), _video(description="  \n "), {})
 
 
-# --- RENDER (placeholder) and the artefacts ------------------------------------------------
-
-
-async def test_the_render_placeholder_makes_no_media() -> None:
-    assert await NoRender().run(_context(), _video(), {}) == {"mediaPath": None}
+# --- the artefacts ------------------------------------------------------------------------
 
 
 async def test_artefacts_are_the_script_with_timings_and_the_tracks() -> None:
@@ -106,9 +101,14 @@ async def test_artefacts_are_the_script_with_timings_and_the_tracks() -> None:
             ]
         },
         JobStage.CAPTIONS: {"tracks": tracks},
+        JobStage.RENDER: {
+            "mediaPath": "videos/x/video.mp4",
+            "posterPath": "videos/x/poster.png",
+            "durationMs": 4800,
+        },
     }
-    script, artefact_tracks = video_artefacts(results)
-    assert script["segments"] == [
+    artefacts = video_artefacts(results)
+    assert artefacts["script"]["segments"] == [
         {"index": 0, "text": "How solar panels work", "startMs": 0, "endMs": 1200},
         {
             "index": 1,
@@ -117,4 +117,19 @@ async def test_artefacts_are_the_script_with_timings_and_the_tracks() -> None:
             "endMs": 4800,
         },
     ]
-    assert artefact_tracks == tracks
+    assert artefacts["caption_tracks"] == tracks
+    assert (artefacts["media_path"], artefacts["poster_path"], artefacts["duration_ms"]) == (
+        "videos/x/video.mp4",
+        "videos/x/poster.png",
+        4800,
+    )
+
+
+async def test_without_a_render_there_is_no_media() -> None:
+    script_result = await ScriptFromDescription().run(_context(), _video(), {})
+    artefacts = video_artefacts({JobStage.SCRIPT: script_result})
+    assert (artefacts["media_path"], artefacts["poster_path"], artefacts["duration_ms"]) == (
+        None,
+        None,
+        None,
+    )

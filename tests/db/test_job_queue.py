@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 
 from db.models import GenerationJob, JobStage, JobStatus, User, Video, VideoInputType, VideoStatus
 from db.queries import job_queue
-from db.queries.job_queue import Claim, Lease, LeaseLost
+from db.queries.job_queue import Claim, Lease, LeaseLost, VideoArtefacts
 from db.url import DatabaseURL
 from tests.factories import make_job, make_user, make_video
 
@@ -59,6 +59,17 @@ async def _queued_job(session: AsyncSession, **overrides: Any) -> GenerationJob:
     owner = await make_user(session)
     video = await make_video(session, owner, status=VideoStatus.QUEUED)
     return await make_job(session, video, status=JobStatus.QUEUED, **overrides)
+
+
+def _artefacts(**values: Any) -> VideoArtefacts:
+    empty = VideoArtefacts(
+        script={"segments": []},
+        caption_tracks=[],
+        media_path=None,
+        poster_path=None,
+        duration_ms=None,
+    )
+    return VideoArtefacts(**(empty | values))  # type: ignore[typeddict-item]
 
 
 async def _claim(session: AsyncSession, worker: str = "worker-a") -> Claim:
@@ -168,9 +179,7 @@ FENCED_WRITES: dict[str, FencedWrite] = {
     "report_progress": lambda s, lease: job_queue.report_progress(
         s, lease, stage=JobStage.RENDER, progress=99
     ),
-    "finish": lambda s, lease: job_queue.finish(
-        s, lease, script={"segments": []}, caption_tracks=[]
-    ),
+    "finish": lambda s, lease: job_queue.finish(s, lease, artefacts=_artefacts()),
     "fail": lambda s, lease: job_queue.fail(s, lease, "boom", retry=True, backoff_seconds=1),
     "hand_back": job_queue.hand_back,
 }
@@ -214,7 +223,7 @@ async def test_a_cancelled_job_fences_its_worker_out(session: AsyncSession) -> N
     with pytest.raises(LeaseLost, match="cancelled"):
         await job_queue.check_lease(session, lease)
     with pytest.raises(LeaseLost, match="cancelled"):
-        await job_queue.finish(session, lease, script={"segments": []}, caption_tracks=[])
+        await job_queue.finish(session, lease, artefacts=_artefacts())
     assert (await _reload(session, job.id)).status is JobStatus.CANCELLED
 
 
@@ -238,7 +247,17 @@ async def test_finish_makes_the_video_ready_with_its_artefacts(session: AsyncSes
     script = {"segments": [{"index": 0, "text": "Hi", "startMs": 0, "endMs": 800}]}
     tracks = [{"language": "en", "format": "vtt", "url": "data:text/vtt;base64,"}]
 
-    await job_queue.finish(session, lease, script=script, caption_tracks=tracks)
+    await job_queue.finish(
+        session,
+        lease,
+        artefacts=_artefacts(
+            script=script,
+            caption_tracks=tracks,
+            media_path="videos/v/j.1/video.mp4",
+            poster_path="videos/v/j.1/poster.png",
+            duration_ms=800,
+        ),
+    )
 
     done = await _reload(session, job.id)
     assert (done.status, done.progress, done.error) == (JobStatus.SUCCEEDED, 100, None)
@@ -251,6 +270,11 @@ async def test_finish_makes_the_video_ready_with_its_artefacts(session: AsyncSes
         100,
         script,
         tracks,
+    )
+    assert (video.media_path, video.poster_path, video.duration_ms) == (
+        "videos/v/j.1/video.mp4",
+        "videos/v/j.1/poster.png",
+        800,
     )
 
 

@@ -21,10 +21,10 @@ TYPES: list[tuple[type, type[models.Base]]] = [
     (AuditEvent, models.AuditEvent),
 ]
 
-# Fields with no declared source: rendered media is not produced until the pipeline renders
-# (it resolves to null today); the others are derived in ways no helper declares.
+# Fields with no declared source: derived in ways no `schema.mapping` helper declares.
 NOT_STORED_YET = {
-    "Video": {"mediaUrl", "posterUrl", "durationMs"},
+    # `media_path` and `poster_path` signed per request (with the server's key and the clock).
+    "Video": {"mediaUrl", "posterUrl"},
     # sampleUrl is `sample_path` signed per request (with the server's key and the clock), and
     # previewUrl a path derived from several columns, signed the same way: no `schema.mapping`
     # helper declares either.

@@ -20,14 +20,20 @@ STUDIO = [sys.executable, "-m", "app.cli"]
 TEST_MEDIA_DIR = Path(tempfile.gettempdir()) / f"studio-test-media-{os.getpid()}"
 
 
+#: Small, low-rate frames for the many tests that run whole jobs but are not about the picture
+#: (the render tests set their own size): a job's render takes a fraction of the default's time.
+TEST_RENDER = {"STUDIO_RENDER_WIDTH": "320", "STUDIO_RENDER_HEIGHT": "180", "STUDIO_RENDER_FPS": "5"}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without any studio or database configuration, plus ``extra``."""
+    """The current environment without any studio or database configuration, plus the test
+    run's media folder and render size, plus ``extra``."""
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("STUDIO_") and name not in ("DATABASE_URL", "TEST_DATABASE_URL")
     }
-    return env | {"STUDIO_MEDIA_DIR": str(TEST_MEDIA_DIR)} | extra
+    return env | {"STUDIO_MEDIA_DIR": str(TEST_MEDIA_DIR)} | TEST_RENDER | extra
 
 
 def run_studio(
