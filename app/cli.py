@@ -1,4 +1,4 @@
-"""The ``studio`` command (SPEC §2): serve, migrate and seed.
+"""The ``studio`` command (SPEC §2): serve, worker, migrate, seed, token, purge and schema.
 
 Every command works with the configured ``DATABASE_URL`` and, without it, with the embedded
 PostgreSQL in ``STUDIO_DATA_DIR`` — started for the command and stopped after it.
@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from types import FrameType
 from typing import Annotated
 
@@ -25,6 +26,8 @@ from alembic import command as alembic_command
 from app.auth import issue_access_token
 from app.errors import StudioError
 from app.logging import configure_logging
+from app.purge import PurgeReport, parse_age
+from app.purge import purge as purge_media
 from app.settings import Environment, Settings, SettingsError, load_settings
 from app.worker.process import run_worker_process
 from db import migrations
@@ -238,6 +241,48 @@ def token(
         err=True,
     )
     typer.echo(issued.token)
+
+
+@cli.command()
+def purge(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Age, as 30d, 12h, 90m, 45s or 2w: what was deleted or replaced longer ago goes.",
+        ),
+    ] = "30d",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be removed.")
+    ] = False,
+) -> None:
+    """Remove for good the videos and voice profiles deleted longer ago than --older-than, and
+    the media files nothing uses any more (see app/purge.py). Purged videos cannot be restored."""
+    try:
+        age = parse_age(older_than)
+    except ValueError as error:
+        console.print(f"[red]error:[/red] --older-than: {error}")
+        raise typer.Exit(2) from None
+    settings = _settings()
+    with _database(settings) as database:
+        report = asyncio.run(_purge(settings, database, age, dry_run))
+    verb = "would remove" if dry_run else "removed"
+    for folder in report.folders:
+        typer.echo(f"{verb} {folder}")
+    typer.echo(
+        f"{verb} {len(report.videos)} videos, {len(report.voice_profiles)} voice profiles and "
+        f"{len(report.folders)} media folders ({report.bytes / 1_000_000:.1f} MB)"
+    )
+
+
+async def _purge(
+    settings: Settings, database: DatabaseURL, age: timedelta, dry_run: bool
+) -> PurgeReport:
+    engine = create_engine(settings, database, pooled=False, application_name="studio-purge")
+    try:
+        return await purge_media(settings, create_sessionmaker(engine), age, dry_run=dry_run)
+    finally:
+        await engine.dispose()
 
 
 @cli.command()

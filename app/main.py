@@ -16,7 +16,7 @@ from app.events import EventHub
 from app.graphiql import assets_mount
 from app.health import healthz, readyz
 from app.logging import configure_logging
-from app.media_routes import media_route
+from app.media_routes import media_routes
 from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
 from app.oidc import parse_providers
 from app.settings import Settings, SettingsError, load_settings
@@ -96,7 +96,7 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        media_route(),
+        *media_routes(),
         assets_mount(),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

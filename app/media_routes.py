@@ -1,10 +1,14 @@
 """``GET /media/{path}``: stored media, for whoever holds a valid signed URL (see `app.media`).
 
 The signature is checked before anything else, so an unsigned request learns nothing about
-which files exist (403 either way); a signed one for a file that is gone, or for a sample whose
-profile was deleted or replaced, is 404. A voice profile's preview is made here if it is
+which files exist (403 either way); a signed one for a file that is gone, for a sample whose
+profile was deleted or replaced, or for a video's file that the video no longer shows (deleted,
+or replaced by a newer run), is 404. A voice profile's preview is made here if it is
 missing (`app.pipeline.preview`). Only regular files are served: never a folder listing.
-Range requests (seeking in an ``<audio>`` element) are answered by Starlette's `FileResponse`.
+Range requests (seeking in a ``<video>`` or ``<audio>`` element) are answered by Starlette's
+`FileResponse`.
+
+``GET /published/<video id>.mp4`` serves a video published to this studio to anyone.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from starlette.routing import Route
 from app import media
 from app.audio import MEDIA_TYPES
 from app.pipeline import preview, speech
+from app.pipeline.run_media import VIDEOS
+from app.publishing import PUBLISHED_PREFIX
 from app.state import AppState
-from db.queries import voice_profiles
+from db.queries import video_media, voice_profiles
 
 #: Sent with every media answer: private (per-user content; no shared cache keeps it), no
 #: sniffing a stored file into something a browser would run.
@@ -54,8 +60,39 @@ async def serve_media(request: Request) -> Response:
     )
 
 
-def media_route() -> Route:
-    return Route("/media/{path:path}", serve_media, methods=["GET"])
+async def serve_published(request: Request) -> Response:
+    """``GET /published/<video id>.mp4``: a video published to this studio, for anyone with the
+    link, while the video is live and published (`app.publishing.LocalTarget`)."""
+    state = AppState.of(request)
+    video_id = _uuid(request.path_params["video_id"])
+    if video_id is None:
+        return _error(404, "No such video.")
+    async with state.sessionmaker() as session:
+        path = await video_media.published_media_path(session, video_id)
+    if path is None:
+        return _error(404, "No such video.")
+    file = media.resolve(state.settings, path)
+    if not await anyio.Path(file).is_file():
+        return _error(404, "No such video.")
+    return FileResponse(
+        file,
+        media_type="video/mp4",
+        headers={"Cache-Control": "public, max-age=60"} | _SAFE_HEADERS,
+    )
+
+
+def media_routes() -> list[Route]:
+    return [
+        Route("/media/{path:path}", serve_media, methods=["GET"]),
+        Route(f"{PUBLISHED_PREFIX}{{video_id}}.mp4", serve_published, methods=["GET"]),
+    ]
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 async def _still_published(state: AppState, path: str) -> bool:
@@ -64,12 +101,15 @@ async def _still_published(state: AppState, path: str) -> bool:
     parts = PurePosixPath(path).parts
     if parts[0] == preview.PREVIEWS:
         return await _preview_ready(state, path)
+    if parts[0] == VIDEOS:
+        video_id = _uuid(parts[1]) if len(parts) > 2 else None
+        if video_id is None:
+            return False
+        async with state.sessionmaker() as session:
+            return await video_media.media_is_live(session, video_id, path)
     if parts[0] != media.VOICE_SAMPLES:
-        return True
-    try:
-        profile_id = uuid.UUID(parts[1]) if len(parts) == 3 else None
-    except ValueError:
-        profile_id = None
+        return True  # no object to ask: the signature alone decides
+    profile_id = _uuid(parts[1]) if len(parts) == 3 else None
     if profile_id is None:
         return False
     async with state.sessionmaker() as session:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from app.errors import BadUserInput
@@ -31,16 +32,30 @@ class Publication:
 class PublishTarget(Protocol):
     name: str
 
-    async def publish(self, video_id: uuid.UUID, media_url: str | None) -> Publication: ...
+    async def publish(self, video_id: uuid.UUID, media_file: Path) -> Publication:
+        """Publish the rendered MP4 at ``media_file``; the publication's URL is where it is
+        watched now."""
+        ...
 
 
 class LocalTarget:
-    """Publishing on this studio itself: the video is served from its own media URL."""
+    """Publishing on this studio itself: anyone with the link can watch the video, at
+    ``/published/<video id>.mp4`` (`app.media_routes`), for as long as it is live. A later
+    run's video replaces the one served there."""
 
     name = "local"
 
-    async def publish(self, video_id: uuid.UUID, media_url: str | None) -> Publication:
-        return Publication(target=self.name, url=media_url, published_at=datetime.now(UTC))
+    async def publish(self, video_id: uuid.UUID, media_file: Path) -> Publication:
+        return Publication(
+            target=self.name, url=published_url(video_id), published_at=datetime.now(UTC)
+        )
+
+
+def published_url(video_id: uuid.UUID) -> str:
+    return f"{PUBLISHED_PREFIX}{video_id}.mp4"
+
+
+PUBLISHED_PREFIX = "/published/"
 
 
 TARGETS: dict[str, PublishTarget] = {LocalTarget.name: LocalTarget()}

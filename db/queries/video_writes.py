@@ -100,8 +100,7 @@ async def add_publication(
 ) -> Video:
     """Record a publication; only READY (or already PUBLISHED) videos can be published."""
     video = await _lock_video(session, owner_id, video_id, deleted=False)
-    if video.status not in (VideoStatus.READY, VideoStatus.PUBLISHED):
-        raise Conflict(f"Only a READY video can be published; this one is {video.status.value}.")
+    check_publishable(video)
     video.published_to = [*video.published_to, dict(publication)]
     video.status = VideoStatus.PUBLISHED
     await session.flush()
@@ -109,6 +108,14 @@ async def add_publication(
         session, video, "video.publish", request_id, {"published_to": [None, dict(publication)]}
     )
     return video
+
+
+def check_publishable(video: Video) -> None:
+    """`Conflict` unless ``video`` is READY (or PUBLISHED) with a rendered MP4."""
+    if video.status not in (VideoStatus.READY, VideoStatus.PUBLISHED):
+        raise Conflict(f"Only a READY video can be published; this one is {video.status.value}.")
+    if video.media_path is None:
+        raise Conflict("This video has no rendered media yet; generate it first.")
 
 
 async def get_video_for_update(

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from app import validation
+from app import media, validation
 from app.errors import BadUserInput
 from app.publishing import target_named
 from db import models
@@ -164,8 +164,13 @@ class VideoMutations:
         viewer = await info.context.require_viewer()
         target = target_named(input.target)
         video_id = _video_id(input.video_id, field="videoId")
-        await info.context.gate.run(video_writes.get_video_for_update, viewer.user_id, video_id)
-        publication = await target.publish(video_id, media_url=None)
+        video = await info.context.gate.run(
+            video_writes.get_video_for_update, viewer.user_id, video_id
+        )
+        video_writes.check_publishable(video)  # before anything leaves for the target
+        assert video.media_path is not None  # checked
+        media_file = media.resolve(info.context.settings, video.media_path)
+        publication = await target.publish(video_id, media_file)
         video = await info.context.gate.run(
             video_writes.add_publication,
             viewer.user_id,

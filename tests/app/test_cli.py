@@ -35,6 +35,7 @@ def _env(database: DatabaseURL) -> dict[str, str]:
         ["token"],
         ["schema"],
         ["worker"],
+        ["purge"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -69,7 +69,7 @@ def _artefacts(**values: Any) -> VideoArtefacts:
         poster_path=None,
         duration_ms=None,
     )
-    return VideoArtefacts(**(empty | values))  # type: ignore[typeddict-item]
+    return VideoArtefacts(**(empty | values))  # type: ignore[typeddict-item,no-any-return]
 
 
 async def _claim(session: AsyncSession, worker: str = "worker-a") -> Claim:

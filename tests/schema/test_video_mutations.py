@@ -212,21 +212,32 @@ async def test_delete_then_restore(session: AsyncSession, graphql: GraphQLClient
     assert list(actions) == ["video.delete", "video.restore"]
 
 
+RENDERED = {
+    "media_path": "videos/v/j.1/video.mp4",
+    "poster_path": "videos/v/j.1/poster.png",
+    "duration_ms": 1000,
+}
+
+
 async def test_only_ready_videos_publish(session: AsyncSession, graphql: GraphQLClient) -> None:
     user = await make_user(session)
     draft = await make_video(session, user)
-    ready = await make_video(session, user, status=VideoStatus.READY)
+    unrendered = await make_video(session, user, status=VideoStatus.READY)
+    ready = await make_video(session, user, status=VideoStatus.READY, **RENDERED)
     await session.commit()
     client = graphql.as_user(user.id)
     publish = """mutation($id: ID!) {
-        publishVideo(input: {videoId: $id}) { video { status publishedTo { target } } }
+        publishVideo(input: {videoId: $id}) { video { status publishedTo { target url } } }
     }"""
     refused = await client.execute(publish, {"id": to_global_id("Video", draft.id)})
     assert refused.codes == ["CONFLICT"]
+    no_media = await client.execute(publish, {"id": to_global_id("Video", unrendered.id)})
+    assert no_media.codes == ["CONFLICT"]
+    assert "no rendered media" in no_media.errors[0]["message"]
     published = (await client.execute(publish, {"id": to_global_id("Video", ready.id)})).ok()
     assert published["publishVideo"]["video"] == {
         "status": "PUBLISHED",
-        "publishedTo": [{"target": "local"}],
+        "publishedTo": [{"target": "local", "url": f"/published/{ready.id}.mp4"}],
     }
     unknown = await client.execute(
         'mutation($id: ID!) { publishVideo(input: {videoId: $id, target: "myspace"}) { '

@@ -130,17 +130,14 @@ async def test_caption_tracks_get_a_fresh_signed_url_for_their_stored_file(
     media_settings: Settings,
 ) -> None:
     vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:01.200\nHow solar panels work\n\n"
-    path = "videos/example/run.1/captions/en.vtt"
-    media.write_file(media_settings, path, vtt.encode())
     legacy = "data:text/plain;charset=utf-8;base64,MQo="
-    video = await make_video(
-        session,
-        owner,
-        caption_tracks=[
-            {"language": "en", "format": "vtt", "path": path},
-            {"language": "en", "format": "srt", "url": legacy},  # stored by the old stage
-        ],
-    )
+    video = await make_video(session, owner)
+    path = f"videos/{video.id}/run.1/captions/en.vtt"
+    media.write_file(media_settings, path, vtt.encode())
+    video.caption_tracks = [
+        {"language": "en", "format": "vtt", "path": path},
+        {"language": "en", "format": "srt", "url": legacy},  # stored by the old stage
+    ]
     await session.commit()
     client = graphql.as_user(owner.id)
     tracks = (await client.execute(TRACKS, {"id": to_global_id("Video", video.id)})).ok()
