@@ -9,8 +9,6 @@ from __future__ import annotations
 import array
 import asyncio
 import math
-import re
-import subprocess
 import sys
 import wave
 from collections.abc import Callable
@@ -18,15 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg  # type: ignore[import-untyped]
 import pytest
 
 from app.pipeline import render
 from app.pipeline.render import RenderError, RenderResult, RenderSegment, render_video
+from tests.support.video import RATE, decode, decoded_audio, rms, streams
 
-FFMPEG = str(imageio_ffmpeg.get_ffmpeg_exe())
 SMALL: dict[str, Any] = {"width": 320, "height": 180, "fps": 10}
-RATE = 8000  # decoded audio is checked at this rate
 LOUD, QUIET = 1000.0, 50.0  # RMS thresholds; the tones are ~5,600 RMS, silence is ~0
 
 VTT = """WEBVTT
@@ -69,45 +65,11 @@ def write_silence(path: Path, seconds: float, rate: int = 8000) -> Path:
     return path
 
 
-def streams(video: Path) -> tuple[dict[str, str], float]:
-    """The codec of each stream kind (``Video``, ``Audio``, ``Subtitle``) and the duration in
-    seconds, from what ``ffmpeg -i`` prints about its input."""
-    info = subprocess.run(
-        [FFMPEG, "-hide_banner", "-i", str(video)], capture_output=True, text=True, check=False
-    ).stderr
-    kinds = dict(re.findall(r"Stream #0:\d+\S*: (Video|Audio|Subtitle): (\w+)", info))
-    duration = re.search(r"Duration: (\d+):(\d+):(\d+\.\d+)", info)
-    assert duration is not None, info
-    hours, minutes, seconds = duration.groups()
-    return kinds, int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-
-
-def decoded_audio(video: Path) -> array.array[int]:
-    """The audio track decoded to mono 16-bit PCM at `RATE`."""
-    pcm = decode(video, "-map", "0:a", "-ac", "1", "-ar", str(RATE), "-f", "s16le")
-    samples = array.array("h", pcm)
-    if sys.byteorder == "big":
-        samples.byteswap()
-    return samples
-
-
-def rms(samples: array.array[int], start: float, end: float) -> float:
-    window = samples[round(start * RATE) : round(end * RATE)]
-    assert len(window) > 0
-    return math.sqrt(sum(sample * sample for sample in window) / len(window))
-
-
 def brightest(video: Path, at: float) -> int:
     """The brightest pixel (0 to 255) of the frame shown at ``at`` seconds."""
     gray = decode(video, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", seek=at)
     assert len(gray) == SMALL["width"] * SMALL["height"]
     return max(gray)
-
-
-def decode(video: Path, *output: str, seek: float = 0.0) -> bytes:
-    """What ffmpeg writes to its standard output with these output options."""
-    command = [FFMPEG, "-v", "error", "-ss", str(seek), "-i", str(video), *output, "-"]
-    return subprocess.run(command, capture_output=True, check=True).stdout
 
 
 def folder_listing(folder: Path) -> list[str]:

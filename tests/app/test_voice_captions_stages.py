@@ -1,5 +1,6 @@
-"""SCRIPT → VOICE → CAPTIONS on real speech: files under the media folder, timed to the audio,
-and an attempt that failed, was stopped or is retried leaves nothing of itself in use."""
+"""SCRIPT → VOICE → CAPTIONS → RENDER on real speech: files under the media folder, timed to
+the audio, and an attempt that failed, was stopped or is retried leaves nothing of itself in
+use."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import media
 from app.pipeline.captions import TimedCaptions, narration_cues, webvtt
+from app.pipeline.render_stage import FfmpegRender
 from app.pipeline.run_media import RunFolder
 from app.pipeline.voice import MIN_SEGMENT_MS, PAUSE_MS, EspeakVoice
 from app.settings import Settings, load_settings
-from app.worker.pipeline import ProgressMeter, StageContext, StageError, VideoInput
+from app.worker.pipeline import JobStopped, ProgressMeter, StageContext, StageError, VideoInput
 from app.worker.stages import ScriptFromDescription, video_artefacts
 from db.models import JobStage, VideoInputType
 from tests.factories import make_user, make_voice_profile
@@ -249,3 +251,58 @@ async def test_the_voice_profile_chooses_the_voice(
     normal = await _run(media_settings, _video(), uuid.uuid4())
     # 120 words a minute instead of 175: the profile's rate slows the narration down.
     assert slow[JobStage.VOICE]["durationMs"] > 1.2 * normal[JobStage.VOICE]["durationMs"]
+
+
+# --- RENDER ---------------------------------------------------------------------------------
+
+
+async def test_render_writes_the_mp4_and_poster_into_the_attempt_folder(
+    media_settings: Settings,
+) -> None:
+    video, job_id = _video(), uuid.uuid4()
+    results = await _run(media_settings, video, job_id)
+    meter = RecordingMeter()
+    rendered = await FfmpegRender(media_settings).run(_context(job_id, 1, meter), video, results)
+
+    run = RunFolder(video.id, job_id, 1)
+    assert (rendered["mediaPath"], rendered["posterPath"]) == (
+        f"{run.relative}/video.mp4",
+        f"{run.relative}/poster.png",
+    )
+    assert rendered["durationMs"] == results[JobStage.VOICE]["durationMs"]
+    root = media_settings.resolved_media_dir
+    assert (root / rendered["mediaPath"]).stat().st_size == rendered["sizeBytes"] > 0
+    assert (root / rendered["posterPath"]).read_bytes()[:4] == b"\x89PNG"
+    assert meter.offers == sorted(meter.offers)
+    assert meter.offers[-1] == 1.0
+    assert not [p for p in (root / run.relative).iterdir() if p.name.startswith(".")]
+
+
+async def test_a_failed_render_is_readable_and_leaves_no_attempt_folder(
+    media_settings: Settings,
+) -> None:
+    video, job_id = _video(), uuid.uuid4()
+    results = await _run(media_settings, video, job_id)
+    root = media_settings.resolved_media_dir
+    (root / results[JobStage.VOICE]["timings"][1]["audioPath"]).unlink()
+
+    with pytest.raises(StageError) as failed:
+        await FfmpegRender(media_settings).run(_context(job_id), video, results)
+    assert failed.value.user_message == "The narration audio of part 2 is missing."
+    assert not (root / RunFolder(video.id, job_id, 1).relative).exists()
+
+
+async def test_a_stopped_render_leaves_no_attempt_folder(media_settings: Settings) -> None:
+    video, job_id = _video(), uuid.uuid4()
+    results = await _run(media_settings, video, job_id)
+    stopped = StageContext(
+        job_id=job_id,
+        attempt=1,
+        stage_index=0,
+        meter=ProgressMeter([1.0]),
+        stopped=lambda: "cancelled",
+    )
+    with pytest.raises(JobStopped):
+        await FfmpegRender(media_settings).run(stopped, video, results)
+    root = media_settings.resolved_media_dir
+    assert not (root / RunFolder(video.id, job_id, 1).relative).exists()
