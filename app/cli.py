@@ -104,6 +104,8 @@ def serve(
                 log_config=None,
                 proxy_headers=True,
                 server_header=False,
+                # A larger websocket frame is refused (1009) before it is read whole.
+                ws_max_size=settings.ws_max_message_bytes,
             )
 
 

@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
     #: Counted per API process: N processes let a user hold up to N times this many.
     max_connections_per_user: int = Field(default=10, ge=1, le=1000)
+    #: A socket that has not sent ``connection_init`` this long after opening is closed (4408).
+    ws_connection_init_timeout_seconds: float = Field(default=10, gt=0, le=600)
+    #: How often an acknowledged connection is sent a keep-alive message (``ping`` over
+    #: graphql-transport-ws, ``ka`` over graphql-ws); 0 sends none.
+    ws_keep_alive_seconds: float = Field(default=15, ge=0, le=3600)
+    #: Largest message a client may send; a larger one closes the socket (1009). `studio serve`
+    #: also gives it to uvicorn, which then refuses such a frame before reading it whole.
+    ws_max_message_bytes: int = Field(default=262_144, ge=1024, le=16 * 1024 * 1024)
 
     # --- logging ----------------------------------------------------------------------------
     log_level: LogLevel = LogLevel.INFO

@@ -24,6 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,13 +33,15 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
-from app.errors import BadUserInput
+from app.errors import BadUserInput, Unauthenticated
 from app.middleware import scope_viewer
 from app.settings import Settings
 from app.state import AppState
 from schema.context import Context
 from schema.errors import coded_error
 from schema.loaders import Loaders, SessionGate
+
+TOKEN_EXPIRED = "The access token has expired; connect again with a new one."  # noqa: S105 (a message)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -92,15 +95,21 @@ class ConnectionContext(Context):
 
 
 def operation_context(connection: Context, gate: SessionGate) -> Context:
-    """A context for one operation: the connection's caller, its own gate and loaders."""
-    viewer = connection.viewer
+    """A context for one operation: the connection's caller, its own gate and loaders.
+
+    Once the connection's token has expired its operations are ``UNAUTHENTICATED``, also in
+    the moments before `schema.websocket` closes the connection.
+    """
+    viewer, auth_error = connection.viewer, connection.auth_error
+    if viewer is not None and viewer.expires_at <= datetime.now(UTC):
+        viewer, auth_error = None, Unauthenticated(TOKEN_EXPIRED)
     return Context(
         settings=connection.settings,
         request_id=connection.request_id,
         gate=gate,
         loaders=Loaders(gate, viewer.user_id if viewer else None),
         viewer=viewer,
-        auth_error=connection.auth_error,
+        auth_error=auth_error,
         request=connection.request,
         response=connection.response,
     )

@@ -17,7 +17,8 @@ Every subscription follows the same steps:
 ``jobProgress`` ends after sending a terminal state (SUCCEEDED, FAILED, CANCELLED).
 ``videoUpdated`` ends with ``NOT_FOUND`` once the video is deleted (deleted videos are invisible,
 and a restored one can be subscribed to again). ``viewerJobs`` runs until the client stops it.
-Each ends with ``UNAUTHENTICATED`` when the connection's access token expires.
+Each ends with ``UNAUTHENTICATED`` when the connection's access token expires; the connection
+then closes with 4403 "Token expired" once its operations have said so (`schema.websocket`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from db.queries import changes
 from schema.context import Info
 from schema.queries import load_node
 from schema.relay import from_global_id
+from schema.streaming import TOKEN_EXPIRED
 from schema.types.generation_job import GenerationJob
 from schema.types.video import Video
 
@@ -208,7 +210,7 @@ class _Changes:
                     return None if change is RESYNC else change
             if wait < remaining:
                 return None  # time to retry the failed read
-        raise Unauthenticated("The access token has expired; subscribe again with a new one.")
+        raise Unauthenticated(TOKEN_EXPIRED)
 
     async def reread(
         self, read: Callable[[], Awaitable[T]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -26,15 +27,17 @@ from schema.websocket import (
     TransportWSHandler,
     accept_connection,
 )
+from schema.websocket_messages import SizeLimitedWebSocket
 
 _SESSION_KEY = "studio.session"
 
 
 class GraphQLView(GraphQL[Context, None]):
-    # Websockets: token from connection_init or the upgrade request, 4403 and limits for both
-    # protocols (schema/websocket.py).
+    # Websockets: token from connection_init or the upgrade request, close codes, timeouts and
+    # limits for both protocols (schema/websocket.py).
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = SizeLimitedWebSocket
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
@@ -45,6 +48,12 @@ class GraphQLView(GraphQL[Context, None]):
             multipart_uploads_enabled=True,
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
             allowed_origins=settings.cors_origins,  # browser pages that may open a websocket
+            connection_init_wait_timeout=timedelta(
+                seconds=settings.ws_connection_init_timeout_seconds
+            ),
+            # `ka` over graphql-ws; the graphql-transport-ws handler sends `ping` at this pace.
+            keep_alive=settings.ws_keep_alive_seconds > 0,
+            keep_alive_interval=settings.ws_keep_alive_seconds,
         )
         self.settings = settings
         self.connections = ConnectionLimiter(settings.max_connections_per_user)

@@ -1,12 +1,29 @@
-"""Websocket connections: who is connecting, how many they may hold, and the protocol handlers.
+"""Websocket connections: who is connecting, how long and how much they may hold, and the rules
+of both protocols.
 
 Both ``graphql-transport-ws`` and the legacy ``graphql-ws`` (SPEC §5 Live progress). The access
 token comes from the ``connection_init`` payload (``{"Authorization": "Bearer …"}``, any key
-case) or, failing that, from the upgrade request's ``Authorization`` header. A missing or invalid
-token, or one user opening more than ``STUDIO_MAX_CONNECTIONS_PER_USER`` connections to this
-process, closes the connection with 4403; over ``graphql-ws`` a ``connection_error`` message
-(with ``extensions.code``) comes first. Strawberry itself maps a rejected ``connection_init`` to
-4403 only for ``graphql-transport-ws`` (``graphql-ws`` gets 1011), hence the handlers below.
+case) or, failing that, from the upgrade request's ``Authorization`` header. Strawberry already
+keeps most of graphql-transport-ws's rules (4400, 4401, 4408, 4409, 4429); what is added here:
+
+* 4403 for a missing or invalid token and for one user opening more than
+  ``STUDIO_MAX_CONNECTIONS_PER_USER`` connections to this process, over both protocols (over
+  ``graphql-ws`` a ``connection_error`` with ``extensions.code`` comes first). Strawberry's own
+  rejection gives ``graphql-ws`` 1011, hence `ConnectionRefused`;
+* 4403 "Token expired" when the connection's access token expires: its subscriptions end with
+  ``UNAUTHENTICATED`` first (`schema.subscriptions`), then the socket closes. graphql-ws clients
+  retry a 4403 (with fresh ``connectionParams``), and treat 4401 as final;
+* 4400 for every message the protocol does not describe (a non-object, a ``subscribe`` without a
+  string ``id`` or ``query`` …): Strawberry lets some of them crash the handler (1011). Over
+  ``graphql-ws``, which has no such rule, they get a ``connection_error`` and the socket stays
+  (`schema.websocket_messages`);
+* 1009 for a message over ``STUDIO_WS_MAX_MESSAGE_BYTES``, whatever server runs the app
+  (`schema.websocket_messages.SizeLimitedWebSocket`);
+* 4408 for a ``graphql-ws`` socket that sends no ``connection_init`` in time (Strawberry times
+  out only ``graphql-transport-ws``);
+* keep-alive: a ``ping`` every ``STUDIO_WS_KEEP_ALIVE_SECONDS`` over graphql-transport-ws
+  (clients answer ``pong``; a client's ``ping`` is answered too), Strawberry's ``ka`` over
+  ``graphql-ws``. Dead peers are found by uvicorn's websocket-level pings.
 
 More than ``STUDIO_MAX_SUBSCRIPTIONS_PER_CONNECTION`` operations at once on one connection: the
 extra one gets an ``error`` message coded ``RATE_LIMITED``; the connection stays open.
@@ -14,31 +31,47 @@ extra one gets an ``error`` message coded ``RATE_LIMITED``; the connection stays
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections import Counter
+from collections.abc import Collection, Coroutine
+from datetime import UTC, datetime
+from typing import Any
 
 from graphql import GraphQLFormattedError
+from starlette.websockets import WebSocketDisconnected as ClosedByServer
+from strawberry.http.exceptions import WebSocketDisconnected as ClientGone
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportInitMessage,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message as TransportMessage,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyInitMessage,
 )
-from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
 
 from app.auth import authorization_from_params
 from app.middleware import authenticate
 from app.settings import Settings
 from schema.context import Context
 from schema.streaming import ConnectionContext
+from schema.websocket_messages import legacy_message_problem, transport_message_problem
 
-#: graphql-transport-ws's "Forbidden"; used for both protocols.
+logger = logging.getLogger(__name__)
+
+#: graphql-transport-ws's close codes, used for both protocols (README, "Live progress").
 CLOSE_FORBIDDEN = 4403
+CLOSE_INIT_TIMEOUT = 4408
+#: How long an expiring connection waits for its operations to send their last message.
+EXPIRY_GRACE_SECONDS = 5.0
 
 
 class ConnectionRefused(Exception):
@@ -110,21 +143,35 @@ def accept_connection(
     context.reset_loaders()
 
 
-def _limit_error(limit: int | None) -> GraphQLFormattedError:
-    return {
-        "message": f"At most {limit} operations at once on one connection.",
-        "extensions": {"code": "RATE_LIMITED"},
-    }
-
-
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """``graphql-transport-ws``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timers = _Timers()
+
+    async def handle_message(self, message: TransportMessage) -> None:
+        problem = transport_message_problem(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
     async def handle_connection_init(self, message: TransportInitMessage) -> None:
+        if message.get("payload") is None:  # the protocol allows `null`; Strawberry does not
+            message = {"type": "connection_init"}
+        acknowledged = self.connection_acknowledged
         try:
             await super().handle_connection_init(message)
         except ConnectionRefused as refused:
             await self.websocket.close(code=CLOSE_FORBIDDEN, reason=refused.reason)
+            return
+        if self.connection_acknowledged and not acknowledged:
+            viewer = self.context.viewer
+            assert viewer is not None
+            self.timers.start("expiry", self._close_when_expired(viewer.expires_at))
+            if self.view.keep_alive and self.view.keep_alive_interval:
+                self.timers.start("ping", self._ping(self.view.keep_alive_interval))
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -140,16 +187,59 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_subscribe(message)
 
+    async def shutdown(self) -> None:
+        await self.timers.cancel_all()
+        await super().shutdown()
+
+    async def _close_when_expired(self, expires_at: datetime) -> None:
+        await _sleep_until(expires_at)
+        self.timers.cancel("ping")
+        running = [operation.task for operation in self.operations.values() if operation.task]
+        await _let_finish(running)
+        await self.websocket.close(code=CLOSE_FORBIDDEN, reason="Token expired")
+
+    async def _ping(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.send_message({"type": "ping"})
+            except (ClientGone, ClosedByServer):  # closing: `shutdown` is about to cancel us
+                return
+
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The legacy ``graphql-ws`` (subscriptions-transport-ws)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timers = _Timers()
+
+    async def handle(self) -> None:
+        wait = self.view.connection_init_wait_timeout.total_seconds()
+        self.timers.start("init", self._close_unless_initialised(wait))
+        await super().handle()
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        problem = legacy_message_problem(message)
+        if problem is not None:
+            await self.send_message({"type": "connection_error", "payload": {"message": problem}})
+            return
+        await super().handle_message(message)
+
     async def handle_connection_init(self, message: LegacyInitMessage) -> None:
+        self.timers.cancel("init")
+        if self.keep_alive_task:  # a repeated connection_init would start a second one
+            self.keep_alive_task.cancel()
         try:
             await super().handle_connection_init(message)
         except ConnectionRefused as refused:
             await self.send_message({"type": "connection_error", "payload": refused.payload})
             await self.websocket.close(code=CLOSE_FORBIDDEN, reason=refused.reason)
+            return
+        if self.connection_acknowledged:  # a repeated init may bring a fresh token
+            viewer = self.context.viewer
+            assert viewer is not None
+            self.timers.start("expiry", self._close_when_expired(viewer.expires_at))
 
     async def handle_start(self, message: StartMessage) -> None:
         limit = self.max_subscriptions_per_connection
@@ -164,3 +254,67 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             )
             return
         await super().handle_start(message)
+
+    async def cleanup(self) -> None:
+        await self.timers.cancel_all()
+        await super().cleanup()
+
+    async def _close_unless_initialised(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self.websocket.close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout")
+
+    async def _close_when_expired(self, expires_at: datetime) -> None:
+        await _sleep_until(expires_at)
+        if self.keep_alive_task:
+            self.keep_alive_task.cancel()
+        await _let_finish(list(self.tasks.values()))
+        await self.websocket.close(code=CLOSE_FORBIDDEN, reason="Token expired")
+
+
+class _Timers:
+    """A connection's background tasks by name, all cancelled when it closes."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        self.cancel(name)
+        task = asyncio.create_task(work, name=f"websocket {name}")
+        task.add_done_callback(_log_failure)
+        self._tasks[name] = task
+
+    def cancel(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def cancel_all(self) -> None:
+        tasks, self._tasks = list(self._tasks.values()), {}
+        current = asyncio.current_task()
+        tasks = [task for task in tasks if task is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error("websocket task %s failed", task.get_name(), exc_info=error)
+
+
+async def _sleep_until(moment: datetime) -> None:
+    await asyncio.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+async def _let_finish(tasks: Collection[asyncio.Future[Any]]) -> None:
+    """Wait (a little) for operations to send their last message before the socket closes."""
+    if tasks:
+        await asyncio.wait(tasks, timeout=EXPIRY_GRACE_SECONDS)
+
+
+def _limit_error(limit: int | None) -> GraphQLFormattedError:
+    return {
+        "message": f"At most {limit} operations at once on one connection.",
+        "extensions": {"code": "RATE_LIMITED"},
+    }

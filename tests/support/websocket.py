@@ -20,6 +20,7 @@ from websockets.typing import Subprotocol
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
 TIMEOUT = 10.0
+KEEP_ALIVES = frozenset({"ka", "ping", "pong"})
 
 
 def websocket_url(base_url: str) -> str:
@@ -35,13 +36,22 @@ class GraphQLWebSocket:
     async def send(self, message: dict[str, Any]) -> None:
         await self.connection.send(json.dumps(message))
 
+    async def send_raw(self, frame: str | bytes) -> None:
+        """Send a frame as it is (text for ``str``, binary for ``bytes``), valid or not."""
+        await self.connection.send(frame)
+
     async def receive(self, *, within: float = TIMEOUT) -> dict[str, Any]:
         """The next message other than keep-alives (``ka``, ``ping``/``pong``)."""
         while True:
-            raw = await _within(self.connection.recv(), within)
-            message: dict[str, Any] = json.loads(raw)
-            if message.get("type") not in ("ka", "ping", "pong"):
+            message = await self.receive_any(within=within)
+            if message.get("type") not in KEEP_ALIVES:
                 return message
+
+    async def receive_any(self, *, within: float = TIMEOUT) -> dict[str, Any]:
+        """The next message, keep-alives included."""
+        raw = await _within(self.connection.recv(), within)
+        message: dict[str, Any] = json.loads(raw)
+        return message
 
     async def init(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send ``connection_init`` and return the server's answer (ack or error)."""
