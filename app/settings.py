@@ -136,6 +136,22 @@ class Settings(BaseSettings):
     #: also gives it to uvicorn, which then refuses such a frame before reading it whole.
     ws_max_message_bytes: int = Field(default=262_144, ge=1024, le=16 * 1024 * 1024)
 
+    # --- rate limits (see app/rate_limit.py) ------------------------------------------------
+    #: Per-user and per-client-address buckets, counted in PostgreSQL across every API process.
+    rate_limit_enabled: bool = True
+    #: Operations of one signed-in user: sustained rate and how many may come at once.
+    rate_limit_operations_per_minute: float = Field(default=300, gt=0, le=1_000_000)
+    rate_limit_operations_burst: int = Field(default=60, ge=1, le=100_000)
+    #: Operations from one client address (an IPv6 client's /64), signed in or not.
+    rate_limit_ip_operations_per_minute: float = Field(default=1200, gt=0, le=1_000_000)
+    rate_limit_ip_operations_burst: int = Field(default=240, ge=1, le=100_000)
+    #: `signIn` fields, per client address and (when signed in) per user.
+    rate_limit_sign_in_per_minute: float = Field(default=10, gt=0, le=1_000_000)
+    rate_limit_sign_in_burst: int = Field(default=5, ge=1, le=100_000)
+    #: `startGeneration` fields per user.
+    rate_limit_start_generation_per_minute: float = Field(default=10, gt=0, le=1_000_000)
+    rate_limit_start_generation_burst: int = Field(default=5, ge=1, le=100_000)
+
     # --- logging ----------------------------------------------------------------------------
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT

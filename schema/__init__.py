@@ -20,6 +20,7 @@ from app.settings import Settings
 from schema.errors import ErrorCodes
 from schema.mutations import Mutation
 from schema.queries import Query
+from schema.rate_limits import rate_limit_extensions
 from schema.streaming import OperationContexts
 from schema.subscriptions import Subscription
 from schema.types.audit_event import AuditEvent
@@ -52,6 +53,7 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         ErrorCodes,
         OperationContexts,  # websocket operations: a context (and session) of their own
+        *rate_limit_extensions(settings),  # per user and per address, before any resolver
     ]
     if settings is not None:
         rules = [

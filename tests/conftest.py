@@ -15,7 +15,7 @@ from app.settings import Settings, load_settings
 from db.engine import create_engine
 from db.url import DatabaseURL
 from tests.support.graphql import GraphQLClient
-from tests.support.processes import TEST_MEDIA_DIR, TEST_RENDER
+from tests.support.processes import TEST_MEDIA_DIR, TEST_RATE_LIMITS, TEST_RENDER
 from tests.support.server import PgServer, choose_server
 
 
@@ -62,11 +62,11 @@ def empty_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
 @pytest.fixture(scope="session", autouse=True)
 def _test_media_dir() -> Iterator[None]:
     """Every `load_settings` of the run stores media in `TEST_MEDIA_DIR` (generation writes
-    audio, captions and video), never in the user's data folder, and renders `TEST_RENDER`'s
-    small frames; the folder goes when the run ends."""
+    audio, captions and video), never in the user's data folder, renders `TEST_RENDER`'s small
+    frames, and has rate limits off (`TEST_RATE_LIMITS`); the folder goes when the run ends."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STUDIO_MEDIA_DIR", str(TEST_MEDIA_DIR))
-        for name, value in TEST_RENDER.items():
+        for name, value in (TEST_RENDER | TEST_RATE_LIMITS).items():
             patch.setenv(name, value)
         yield
     shutil.rmtree(TEST_MEDIA_DIR, ignore_errors=True)

@@ -4,6 +4,7 @@ from db.models.audit_event import AuditEvent
 from db.models.base import Base
 from db.models.enums import JobStage, JobStatus, VideoInputType, VideoStatus
 from db.models.generation_job import GenerationJob
+from db.models.rate_limit_bucket import RateLimitBucket
 from db.models.user import User
 from db.models.video import DEFAULT_AUDIO_SETTINGS, Video
 from db.models.voice_profile import VoiceProfile
@@ -15,6 +16,7 @@ __all__ = [
     "GenerationJob",
     "JobStage",
     "JobStatus",
+    "RateLimitBucket",
     "User",
     "Video",
     "VideoInputType",

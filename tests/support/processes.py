@@ -22,18 +22,24 @@ TEST_MEDIA_DIR = Path(tempfile.gettempdir()) / f"studio-test-media-{os.getpid()}
 
 #: Small, low-rate frames for the many tests that run whole jobs but are not about the picture
 #: (the render tests set their own size): a job's render takes a fraction of the default's time.
-TEST_RENDER = {"STUDIO_RENDER_WIDTH": "320", "STUDIO_RENDER_HEIGHT": "180", "STUDIO_RENDER_FPS": "5"}
+TEST_RENDER = {
+    "STUDIO_RENDER_WIDTH": "320",
+    "STUDIO_RENDER_HEIGHT": "180",
+    "STUDIO_RENDER_FPS": "5",
+}
+#: Rate limits are off in every test but those about them, which turn them on in their settings.
+TEST_RATE_LIMITS = {"STUDIO_RATE_LIMIT_ENABLED": "false"}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without any studio or database configuration, plus the test
-    run's media folder and render size, plus ``extra``."""
+    run's media folder and render size, rate limits off, plus ``extra``."""
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("STUDIO_") and name not in ("DATABASE_URL", "TEST_DATABASE_URL")
     }
-    return env | {"STUDIO_MEDIA_DIR": str(TEST_MEDIA_DIR)} | TEST_RENDER | extra
+    return env | {"STUDIO_MEDIA_DIR": str(TEST_MEDIA_DIR)} | TEST_RENDER | TEST_RATE_LIMITS | extra
 
 
 def run_studio(
