@@ -3,7 +3,7 @@
 Real processes, really killed: a job runs to READY; a worker killed with SIGKILL mid-job is
 replaced by another after the lease; 50 jobs on 4 workers each run once; a cancelled job stops
 within a second and the worker moves on; SIGTERM hands the job back and exits cleanly. The
-placeholder stages are slowed down with ``STUDIO_PIPELINE_STAGE_DELAY_MS`` so that there is a
+stages after SCRIPT are slowed down with ``STUDIO_PIPELINE_STAGE_DELAY_MS`` so that there is a
 "middle of a job" to act in.
 """
 

@@ -1,6 +1,6 @@
-"""SCRIPT from a description, the RENDER placeholder, and how stage results become the video's
-script and caption tracks. (VOICE and CAPTIONS have tests of their own: test_speech,
-test_captions, test_voice_captions_stages.)"""
+"""SCRIPT from a description, and how stage results become the video's script, caption tracks
+and media. (VOICE, CAPTIONS and RENDER have tests of their own: test_speech, test_captions,
+test_render, test_voice_captions_stages.)"""
 
 from __future__ import annotations
 
