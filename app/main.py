@@ -18,6 +18,7 @@ from app.health import healthz, readyz
 from app.logging import configure_logging
 from app.media_routes import media_routes
 from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
+from app.observability import Metrics, MetricsMiddleware, metrics_endpoint
 from app.oidc import parse_providers
 from app.settings import Settings, SettingsError, load_settings
 from app.state import AppState
@@ -47,6 +48,7 @@ def create_app(
         )
     configure_logging(settings)
     parse_providers(settings.oauth_providers)  # a bad STUDIO_OAUTH_PROVIDERS stops start-up
+    metrics = Metrics(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,9 +65,13 @@ def create_app(
             head_revisions=head_revisions(),
             events=events,
             listener=listener,
+            metrics=metrics,
         )
+        metrics.watch_pool(engine)
         try:
-            async with inprocess_worker(settings, app.state.studio.sessionmaker):
+            async with inprocess_worker(
+                settings, app.state.studio.sessionmaker, metrics=metrics.worker
+            ):
                 yield
         finally:
             await listener.stop()
@@ -74,6 +80,7 @@ def create_app(
     # Outermost first: every response (a 413 included) carries the request id and CORS headers.
     middleware = [
         Middleware(RequestIdMiddleware),
+        Middleware(MetricsMiddleware, metrics=metrics),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -94,6 +101,7 @@ def create_app(
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *media_routes(),

@@ -12,11 +12,11 @@ NO_REQUEST = "-"
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # A client-sent X-Request-ID is kept only when it is short and plain (it ends up in logs).
-_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ACCEPTABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def new_request_id(offered: str | None = None) -> str:
-    if offered is not None and _ACCEPTABLE.match(offered):
+    if offered is not None and _ACCEPTABLE.fullmatch(offered):
         return offered
     return uuid.uuid4().hex
 

@@ -152,6 +152,17 @@ class Settings(BaseSettings):
     rate_limit_start_generation_per_minute: float = Field(default=10, gt=0, le=1_000_000)
     rate_limit_start_generation_burst: int = Field(default=5, ge=1, le=100_000)
 
+    # --- metrics (see app/observability/) ----------------------------------------------------
+    #: ``GET /metrics``: unset means on in development, and in production only with a token.
+    metrics_enabled: bool | None = None
+    #: When set, ``/metrics`` (and a worker's metrics port) want ``Authorization: Bearer <it>``.
+    metrics_token: str | None = Field(default=None, min_length=16)
+    #: Distinct operation names kept as label values per process; later ones count as "other".
+    metrics_max_operation_names: int = Field(default=200, ge=0, le=10_000)
+    #: ``studio worker`` serves its metrics (job and stage durations) on this port when set.
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
     # --- logging ----------------------------------------------------------------------------
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.TEXT
@@ -172,6 +183,11 @@ class Settings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"is not valid JSON ({exc.msg})") from None
         return value
+
+    @field_validator("metrics_token", "worker_metrics_port", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -10,6 +11,9 @@ from starlette.requests import HTTPConnection
 from app.events import EventHub
 from app.settings import Settings
 from db.events import ChangeListener
+
+if TYPE_CHECKING:
+    from app.observability.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class AppState:
     #: Change events of this process's subscriptions, fed by the one LISTEN connection.
     events: EventHub
     listener: ChangeListener
+    #: This application's metrics registry (`GET /metrics`).
+    metrics: Metrics
 
     @classmethod
     def of(cls, connection: HTTPConnection) -> AppState:

@@ -23,6 +23,7 @@ from schema.queries import Query
 from schema.rate_limits import rate_limit_extensions
 from schema.streaming import OperationContexts
 from schema.subscriptions import Subscription
+from schema.telemetry import OperationTelemetry
 from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
@@ -51,6 +52,7 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     # and ValidationCache are shared. The limit rules are built once, so that validation results
     # stay cacheable (the cache key includes the rule classes).
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        OperationTelemetry,  # first: it times the whole operation and sees the errors coded
         ErrorCodes,
         OperationContexts,  # websocket operations: a context (and session) of their own
         *rate_limit_extensions(settings),  # per user and per address, before any resolver

@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.observability.worker import WorkerMetrics
 from app.settings import Settings
 from app.worker.pipeline import (
     PROGRESS_INTERVAL,
@@ -66,6 +67,7 @@ class JobRun:
         sessionmaker: async_sessionmaker[AsyncSession],
         stages: Sequence[Stage],
         shutting_down: Callable[[], bool],
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.lease = claim.lease
         self.video = VideoInput.of(claim.video)
@@ -73,6 +75,7 @@ class JobRun:
         self._sessionmaker = sessionmaker
         self._stages = stages
         self._shutting_down = shutting_down
+        self._metrics = metrics if metrics is not None else WorkerMetrics.discarded()
         self._meter = ProgressMeter([stage.weight for stage in stages])
         self._stage: JobStage | None = None
         self._stage_task: asyncio.Task[dict[str, Any]] | None = None
@@ -111,7 +114,8 @@ class JobRun:
             self._meter.offer(index, 0.0)
             try:
                 await self._write_stage_start()
-                results[stage.name] = await self._run_stage(index, stage, results)
+                with self._metrics.time_stage(stage.name, stopped=(JobStopped, LeaseLost)):
+                    results[stage.name] = await self._run_stage(index, stage, results)
             except LeaseLost as lost:
                 self.stop(str(lost))
                 return JobStopped(str(lost))

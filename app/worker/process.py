@@ -6,6 +6,7 @@ import asyncio
 import signal
 from collections.abc import Callable
 
+from app.observability.worker import WorkerProcessMetrics
 from app.settings import Settings
 from app.worker.runner import Worker
 from db.engine import create_engine, create_sessionmaker
@@ -24,7 +25,10 @@ async def run_worker_process(
     if settings.db_pool_size < concurrency + 1:
         settings = settings.model_copy(update={"db_pool_size": concurrency + 1})
     engine = create_engine(settings, application_name="studio-worker")
-    worker = Worker(settings, create_sessionmaker(engine), concurrency=concurrency)
+    metrics = WorkerProcessMetrics(settings, engine)  # served on STUDIO_WORKER_METRICS_PORT
+    worker = Worker(
+        settings, create_sessionmaker(engine), concurrency=concurrency, metrics=metrics.worker
+    )
     loop = asyncio.get_running_loop()
     previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
     for sig in _STOP_SIGNALS:
@@ -37,4 +41,5 @@ async def run_worker_process(
         for sig, handler in previous.items():
             loop.remove_signal_handler(sig)
             signal.signal(sig, handler)
+        await asyncio.to_thread(metrics.close)  # waits for the server thread's loop to end
         await engine.dispose()

@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.observability.worker import WorkerMetrics
 from app.settings import Settings
 from app.worker.job_run import JobRun
 from app.worker.pipeline import Stage
@@ -52,6 +53,7 @@ class Worker:
         *,
         stages: Sequence[Stage] | None = None,
         stop_grace_seconds: float = 20.0,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -60,6 +62,7 @@ class Worker:
         self.concurrency = concurrency
         self.stages = list(stages) if stages is not None else default_stages(settings, sessionmaker)
         self.stop_grace_seconds = stop_grace_seconds
+        self.metrics = metrics if metrics is not None else WorkerMetrics.discarded()
         self._sessionmaker = sessionmaker
         self._stopping = False
         self._wakeup: JobWakeup | None = None
@@ -151,6 +154,7 @@ class Worker:
             sessionmaker=self._sessionmaker,
             stages=self.stages,
             shutting_down=lambda: self._stopping,
+            metrics=self.metrics,
         )
         details = {
             "worker_id": self.worker_id,
@@ -164,10 +168,12 @@ class Worker:
             extra=details | {"at": time.time()},
         )
         self._runs.add(run)
+        started = time.monotonic()
         try:
             outcome = await run.execute()
         finally:
             self._runs.discard(run)
+        self.metrics.observe_attempt(outcome.value, time.monotonic() - started)
         logger.info(
             "job %s attempt %d %s",
             claim.job.id,
@@ -179,14 +185,16 @@ class Worker:
 
 @asynccontextmanager
 async def inprocess_worker(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    metrics: WorkerMetrics | None = None,
 ) -> AsyncIterator[Worker | None]:
     """A worker inside the API process while the block runs, when the settings ask for one
     (``STUDIO_INPROCESS_WORKER``; by default with the embedded database only)."""
     if not settings.run_inprocess_worker:
         yield None
         return
-    worker = Worker(settings, sessionmaker)
+    worker = Worker(settings, sessionmaker, metrics=metrics)
     task = asyncio.create_task(worker.run(), name="studio-inprocess-worker")
     try:
         yield worker
