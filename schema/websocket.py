@@ -39,7 +39,7 @@ from collections.abc import Collection, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from graphql import GraphQLFormattedError
+from graphql import GraphQLError, GraphQLFormattedError, OperationType, get_operation_ast, parse
 from starlette.websockets import WebSocketDisconnected as ClosedByServer
 from strawberry.http.exceptions import WebSocketDisconnected as ClientGone
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -57,6 +57,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyInitMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
+from strawberry.types.execution import PreExecutionError
 
 from app.auth import authorization_from_params
 from app.middleware import authenticate
@@ -255,6 +256,47 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             return
         await super().handle_start(message)
 
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        # subscriptions-transport-ws carried queries and mutations too (one `data`, then
+        # `complete`); Strawberry's handler runs everything as a subscription.
+        kind = _operation_type(query, operation_name, self.context.settings.max_tokens)
+        if kind in (OperationType.QUERY, OperationType.MUTATION):
+            await self._answer_once(operation_id, query, operation_name, variables)
+        else:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _answer_once(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        try:
+            result = await self.schema.execute(
+                query,
+                variable_values=variables,
+                context_value=self.context,
+                root_value=self.root_value,
+                operation_name=operation_name,
+            )
+            if isinstance(result, PreExecutionError) and result.errors:
+                payload = result.errors[0].formatted
+                await self.send_message({"type": "error", "id": operation_id, "payload": payload})
+                return
+            await self.send_data_message(result, operation_id)
+            await self.send_message({"type": "complete", "id": operation_id})
+        except asyncio.CancelledError:
+            await self.send_message({"type": "complete", "id": operation_id})
+        finally:
+            self.tasks.pop(operation_id, None)
+
     async def cleanup(self) -> None:
         await self.timers.cancel_all()
         await super().cleanup()
@@ -311,6 +353,17 @@ async def _let_finish(tasks: Collection[asyncio.Future[Any]]) -> None:
     """Wait (a little) for operations to send their last message before the socket closes."""
     if tasks:
         await asyncio.wait(tasks, timeout=EXPIRY_GRACE_SECONDS)
+
+
+def _operation_type(query: str, name: str | None, max_tokens: int) -> OperationType | None:
+    """The type of the operation ``name`` picks from ``query``; None if the document does not
+    parse or names no such operation (the normal path then reports it)."""
+    try:
+        document = parse(query, no_location=True, max_tokens=max_tokens)
+    except GraphQLError:
+        return None
+    operation = get_operation_ast(document, name)
+    return operation.operation if operation is not None else None
 
 
 def _limit_error(limit: int | None) -> GraphQLFormattedError:

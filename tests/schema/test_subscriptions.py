@@ -395,3 +395,27 @@ async def test_gql_client_follows_a_job_to_its_end(
                 await update_job(writer, job.job_id, status=JobStatus.SUCCEEDED, progress=100)
     # The loop ended because the server completed the subscription.
     assert seen == [("QUEUED", 0), ("RUNNING", 25), ("SUCCEEDED", 100)]
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_queries_and_mutations_over_a_websocket_answer_once(
+    server: str, job: LiveJob, protocol: str
+) -> None:
+    rename = """mutation($id: ID!) {
+        updateVideo(input: {id: $id, title: "Renamed over a websocket"}) { video { title } }
+    }"""
+    async with open_websocket(server, protocol=protocol) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("q", "query($id: ID!) { node(id: $id) { id } }", {"id": job.job_gid})
+        assert await ws.next_data("q") == {"data": {"node": {"id": job.job_gid}}}
+        assert await ws.receive() == {"id": "q", "type": "complete"}
+        await ws.subscribe("m", rename, {"id": job.video_gid})
+        renamed = await ws.next_data("m")
+        assert renamed == {
+            "data": {"updateVideo": {"video": {"title": "Renamed over a websocket"}}}
+        }
+        assert await ws.receive() == {"id": "m", "type": "complete"}
+        await ws.subscribe("bad", "{ nope }")
+        refused = await ws.receive()
+        assert refused["type"] == "error", refused
+        assert "INTERNAL" not in str(refused)
