@@ -1,24 +1,33 @@
-"""The GraphQL endpoint: Strawberry's ASGI view with one database session per operation."""
+"""The GraphQL endpoint: Strawberry's ASGI view with one database session per operation,
+answering as GraphQL over HTTP specifies (media types and status codes: schema/http_protocol.py).
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
-from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
+from strawberry import Schema
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.graphiql import render_graphiql_page
 from app.middleware import scope_viewer
 from app.settings import Environment, Settings
 from app.state import AppState
+from schema import http_protocol
 from schema.context import Context
 from schema.errors import coded_error
+from schema.http_protocol import RequestRefused
 from schema.loaders import Loaders, SessionGate
 from schema.streaming import ConnectionContext
 from schema.websocket import (
@@ -30,16 +39,21 @@ from schema.websocket import (
 from schema.websocket_messages import SizeLimitedWebSocket
 
 _SESSION_KEY = "studio.session"
+#: The response media type chosen from ``Accept`` (`schema.http_protocol`).
+_MEDIA_TYPE_KEY = "studio.response_media_type"
+#: Set once a GraphQL response body is built: a request error's status, or None.
+_STATUS_KEY = "studio.response_status"
 
 
 class GraphQLView(GraphQL[Context, None]):
+    request_adapter_class = http_protocol.RequestAdapter
     # Websockets: token from connection_init or the upgrade request, close codes, timeouts and
     # limits for both protocols (schema/websocket.py).
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = SizeLimitedWebSocket
 
-    def __init__(self, schema: Any, settings: Settings) -> None:
+    def __init__(self, schema: Schema, settings: Settings) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -55,6 +69,10 @@ class GraphQLView(GraphQL[Context, None]):
             keep_alive=settings.ws_keep_alive_seconds > 0,
             keep_alive_interval=settings.ws_keep_alive_seconds,
         )
+        # A request error's status depends on how far its operation got (parse, validation,
+        # execution), which only a schema extension sees: `RequestPhase` records it.
+        if http_protocol.RequestPhase not in schema.extensions:
+            schema.extensions = (*schema.extensions, http_protocol.RequestPhase)
         self.settings = settings
         self.connections = ConnectionLimiter(settings.max_connections_per_user)
 
@@ -70,15 +88,38 @@ class GraphQLView(GraphQL[Context, None]):
                 return await super().run(request, connection, root_value)
             finally:
                 self.connections.release(connection)
+        # GraphQL over HTTP (schema/http_protocol.py): the response's media type, and a POST
+        # body this endpoint reads, are settled before anything else (and before a session).
+        media_type = http_protocol.JSON
+        try:
+            if not self.should_render_graphql_ide(self.request_adapter_class(request)):
+                accept = ",".join(request.headers.getlist("accept")) or None
+                media_type = http_protocol.response_media_type(accept)
+            if request.method == "POST":
+                http_protocol.check_request_content_type(request.headers.get("content-type"))
+        except RequestRefused as refusal:
+            return _refusal_response(refusal, media_type)
+        request.scope[_MEDIA_TYPE_KEY] = media_type
         # One session for the whole operation, closed (rolled back unless committed) before the
         # response leaves; queries never commit.
         async with AppState.of(request).sessionmaker() as session:
             request.scope[_SESSION_KEY] = session
             try:
-                return await super().run(request, context, root_value)
+                response = await super().run(request, context, root_value)
+            except RequestRefused as refusal:
+                return _refusal_response(refusal, media_type)
+            except HTTPException as exc:  # Strawberry's own refusals, as GraphQL errors
+                return _refusal_response(_from_http_exception(exc), media_type)
             finally:
                 del request.scope[_SESSION_KEY]
                 await request.close()  # a parsed multipart form's temporary files
+        if _STATUS_KEY in request.scope:  # a GraphQL response (not GraphiQL's page)
+            response.headers["content-type"] = http_protocol.CONTENT_TYPES[media_type]
+            response.headers.add_vary_header("Accept")  # caches of GET queries keep both types
+            status = request.scope.pop(_STATUS_KEY)
+            if status is not None:
+                response.status_code = status
+        return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # GraphiQL's files come from the app itself (works offline); in development the page
@@ -97,7 +138,80 @@ class GraphQLView(GraphQL[Context, None]):
         if result.errors:
             request_id = request.scope.get("state", {}).get("request_id")
             result.errors = [coded_error(error, request_id) for error in result.errors]
-        return await super().process_result(request, result)
+        response = await super().process_result(request, result)
+        status: int | None = None  # as Strawberry sets it: 200, or the context's response's
+        if http_protocol.is_request_error(result):
+            # Nothing ran: a GraphQL request error, whose response has no `data` entry.
+            response.pop("data", None)
+            if request.scope.get(_MEDIA_TYPE_KEY) == http_protocol.GRAPHQL_RESPONSE_JSON:
+                phase = request.scope.get(http_protocol.PHASE_KEY)
+                status = http_protocol.request_error_status(result, phase)
+        request.scope[_STATUS_KEY] = status
+        return response
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        media_type = (request.content_type or "").partition(";")[0].strip()
+        if request.method == "POST" and media_type == http_protocol.JSON:
+            # Starlette keeps the body it reads here for Strawberry to parse.
+            http_protocol.check_json_body(await request.get_body())
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            if not isinstance(data.operation_name, str | None):
+                raise RequestRefused(
+                    400, "The GraphQL operation's `operationName` must be a string or null."
+                )
+            data.operation_name = data.operation_name or None  # "" is no name (GET)
+        return data
+
+    async def parse_multipart(  # the base's annotation; the values are any JSON
+        self, request: AsyncHTTPRequestAdapter
+    ) -> dict[str, str]:
+        try:
+            form = await request.get_form_data()
+        except ValueError as exc:
+            raise RequestRefused(400, "Unable to parse the multipart body.") from exc
+        return http_protocol.operations_with_files(form.form, form.files, self.parse_json)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Request bodies are UTF-8 (GraphQL over HTTP); `json.loads` would guess UTF-16/32.
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RequestRefused(400, "The request body is not valid UTF-8.") from exc
+        return json.loads(data)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        try:
+            return await super().execute_single(
+                request=request,
+                request_adapter=request_adapter,
+                sub_response=sub_response,
+                context=context,
+                root_value=root_value,
+                request_data=request_data,
+            )
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                # A mutation over GET: 405 with the method that would run it (GraphQL over
+                # HTTP, "GET"); refused before execution, so nothing is written.
+                message = f"{exc.reason}; send mutations with POST."
+                raise RequestRefused(405, message, headers={"Allow": "POST"}) from exc
+            if isinstance(exc.__cause__, CannotGetOperationTypeError):
+                # A GraphQL request error ("operation cannot be determined"), not a malformed
+                # request: 200 under application/json, 400 under the newer type.
+                return PreExecutionError(data=None, errors=[GraphQLError(exc.reason)])
+            raise
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -120,3 +234,22 @@ class GraphQLView(GraphQL[Context, None]):
         accept_connection(self.settings, self.connections, context)  # or ConnectionRefused
         no_payload: UnsetType = UNSET  # a connection_ack without a payload
         return no_payload
+
+
+def _refusal_response(refusal: RequestRefused, media_type: str) -> Response:
+    response = Response(
+        refusal.body(),
+        status_code=refusal.status,
+        headers=refusal.headers,
+        media_type=http_protocol.CONTENT_TYPES[media_type],
+    )
+    response.headers.add_vary_header("Accept")
+    return response
+
+
+def _from_http_exception(exc: HTTPException) -> RequestRefused:
+    if exc.status_code == 405:  # a method other than GET and POST (HEAD)
+        return RequestRefused(405, exc.reason, headers={"Allow": "GET, POST"})
+    if exc.status_code == 404:  # GraphiQL asked for while it is turned off
+        return RequestRefused(404, exc.reason, code="NOT_FOUND")
+    return RequestRefused(exc.status_code, exc.reason)
