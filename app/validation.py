@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from app.errors import BadUserInput
+from app.pipeline import speech
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -32,6 +34,13 @@ AUDIO_RANGES = {
     "speed": Range(0.5, 2.0),
     "pitch": Range(0.5, 2.0),
     "volume": Range(0.0, 2.0),
+}
+
+#: eSpeak NG's own ranges, the ones synthesis clamps to (`app.pipeline.speech`).
+ENGINE_RANGES = {
+    "rate": Range(speech.MIN_RATE, speech.MAX_RATE),  # words per minute
+    "pitch": Range(0, 100),
+    "volume": Range(0, speech.MAX_VOLUME),
 }
 
 
@@ -95,3 +104,59 @@ def audio_settings(
             )
         merged[key] = number
     return merged
+
+
+def engine_settings(
+    changes: Mapping[str, Any],
+    *,
+    field: str,
+    voices: Collection[str] = (),
+    variants: Collection[str] = (),
+) -> dict[str, Any]:
+    """``changes`` to a voice profile's engine settings, each checked: ``voice`` and
+    ``variant`` among those eSpeak has (``voices``, ``variants``; returned as eSpeak spells
+    them), numbers within `ENGINE_RANGES`. ``None`` (clear the key) passes through."""
+    checked: dict[str, Any] = {}
+    for key, value in changes.items():
+        name = f"{field}.{key}"
+        if value is None:
+            checked[key] = None
+        elif key == "voice":
+            checked[key] = _voice(value, voices, field=name, variant_field=f"{field}.variant")
+        elif key == "variant":
+            checked[key] = _listed(value, variants, field=name, kind="variant", such_as=_VARIANTS)
+        else:
+            bounds = ENGINE_RANGES[key]
+            if not bounds.low <= value <= bounds.high:
+                raise BadUserInput(
+                    f"`{name}` must be between {bounds.low:g} and {bounds.high:g}.", field=name
+                )
+            checked[key] = int(value)
+    return checked
+
+
+def _voice(value: str, voices: Collection[str], *, field: str, variant_field: str) -> str:
+    if "+" in value:
+        raise BadUserInput(f"`{field}` names the voice alone; set `{variant_field}`.", field=field)
+    base = value.strip().split("-")[0].lower()
+    hint = f" ('{base}' is)" if base in voices and base != value.strip().lower() else ""
+    return _listed(value, voices, field=field, kind="voice", such_as=_VOICES, hint=hint)
+
+
+_VOICES = "'en', 'en-us', 'de' or 'pt-br'"
+_VARIANTS = "'f3', 'm2' or 'klatt'"
+
+
+def _listed(
+    value: str, names: Collection[str], *, field: str, kind: str, such_as: str, hint: str = ""
+) -> str:
+    """``value`` as spelled in ``names``, matched without regard to case."""
+    cleaned = text(value, field=field, max_length=64)
+    found = {name.casefold(): name for name in names}.get(cleaned.casefold())
+    if found is None:
+        raise BadUserInput(
+            f"`{field}` must be an eSpeak NG {kind} such as {such_as}; "
+            f"{cleaned!r} is not one{hint}.",
+            field=field,
+        )
+    return found

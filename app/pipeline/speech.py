@@ -36,6 +36,7 @@ video ``audioSettings.volume``              ... multiplied by the volume (0-2);
 A language tag is used as a voice name (eSpeak names its voices by language: ``pt-BR`` is
 ``pt-br``); a tag eSpeak does not know falls back to its primary language (``en-NZ`` → ``en``).
 A voice that is not available at all is a `VoiceNotFound` with a readable message.
+`catalog` lists the voices and variants eSpeak has, by the names `synthesize` takes.
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ _VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+\- ]{0,63}")
 _CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
+
+
+class _VoiceEntry(ctypes.Structure):
+    """speak_lib.h ``espeak_VOICE``, as `espeak_ListVoices` returns it."""
+
+    _fields_ = (
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_char_p),  # read back only up to its first NUL: unused here
+        ("identifier", ctypes.c_char_p),  # the voice file, e.g. "gmw/en-US" or "!v/f3"
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    )
 
 
 class SpeechError(Exception):
@@ -187,6 +204,34 @@ def sample_rate() -> int:
         return _engine().sample_rate
 
 
+@dataclass(frozen=True)
+class VoiceCatalog:
+    """What eSpeak NG has, spelled as `synthesize` takes it (``voice`` or ``voice+variant``)."""
+
+    voices: frozenset[str]  # "en", "en-us", "de", "pt-br", "cmn" …: voice file names
+    variants: frozenset[str]  # "f3", "m2", "klatt", "Alex" …: variant file names, as spelled
+
+
+def catalog() -> VoiceCatalog:
+    """The voices and variants of the shipped voice data (blocking; listed once per process).
+
+    Voices are named by their file, which eSpeak's lookup by name always finds: a language
+    that only a voice's header mentions (``en-gb``, ``zh``) is not a name of its own. MBROLA
+    voices need a separate program and are left out, as eSpeak's own list leaves them out; so
+    are voices that speak only silence (their dictionary is not in the shipped data). Checking
+    that takes a syllable from each voice: a fraction of a second, once per process.
+    """
+    global _CATALOG  # the voice data does not change while the process runs
+    with _LOCK:
+        if _CATALOG is None:
+            engine = _engine()
+            names = {_file_name(i).lower() for i in engine.list_voices(None)}
+            variants = {_file_name(i) for i in engine.list_voices(b"variant")}
+            voices = {name for name in names if _speaks(engine, name)}
+            _CATALOG = VoiceCatalog(frozenset(voices), frozenset(variants))
+        return _CATALOG
+
+
 # --- assembling and writing audio ---------------------------------------------------------
 
 
@@ -244,6 +289,7 @@ def rms(pcm: bytes) -> float:
 
 _LOCK = threading.Lock()
 _ENGINE: _Engine | None = None
+_CATALOG: VoiceCatalog | None = None
 
 
 def _engine() -> _Engine:
@@ -269,6 +315,8 @@ class _Engine:
         lib.espeak_SetVoiceByName.restype = ctypes.c_int
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_ListVoices.argtypes = [ctypes.POINTER(_VoiceEntry)]
+        lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_VoiceEntry))
         lib.espeak_Synth.argtypes = [
             ctypes.c_char_p,  # text
             ctypes.c_size_t,  # its size in bytes, with the terminating NUL
@@ -317,6 +365,23 @@ class _Engine:
         if self._lib.espeak_SetParameter(parameter, value, 0) != _EE_OK:
             raise SpeechError("The speech synthesizer refused a setting.")
 
+    def list_voices(self, languages: bytes | None) -> list[str]:
+        """The identifiers of the voices for ``languages`` (``None``: every voice but variants
+        and MBROLA voices; ``b"variant"``: the variants)."""
+        spec = None if languages is None else _VoiceEntry(languages=languages)
+        entries = self._lib.espeak_ListVoices(spec)
+        identifiers: list[str] = []
+        index = 0
+        while entries[index]:  # a NULL-terminated array, owned by the library
+            identifier = entries[index].contents.identifier
+            if identifier:
+                identifiers.append(identifier.decode())
+            index += 1
+        # Listing by language goes through eSpeak's voice selection: choose the voice again on
+        # the next synthesis rather than trust the cached name.
+        self._voice = None
+        return identifiers
+
     def speak(self, text: str) -> bytes:
         data = text.encode()
         self._chunks = []
@@ -340,6 +405,23 @@ def _voice_candidates(name: str) -> list[str]:
     primary = base.split("-")[0]
     candidates = [name, f"{primary}{plus}{variant}"]
     return list(dict.fromkeys(candidates))
+
+
+def _speaks(engine: _Engine, voice: str) -> bool:
+    """Whether ``voice`` makes a sound at eSpeak's default settings (call with `_LOCK` held)."""
+    try:
+        engine.set_voice(voice)
+        defaults = ((_RATE, DEFAULT_RATE), (_PITCH, DEFAULT_PITCH), (_VOLUME, DEFAULT_VOLUME))
+        for parameter, value in defaults:
+            engine.set_parameter(parameter, value)
+        return rms(engine.speak("a")) > 0
+    except SpeechError:
+        return False
+
+
+def _file_name(identifier: str) -> str:
+    """``gmw/en-US`` → ``en-US``, ``!v/f3`` → ``f3``."""
+    return identifier.rsplit("/", 1)[-1]
 
 
 def _text(value: Any) -> str | None:

@@ -99,11 +99,19 @@ async def update_voice_profile(
     profile_id: uuid.UUID,
     values: Mapping[str, Any],
     *,
+    engine_settings: Mapping[str, Any] | None = None,
     request_id: str | None,
 ) -> VoiceProfile:
-    """Apply ``values`` under a row lock, so concurrent updates queue rather than overwrite."""
+    """Apply ``values`` under a row lock, so concurrent updates queue rather than overwrite.
+
+    ``engine_settings`` changes single keys of the stored settings, merged under that lock
+    (a ``None`` value removes its key); keys it does not name keep their values.
+    """
     profile = await _lock_profile(session, owner_id, profile_id)
     before = _snapshot(profile)
+    if engine_settings:
+        merged = dict(profile.engine_settings or {}) | dict(engine_settings)
+        values = {**values, "engine_settings": {k: v for k, v in merged.items() if v is not None}}
     async with constraint_errors(session):
         for key, value in values.items():
             setattr(profile, key, value)

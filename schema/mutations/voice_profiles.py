@@ -8,6 +8,10 @@ rolls back after the file was stored, the rollback hook removes the file: a fail
 
 Creating or changing a profile also synthesizes its preview ("Hello, this is <name>.", see
 `app.pipeline.preview`), removed the same way if the transaction rolls back.
+
+``engineSettings`` on update changes only the keys it gives: a key left out keeps its value, a
+key given as null is cleared (the engine's default again). ``engineSettings: null`` is refused
+rather than guessed at (keep everything, or clear everything?).
 """
 
 from __future__ import annotations
@@ -39,6 +43,39 @@ logger = logging.getLogger(__name__)
 _READ_CHUNK = 64 * 1024
 
 
+@strawberry.input(
+    name="VoiceEngineSettingsInput",
+    description="How eSpeak NG speaks the voice. On update, a field left out keeps its value "
+    "and a field set to null is cleared (the engine's default).",
+)
+class VoiceEngineSettingsInput:
+    voice: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="An eSpeak NG voice, such as `en`, `en-us`, `de` or `pt-br`; without one, "
+        "the profile's language chooses.",
+    )
+    variant: str | None = strawberry.field(
+        default=strawberry.UNSET, description="An eSpeak NG variant, such as `f3`, `m2`, `klatt`."
+    )
+    rate: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Words per minute, 80-450 (default 175)."
+    )
+    pitch: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Base pitch, 0-100 (default 50)."
+    )
+    volume: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Amplitude, 0-200 (default 100)."
+    )
+
+    def given(self) -> dict[str, Any]:
+        """The fields the client sent, nulls included."""
+        return {
+            key: value
+            for key in ("voice", "variant", "rate", "pitch", "volume")
+            if (value := getattr(self, key)) is not strawberry.UNSET
+        }
+
+
 @strawberry.input(name="CreateVoiceProfileInput")
 class CreateVoiceProfileInput:
     name: str
@@ -49,6 +86,7 @@ class CreateVoiceProfileInput:
         description="A short recording of the voice (WAV, MP3, Ogg Vorbis/Opus or FLAC), sent "
         "as a file part of a multipart request.",
     )
+    engine_settings: VoiceEngineSettingsInput | None = strawberry.UNSET
 
 
 @strawberry.input(name="UpdateVoiceProfileInput")
@@ -57,6 +95,7 @@ class UpdateVoiceProfileInput:
     name: str | None = strawberry.UNSET
     description: str | None = strawberry.UNSET
     language: str | None = strawberry.UNSET
+    engine_settings: VoiceEngineSettingsInput | None = strawberry.UNSET
 
 
 @strawberry.type(name="VoiceProfilePayload")
@@ -81,7 +120,7 @@ class VoiceProfileMutations:
         await _make_preview(info, profile)
         return VoiceProfilePayload(voice_profile=VoiceProfile(row=profile))
 
-    @mutation("Change a voice profile's name, description or language.")
+    @mutation("Change a voice profile's name, description, language or engine settings.")
     async def update_voice_profile(
         self, info: Info, input: UpdateVoiceProfileInput
     ) -> VoiceProfilePayload:
@@ -96,11 +135,21 @@ class VoiceProfileMutations:
             values["description"] = _description(input.description)
         if input.language is not strawberry.UNSET:
             values["language"] = _language(input.language)
+        engine_settings: dict[str, Any] = {}
+        if input.engine_settings is not strawberry.UNSET:
+            if input.engine_settings is None:
+                raise BadUserInput(
+                    "`engineSettings` cannot be null: set a field of it to null to clear that "
+                    "field.",
+                    field="engineSettings",
+                )
+            engine_settings = await _engine_settings(input.engine_settings)
         profile = await info.context.gate.run(
             voice_profiles.update_voice_profile,
             viewer.user_id,
             profile_id,
             values,
+            engine_settings=engine_settings,
             request_id=info.context.request_id,
         )
         await _make_preview(info, profile)
@@ -126,6 +175,10 @@ async def _create(info: Info, input: CreateVoiceProfileInput) -> models.VoicePro
         "description": _description(_given(input.description)),
         "language": _language(_given(input.language)),
     }
+    given_settings = _given(input.engine_settings)
+    if given_settings is not None:
+        checked = await _engine_settings(given_settings)
+        values["engine_settings"] = {k: v for k, v in checked.items() if v is not None}
     sample = await _read_sample(_given(input.sample), context.settings.max_upload_bytes)
     profile = await context.gate.run(
         voice_profiles.create_voice_profile, viewer.user_id, values, request_id=context.request_id
@@ -209,6 +262,18 @@ def _name(value: str) -> str:
 def _description(value: str | None) -> str | None:
     return validation.optional_text(
         value, field="description", max_length=validation.DESCRIPTION_MAX
+    )
+
+
+async def _engine_settings(settings: VoiceEngineSettingsInput) -> dict[str, Any]:
+    """The given settings, checked (nulls kept: on update they clear their key)."""
+    given = settings.given()
+    if given.get("voice") is None and given.get("variant") is None:
+        return validation.engine_settings(given, field="engineSettings")
+    # Listing the voices loads eSpeak the first time: off the event loop.
+    catalog = await asyncio.to_thread(speech.catalog)
+    return validation.engine_settings(
+        given, field="engineSettings", voices=catalog.voices, variants=catalog.variants
     )
 
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -10,7 +11,7 @@ from app import media
 from app.pipeline import preview
 from db import models
 from schema.context import Info
-from schema.mapping import column, global_id, relation
+from schema.mapping import column, computed, global_id, relation
 from schema.relay import (
     Connection,
     ConnectionArgs,
@@ -21,6 +22,32 @@ from schema.relay import (
 
 if TYPE_CHECKING:
     from schema.types.user import User
+
+
+@strawberry.type(
+    name="VoiceEngineSettings",
+    description="How eSpeak NG speaks a voice profile; a null field is the engine's default.",
+)
+class VoiceEngineSettings:
+    voice: str | None = strawberry.field(
+        description="The eSpeak NG voice (`en-us`, `de`); null: the profile's language."
+    )
+    variant: str | None = strawberry.field(description="A voice variant (`f3`, `m2`, `klatt`).")
+    rate: int | None = strawberry.field(description="Words per minute, 80-450 (default 175).")
+    pitch: int | None = strawberry.field(description="Base pitch, 0-100 (default 50).")
+    volume: int | None = strawberry.field(description="Amplitude, 0-200 (default 100).")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> VoiceEngineSettings:
+        """Read tolerantly, as synthesis reads it: a value of the wrong kind is the default."""
+        stored = data or {}
+        return cls(
+            voice=_text(stored.get("voice")),
+            variant=_text(stored.get("variant")),
+            rate=_whole(stored.get("rate")),
+            pitch=_whole(stored.get("pitch")),
+            volume=_whole(stored.get("volume")),
+        )
 
 
 @strawberry.type(name="VoiceProfile")
@@ -53,6 +80,11 @@ class VoiceProfile(Node):
     name: str = column(models.VoiceProfile.name)
     description: str | None = column(models.VoiceProfile.description)
     language: str | None = column(models.VoiceProfile.language)
+    engine_settings: VoiceEngineSettings = computed(
+        models.VoiceProfile.engine_settings,
+        VoiceEngineSettings.from_json,
+        description="How the voice is synthesized (the narration and the preview).",
+    )
     sample_url: str | None = strawberry.field(
         resolver=_sample_url,
         description="A short-lived signed URL of the uploaded voice sample, served by the app "
@@ -90,3 +122,14 @@ async def voice_profile_connection(
         node=lambda row: VoiceProfile(row=row),
         count=lambda: count_loader.load(owner_id),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    whole = round(value)
+    return whole if abs(whole) < 2**31 else None  # GraphQL's Int is 32-bit

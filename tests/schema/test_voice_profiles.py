@@ -384,6 +384,8 @@ async def test_a_failure_after_the_file_was_stored_removes_it(
         ({"description": "x" * 10_001}, "description"),
         ({"language": "english please"}, "language"),
         ({"name": "a\x00b"}, "name"),
+        ({"engineSettings": {"voice": "klingon"}}, "engineSettings.voice"),
+        ({"engineSettings": {"rate": 1000}}, "engineSettings.rate"),
     ],
 )
 async def test_invalid_fields_are_named_and_nothing_is_stored(
@@ -437,6 +439,8 @@ async def test_update_changes_only_what_is_given_and_audits_the_diff(
         ({"language": "e"}, "language"),
         ({"description": "x" * 10_001}, "description"),
         ({"id": "not-an-id"}, "id"),
+        ({"engineSettings": None}, "engineSettings"),
+        ({"engineSettings": {"variant": "nope"}}, "engineSettings.variant"),
     ],
 )
 async def test_invalid_updates_are_named_and_change_nothing(
