@@ -419,3 +419,14 @@ async def test_queries_and_mutations_over_a_websocket_answer_once(
         refused = await ws.receive()
         assert refused["type"] == "error", refused
         assert "INTERNAL" not in str(refused)
+
+
+async def test_the_upgrade_answers_with_the_request_id(server: str, job: LiveJob) -> None:
+    offered = "ws-upgrade.7"
+    async with open_websocket(server, headers={"X-Request-ID": offered}) as ws:
+        assert ws.connection.response is not None
+        assert ws.connection.response.headers["X-Request-ID"] == offered
+        await ws.init(bearer(job.token))
+    async with open_websocket(server) as ws:  # none offered: one is made
+        assert ws.connection.response is not None
+        assert len(ws.connection.response.headers["X-Request-ID"]) >= 16
