@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+#: The codes a client may ever see in ``extensions.code`` (SPEC §4).
+SPEC_CODES = frozenset(
+    {
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "BAD_USER_INPUT",
+        "CONFLICT",
+        "RATE_LIMITED",
+        "INTERNAL",
+    }
+)
+
 
 class StudioError(Exception):
     code: ClassVar[str] = "INTERNAL"

@@ -23,22 +23,11 @@ from prometheus_client import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.errors import SPEC_CODES
 from app.observability.collectors import PoolCollector, QueueCollector
 from app.observability.worker import WorkerMetrics
 from app.settings import Settings
 
-#: SPEC §4's codes; anything else is counted as ``OTHER``.
-ERROR_CODES = frozenset(
-    {
-        "UNAUTHENTICATED",
-        "FORBIDDEN",
-        "NOT_FOUND",
-        "BAD_USER_INPUT",
-        "CONFLICT",
-        "RATE_LIMITED",
-        "INTERNAL",
-    }
-)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 #: Operation name labels that are not names.
@@ -135,7 +124,7 @@ class Metrics:
         if record.operation_type != "subscription":
             self.operation_seconds.labels(record.operation_type, name).observe(record.seconds)
         for code in record.error_codes:
-            self.errors.labels(code if code in ERROR_CODES else "OTHER").inc()
+            self.errors.labels(code if code in SPEC_CODES else "OTHER").inc()  # else: OTHER
 
     def record_http(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in HTTP_METHODS else "OTHER"
