@@ -121,7 +121,15 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_tokens: int = Field(default=5000, ge=100, le=100_000)
+    #: Longest document, in characters; a longer one is refused before it is read.
+    max_characters: int = Field(default=20_000, ge=1000, le=1_000_000)
+    #: Directives per document, a fragment's counted each time it is spread.
+    max_directives: int = Field(default=50, ge=1, le=1000)
+    #: Highest cost of an operation (README "Limits": 1 a field, connections multiply).
+    max_cost: int = Field(default=10_000, ge=100, le=10_000_000)
     graphiql: bool | None = None
+    #: ``__schema``/``__type`` (and "Did you mean" hints): unset means on in development only.
+    introspection: bool | None = None
 
     # --- websockets (subscriptions) ---------------------------------------------------------
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
@@ -245,6 +253,18 @@ class Settings(BaseSettings):
         if self.graphiql is not None:
             return self.graphiql
         return self.env is Environment.DEVELOPMENT
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.introspection is not None:
+            return self.introspection
+        return self.env is Environment.DEVELOPMENT
+
+    @property
+    def metrics_served(self) -> bool:
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return self.env is Environment.DEVELOPMENT or self.metrics_token is not None
 
     @property
     def run_migrations_on_start(self) -> bool:

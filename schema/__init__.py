@@ -5,19 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from app.settings import Settings
-from schema.errors import ErrorCodes
+from schema.errors import ErrorCodes, strip_suggestions
+from schema.limits import limits_extension
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.rate_limits import rate_limit_extensions
@@ -35,10 +30,16 @@ NODE_TYPES = [User, Video, VoiceProfile, GenerationJob, AuditEvent]
 
 
 class StudioSchema(strawberry.Schema):
-    def process_errors(self, errors: object, execution_context: object = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         # `ErrorCodes` logs the unexpected errors (with the request id); expected ones
         # (NOT_FOUND, BAD_USER_INPUT …) are answers, not incidents, and are not logged.
-        return None
+        # Every error of every transport passes here first: the place to drop the hints that
+        # reveal the schema (Strawberry's own option only drops those of unknown fields).
+        if self.config.disable_field_suggestions:
+            for error in errors:
+                strip_suggestions(error)
 
 
 def print_schema() -> str:
@@ -48,9 +49,8 @@ def print_schema() -> str:
 
 def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema; ``settings`` sets the document limits (none when printing the SDL)."""
-    # Extensions are made fresh for each operation (factories); the caches behind ParserCache
-    # and ValidationCache are shared. The limit rules are built once, so that validation results
-    # stay cacheable (the cache key includes the rule classes).
+    # Extensions are made fresh for each operation (factories); the caches behind them (parsed
+    # and validated documents, schema/limits.py) are shared.
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         OperationTelemetry,  # first: it times the whole operation and sees the errors coded
         ErrorCodes,
@@ -58,21 +58,19 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
         *rate_limit_extensions(settings),  # per user and per address, before any resolver
     ]
     if settings is not None:
-        rules = [
-            *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-            *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-        ]
-        max_tokens = settings.max_tokens
-        extensions += [
-            lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: AddValidationRules(rules),
-        ]
-    extensions += [lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)]
+        # Parses and validates within the limits (and caches both), before any resolver.
+        extensions.append(limits_extension(settings))
     return StudioSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=NODE_TYPES,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(
+            auto_camel_case=True,
+            # "Did you mean …" reveals the schema: hinted only where introspection answers.
+            disable_field_suggestions=settings is not None and not settings.introspection_enabled,
+            # One operation per request: a JSON array body is refused (400).
+            batching_config=None,
+        ),
     )

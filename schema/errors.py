@@ -2,26 +2,36 @@
 
 * `app.errors.StudioError` (raised by `db/`, `app/` or resolvers): its message and
   ``extensions.code`` (plus ``field`` when it names an input field).
-* Documents that do not parse or validate: ``BAD_USER_INPUT`` (a limit's rule may have set a
-  code already; it is kept).
+* Documents that do not parse or validate: ``BAD_USER_INPUT`` (a limit's refusal carries it
+  already, with ``extensions.limit``, `schema.limits`).
 * Anything else is a bug: logged with the request id and its traceback, and sent to the client
-  as ``INTERNAL`` with only the request id — no message, no SQL, no stack.
+  as ``INTERNAL`` with only the request id — no message, no SQL, no stack. So is an error that
+  arrives with a code outside SPEC §4's set: only those codes ever reach a client.
+
+`strip_suggestions` takes graphql-core's "Did you mean …" hints out of messages: they reveal the
+schema, so they go whenever introspection is off (`schema.StudioSchema`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from app.errors import StudioError
+from app.errors import SPEC_CODES, StudioError
+from schema.limits import relabel_parser_limit
 
 logger = logging.getLogger("studio.graphql")
 
 INTERNAL_MESSAGE = "Internal error. Quote the request id when reporting it."
+
+
+# graphql-core appends its hints as " Did you mean 'a', 'b' or 'c'?" (names never hold a '?').
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 
 
 class ErrorCodes(SchemaExtension):
@@ -44,15 +54,27 @@ def coded_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
             extensions["field"] = original.field
         return _copy(error, original.message, extensions)
     if original is None or isinstance(original, GraphQLError):
-        extensions.setdefault("code", "BAD_USER_INPUT")
-        return _copy(error, error.message, extensions)
+        error = relabel_parser_limit(error)
+        extensions = dict(error.extensions or {})
+        code = extensions.setdefault("code", "BAD_USER_INPUT")
+        if code == "INTERNAL":  # masked already (this runs again on some paths)
+            request_id = extensions.get("requestId") or request_id
+            return _copy(error, INTERNAL_MESSAGE, {"code": "INTERNAL", "requestId": request_id})
+        if code in SPEC_CODES:
+            return _copy(error, error.message, extensions)
     logger.error(
         "unexpected error in %s",
         ".".join(str(part) for part in error.path or ()) or "operation",
-        exc_info=original,
+        exc_info=original or error,
         extra={"request_id": request_id},
     )
     return _copy(error, INTERNAL_MESSAGE, {"code": "INTERNAL", "requestId": request_id})
+
+
+def strip_suggestions(error: GraphQLError) -> None:
+    """Remove the "Did you mean …" hints from ``error``'s message (in place, as Strawberry's own
+    ``disable_field_suggestions`` does, so that every later copy is without them)."""
+    error.message = _SUGGESTION.sub("", error.message)
 
 
 def _copy(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
