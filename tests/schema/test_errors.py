@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import issue_access_token
 from app.settings import Settings
-from db.models import User
+from db.models import User, Video
 from db.queries import videos as video_queries
 from schema.relay import to_global_id
 from tests.factories import make_job, make_user, make_video, make_voice_profile
@@ -267,6 +267,27 @@ async def test_unexpected_error_is_logged_with_the_request_id_and_traceback(
     assert record.exc_info[0] is RuntimeError
     assert SECRET in caplog.text
     assert "Traceback" in caplog.text
+
+
+async def test_a_null_for_a_non_null_field_is_masked_as_internal_and_logged(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    user: User,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """graphql-core's own refusal of what a resolver returned is a server bug, not bad input."""
+
+    async def titleless(session: object, owner_id: uuid.UUID, ids: list[uuid.UUID]) -> object:
+        return {video_id: Video(id=video_id, user_id=owner_id, title=None) for video_id in ids}
+
+    monkeypatch.setattr(video_queries, "videos_by_ids", titleless)
+    caplog.set_level(logging.ERROR)
+    response = await _post_video(http, settings, user)
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert "non-nullable" not in response.text
+    assert "Cannot return null for non-nullable field" in caplog.text
 
 
 @pytest.mark.usefixtures("broken_video_loader")
