@@ -1,10 +1,8 @@
-"""GraphiQL without internet access: Strawberry's page, pointed at files the app serves itself.
+"""GraphiQL's page: Strawberry's, pointed at the app's own files, with headers and uploads.
 
-Strawberry's GraphiQL page loads React, GraphiQL and the explorer plugin from a public CDN, with
-``integrity`` hashes. ``scripts/build_graphiql.py`` installs the same package versions with npm,
-checks every file against the page's hash, and copies them into :data:`ASSETS_DIR` with a
-manifest (CDN URL → local file, integrity). :func:`render_graphiql_page` swaps each CDN URL for
-the local copy; the integrity attributes stay, and still match, because the bytes are identical.
+:func:`render_graphiql_page` swaps each CDN URL of Strawberry's page for the copy the app serves
+itself (``app.graphiql_assets``: built files, manifest, mount), so GraphiQL works without
+internet access; when the files are not built, the page says how to build them instead.
 
 GraphiQL itself only sends JSON. The page also gets an upload bar and a fetcher around GraphiQL's
 that sends a mutation with a chosen file as a GraphQL multipart request (SPEC §5 Uploads).
@@ -14,53 +12,19 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Final
 
-from starlette.responses import Response
-from starlette.routing import Mount
-from starlette.staticfiles import PathLike, StaticFiles
-from starlette.types import Scope
+from app.graphiql_assets import ASSETS_DIR, BUILD_COMMAND, local_asset_urls, replace_asset_urls
 
-ASSETS_DIR: Final = Path(__file__).resolve().parent / "static" / "graphiql"
-ASSETS_URL_PATH: Final = "/graphiql-assets"
-MANIFEST_NAME: Final = "manifest.json"
-BUILD_COMMAND: Final = "python scripts/build_graphiql.py"
-
-# The files live under versioned paths (``react@18.2.0/umd/…``): a new version is a new URL.
-_CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 _HEADERS_NAME: Final = "STUDIO_GRAPHIQL_HEADERS"
 #: The variable a file chosen in the page's upload bar fills, unless the user types another.
 DEFAULT_UPLOAD_VARIABLE: Final = "input.sample"
 
 
-@dataclass(frozen=True)
-class PageAsset:
-    """A ``<script src>`` or stylesheet ``<link href>`` that the page loads from elsewhere."""
-
-    url: str
-    integrity: str | None
-
-
 class GraphiQLPageError(RuntimeError):
     """Strawberry's page no longer has the code that request headers or uploads are wired into."""
-
-
-def find_page_assets(page_html: str) -> list[PageAsset]:
-    """Every external script and stylesheet of the page, in page order (``data:`` URLs excluded)."""
-    parser = _AssetParser()
-    parser.feed(page_html)
-    parser.close()
-    return parser.assets
-
-
-def assets_mount(directory: Path = ASSETS_DIR) -> Mount:
-    """``/graphiql-assets``: the built files, cacheable for a year (their paths are versioned)."""
-    return Mount(ASSETS_URL_PATH, app=_AssetFiles(directory=directory), name="graphiql-assets")
 
 
 def render_graphiql_page(
@@ -91,11 +55,10 @@ def render_graphiql_page(
     part ``0``) with the editor's headers and ``Apollo-Require-Preflight: true``; every other
     operation goes through GraphiQL's own fetcher, unchanged.
     """
-    assets = find_page_assets(original_html)
-    local_urls, missing = _local_urls(assets, assets_dir)
+    local_urls, missing = local_asset_urls(original_html, assets_dir)
     if missing:
         return _not_built_page(missing)
-    page = _URL_ATTRIBUTE.sub(lambda match: _local_attribute(match, local_urls), original_html)
+    page = replace_asset_urls(original_html, local_urls)
     if headers is not None:
         page = _with_headers(page, script_json(headers))
     elif token_from_fragment:
@@ -111,75 +74,6 @@ def script_json(value: object) -> str:
     """
     text = json.dumps(value)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-class _AssetParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.assets: list[PageAsset] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        url = attributes.get("src") if tag == "script" else None
-        if tag == "link" and (attributes.get("rel") or "").lower() == "stylesheet":
-            url = attributes.get("href")
-        if url and url.startswith(("http://", "https://", "//")):
-            self.assets.append(PageAsset(url=url, integrity=attributes.get("integrity")))
-
-
-class _AssetFiles(StaticFiles):
-    def __init__(self, *, directory: PathLike) -> None:
-        super().__init__(directory=directory, check_dir=False)
-
-    async def check_config(self) -> None:
-        """Accept a missing folder: the page then says how to build it, and it may appear later."""
-
-    async def get_response(self, path: str, scope: Scope) -> Response:
-        if path == MANIFEST_NAME:  # the build's bookkeeping, not something the page loads
-            return Response("Not Found", status_code=404, media_type="text/plain")
-        return await super().get_response(path, scope)
-
-    def file_response(
-        self,
-        full_path: PathLike,
-        stat_result: os.stat_result,
-        scope: Scope,
-        status_code: int = 200,
-    ) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers["Cache-Control"] = _CACHE_CONTROL
-        return response
-
-
-def _local_urls(assets: list[PageAsset], assets_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """The app's URL for each asset, and the CDN URLs that have no built file."""
-    try:
-        manifest = json.loads((assets_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}, [asset.url for asset in assets]
-    local_urls: dict[str, str] = {}
-    missing: list[str] = []
-    for asset in assets:
-        entry = manifest.get(asset.url) if isinstance(manifest, dict) else None
-        file = entry.get("file") if isinstance(entry, dict) else None
-        if isinstance(file, str) and (assets_dir / file).is_file():
-            local_urls[asset.url] = f"{ASSETS_URL_PATH}/{file}"
-        else:
-            missing.append(asset.url)
-    return local_urls, missing
-
-
-_URL_ATTRIBUTE = re.compile(
-    r"""\b(?P<name>src|href)\s*=\s*(?:"(?P<double>[^"]*)"|'(?P<single>[^']*)')"""
-)
-
-
-def _local_attribute(match: re.Match[str], local_urls: dict[str, str]) -> str:
-    value = match["double"] if match["double"] is not None else match["single"]
-    local_url = local_urls.get(html.unescape(value))
-    if local_url is None:
-        return match[0]
-    return f'{match["name"]}="{html.escape(local_url)}"'
 
 
 def _not_built_page(missing: list[str]) -> str:

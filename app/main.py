@@ -13,7 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from app.csrf import CSRF_HEADERS, CSRFMiddleware
 from app.events import EventHub
-from app.graphiql import assets_mount
+from app.graphiql_assets import assets_mount
 from app.health import healthz, readyz
 from app.logging import configure_logging
 from app.media_routes import media_routes

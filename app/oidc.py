@@ -1,49 +1,38 @@
 """OpenID Connect sign-in (SPEC §5 Authentication): a provider's id token → who signed in.
 
-Providers come from ``STUDIO_OAUTH_PROVIDERS`` (see `parse_providers`). Each provider's signing
-keys (its JWKS) are fetched over HTTP, cached for an hour, and fetched again early when a token
-names a key id the cache does not know (the provider rotated its keys) — but at most once per
-`JwksCache.min_refresh_interval`, so tokens with made-up key ids cannot make this process hammer
-the provider.
+Providers come from ``STUDIO_OAUTH_PROVIDERS`` (see `parse_providers`). A token is verified
+against its provider's signing keys, which `app.jwks` fetches and caches.
 
-The signature algorithm comes from the key, never from the token alone: RSA keys verify RS*/PS*,
-EC keys the ES* of their curve, OKP keys EdDSA. ``none`` and HMAC are never accepted (an HMAC
-"signed" with the provider's public key is the classic algorithm-confusion attack). Tokens are
-never logged and never quoted in error messages.
+The signature algorithm comes from the key, never from the token alone
+(`app.jwks.algorithms_for_key`). ``none`` and HMAC are never accepted (an HMAC "signed" with the
+provider's public key is the classic algorithm-confusion attack). Tokens are never logged and
+never quoted in error messages.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import jwt
 
 from app.errors import BadUserInput, Unauthenticated
+from app.jwks import SUPPORTED_ALGORITHMS, algorithms_for_key, jwks_cache
 from app.settings import Settings, SettingsError
 
 logger = logging.getLogger("studio.oidc")
 
 SETTING = "STUDIO_OAUTH_PROVIDERS"
 LEEWAY_SECONDS = 60
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-EC_ALGORITHM_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
-OKP_CURVES = frozenset({"Ed25519", "Ed448"})
-SUPPORTED_ALGORITHMS = RSA_ALGORITHMS | frozenset(EC_ALGORITHM_BY_CURVE.values()) | {"EdDSA"}
 
 _REQUIRED_KEYS = ("issuer", "jwks_url")
 _OPTIONAL_KEYS = ("audience", "client_id", "allowed_algorithms", "require_verified_email")
 _PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub"]
-_MAX_JWKS_BYTES = 512 * 1024
 _NAME_MAX = 100
 _URL_MAX = 2048
 
@@ -104,7 +93,7 @@ async def verify_id_token(provider: OidcProvider, token: str) -> IdentityClaims:
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise Unauthenticated("The id token is malformed.")
-    jwk = await jwks_cache(provider).signing_key(kid)
+    jwk = await jwks_cache(provider.jwks_url).signing_key(kid)
     # Checked before decoding: the key decides which algorithms may verify with it.
     if algorithm not in algorithms_for_key(jwk) or jwk.get("alg", algorithm) != algorithm:
         raise Unauthenticated("The id token's algorithm does not match the provider's key.")
@@ -114,18 +103,6 @@ async def verify_id_token(provider: OidcProvider, token: str) -> IdentityClaims:
         logger.warning("unusable key %r in the JWKS of %s: %s", kid, provider.name, exc)
         raise Unauthenticated("The provider's signing key cannot be used.") from None
     return _identity(_decode(provider, token, key))
-
-
-def algorithms_for_key(jwk: Mapping[str, Any]) -> frozenset[str]:
-    """The signature algorithms a public JWK may verify (none for symmetric or unknown keys)."""
-    kty, crv = jwk.get("kty"), jwk.get("crv")
-    if kty == "RSA":
-        return RSA_ALGORITHMS
-    if kty == "EC" and crv in EC_ALGORITHM_BY_CURVE:
-        return frozenset({EC_ALGORITHM_BY_CURVE[crv]})
-    if kty == "OKP" and crv in OKP_CURVES:
-        return frozenset({"EdDSA"})
-    return frozenset()
 
 
 def account_email(provider: OidcProvider, identity: IdentityClaims) -> str:
@@ -138,120 +115,6 @@ def account_email(provider: OidcProvider, identity: IdentityClaims) -> str:
     if provider.require_verified_email and not identity.email_verified:
         raise Unauthenticated("The provider has not verified this email address.")
     return email
-
-
-_caches: dict[str, JwksCache] = {}
-
-
-def jwks_cache(provider: OidcProvider) -> JwksCache:
-    """The process-wide key cache for a provider's JWKS (providers sharing a URL share it)."""
-    cache = _caches.get(provider.jwks_url)
-    if cache is None:
-        cache = _caches[provider.jwks_url] = JwksCache(provider.jwks_url)
-    return cache
-
-
-class JwksUnavailable(Exception):
-    """The JWKS could not be fetched or read; the message says why (no secrets in it)."""
-
-
-class JwksCache:
-    """One provider's public keys, fetched when stale or when a token names an unknown key id.
-
-    Fetches are serialized and spaced ``min_refresh_interval`` seconds apart: a burst of tokens
-    naming unknown key ids costs at most one fetch per interval. When a fetch fails, the keys
-    already known keep working until the provider answers again.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        ttl: float = 3600,
-        min_refresh_interval: float = 60,
-        timeout: float = 5,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.url = url
-        self.ttl = ttl
-        self.min_refresh_interval = min_refresh_interval
-        self.timeout = timeout
-        self.clock = clock
-        self._keys: list[dict[str, Any]] = []
-        self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
-        self._lock = asyncio.Lock()
-
-    async def signing_key(self, kid: str | None) -> dict[str, Any]:
-        if self._fetched_at is None or self.clock() - self._fetched_at >= self.ttl:
-            await self.refresh()
-        key = self._find(kid)
-        if key is None:
-            await self.refresh()  # perhaps rotated since; spaced by min_refresh_interval
-            key = self._find(kid)
-        if key is not None:
-            return key
-        if self._fetched_at is None:
-            raise Unauthenticated("The sign-in provider cannot be reached; try again later.")
-        raise Unauthenticated("The id token is signed with a key the provider does not publish.")
-
-    async def refresh(self) -> None:
-        """Fetch the keys, unless the last attempt (perhaps by a caller this one waited for) is
-        less than ``min_refresh_interval`` ago."""
-        async with self._lock:
-            now = self.clock()
-            last = self._attempted_at
-            if last is not None and now - last < self.min_refresh_interval:
-                return
-            self._attempted_at = now
-            try:
-                self._keys = await fetch_jwks(self.url, time_limit=self.timeout)
-            except JwksUnavailable as exc:
-                logger.warning("could not fetch the JWKS at %s: %s", self.url, exc)
-            else:
-                self._fetched_at = now
-
-    def _find(self, kid: str | None) -> dict[str, Any] | None:
-        if kid is None:  # allowed when the set has a single key (OpenID Connect Core §10.1)
-            return self._keys[0] if len(self._keys) == 1 else None
-        return next((key for key in self._keys if key.get("kid") == kid), None)
-
-
-async def fetch_jwks(url: str, *, time_limit: float) -> list[dict[str, Any]]:
-    """The signature keys of the JWKS at ``url`` (encryption and symmetric keys left out)."""
-    try:
-        async with (
-            asyncio.timeout(time_limit * 2),
-            httpx_client(time_limit) as client,
-            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
-        ):
-            if response.status_code != 200:
-                raise JwksUnavailable(f"HTTP status {response.status_code}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > _MAX_JWKS_BYTES:
-                    raise JwksUnavailable(f"larger than {_MAX_JWKS_BYTES} bytes")
-    except (TimeoutError, httpx.HTTPError) as exc:
-        raise JwksUnavailable(f"{type(exc).__name__}: {exc}") from None
-    try:
-        keys = json.loads(body)["keys"]
-    except (ValueError, KeyError, TypeError):
-        raise JwksUnavailable("not a JSON Web Key Set") from None
-    if not isinstance(keys, list):
-        raise JwksUnavailable("not a JSON Web Key Set")
-    return [
-        key
-        for key in keys
-        if isinstance(key, dict)
-        and key.get("use", "sig") == "sig"
-        and algorithms_for_key(key)
-        and (not isinstance(key.get("key_ops"), list) or "verify" in key["key_ops"])
-    ]
-
-
-def httpx_client(timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False)
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ Strawberry's GraphiQL page loads its scripts and stylesheets from a public CDN, 
 package version from ``graphiql/node_modules`` (pinned in ``graphiql/package.json``), checks its
 hash against the page's, and copies it into the installed ``app`` package (``app/static/graphiql/``
 in a checkout) with ``manifest.json`` (CDN URL → local file and integrity), which
-``app/graphiql.py`` uses to rewrite the page. A wrong version or a hash mismatch stops the build
-with exit status 1, naming the file; the previous output is left as it was.
+``app/graphiql_assets.py`` uses to rewrite the page. A wrong version or a hash mismatch stops the
+build with exit status 1, naming the file; the previous output is left as it was.
 
 Run it with the project's Python: it reads the page from the installed ``strawberry-graphql``.
 """
@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from strawberry.http.ides import get_graphql_ide_html
 
-from app.graphiql import ASSETS_DIR, MANIFEST_NAME, PageAsset, find_page_assets
+from app.graphiql_assets import ASSETS_DIR, MANIFEST_NAME, PageAsset, find_page_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 NPM_PROJECT = ROOT / "graphiql"

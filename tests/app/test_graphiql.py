@@ -21,16 +21,14 @@ import pytest
 from starlette.applications import Starlette
 from strawberry.http.ides import get_graphql_ide_html
 
-from app.graphiql import (
+from app.graphiql import DEFAULT_UPLOAD_VARIABLE, GraphiQLPageError, render_graphiql_page
+from app.graphiql_assets import (
     ASSETS_DIR,
     ASSETS_URL_PATH,
     BUILD_COMMAND,
-    DEFAULT_UPLOAD_VARIABLE,
     MANIFEST_NAME,
-    GraphiQLPageError,
     assets_mount,
     find_page_assets,
-    render_graphiql_page,
 )
 
 STRAWBERRY_PAGE = get_graphql_ide_html("graphiql")

@@ -18,7 +18,8 @@ from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.types import Info
 
-from app.graphiql import ASSETS_URL_PATH, assets_mount, render_graphiql_page
+from app.graphiql import render_graphiql_page
+from app.graphiql_assets import ASSETS_URL_PATH, assets_mount
 from tests.support.browser import browser_tools, run_graphiql_smoke, serve
 
 PAGE_HEADERS = {"Authorization": "Bearer graphiql-smoke"}

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from app import oidc
+from app import jwks, oidc
 from app.errors import Unauthenticated
 from app.main import create_app
 from app.settings import Settings, SettingsError, load_settings
@@ -64,7 +64,7 @@ def issuer() -> Iterator[LocalIssuer]:
 @pytest.fixture
 def clock(issuer: LocalIssuer) -> FakeClock:
     clock = FakeClock()
-    oidc.jwks_cache(_provider(issuer)).clock = clock
+    jwks.jwks_cache(_provider(issuer).jwks_url).clock = clock
     return clock
 
 
@@ -104,7 +104,7 @@ def _provider(issuer: LocalIssuer) -> oidc.OidcProvider:
 
 
 def _refresh_interval(issuer: LocalIssuer) -> float:
-    return oidc.jwks_cache(_provider(issuer)).min_refresh_interval
+    return jwks.jwks_cache(_provider(issuer).jwks_url).min_refresh_interval
 
 
 def _closed_port() -> int:

@@ -32,7 +32,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from app.graphiql import ASSETS_DIR, MANIFEST_NAME
+from app.graphiql_assets import ASSETS_DIR, MANIFEST_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_SCRIPT = ROOT / "tests" / "browser" / "graphiql_smoke.mjs"
