@@ -69,8 +69,9 @@ def create_app(
         )
         metrics.watch_pool(engine)
         try:
+            # The in-process worker hears of jobs through this listener: one LISTEN per process.
             async with inprocess_worker(
-                settings, app.state.studio.sessionmaker, metrics=metrics.worker
+                settings, app.state.studio.sessionmaker, metrics=metrics.worker, listener=listener
             ):
                 yield
         finally:

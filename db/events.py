@@ -1,9 +1,11 @@
-"""Change events: one dedicated ``LISTEN studio_events`` connection per API process (SPEC §5).
+"""Change events: one dedicated ``LISTEN studio_events`` connection per process (SPEC §5).
 
 The database announces every committed change to a job or a video with ``NOTIFY studio_events``
 (trigger ``studio_notify_change``, migration ``20261125_job_events``). `ChangeListener` holds one
 asyncpg connection outside the SQLAlchemy pool, parses each payload into a `ChangeEvent` and hands
-it to a callback, in the order PostgreSQL delivered them.
+it to its subscribers' callbacks, in the order PostgreSQL delivered them. In an API process the
+subscribers are the event hub of the GraphQL subscriptions and, when it runs one, the in-process
+worker; a ``studio worker`` process has a listener of its own with the worker as its subscriber.
 
 NOTIFY is not durable: a notification sent while the listener is disconnected (a database restart,
 a network cut) is lost. So the listener reconnects with exponential backoff and, once ``LISTEN`` is
@@ -20,7 +22,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,9 @@ from db.url import DatabaseURL
 
 CHANNEL = "studio_events"
 APPLICATION_NAME = "studio-api-listener"
+
+OnEvent = Callable[["ChangeEvent"], None]
+OnReconnect = Callable[[], None]
 
 logger = logging.getLogger(__name__)
 
@@ -83,28 +88,33 @@ class ChangeEvent:
 class ChangeListener:
     """Listens on ``studio_events`` over its own connection, reconnecting until stopped.
 
-    ``on_event`` runs in the event loop for every notification and must not block (the API hands
-    events to in-memory queues). ``on_reconnect`` runs after every successful (re)connection, once
-    ``LISTEN`` is active. ``min_backoff``/``max_backoff`` bound the wait between failed attempts
-    (doubling, with jitter); a dropped connection is retried at once, then with backoff.
+    Each subscriber gives two callbacks (``on_event``/``on_reconnect`` here for the first,
+    `subscribe` for more). ``on_event`` runs in the event loop for every notification and must
+    not block (the API hands events to in-memory queues). ``on_reconnect`` runs after every
+    successful (re)connection, once ``LISTEN`` is active. ``min_backoff``/``max_backoff`` bound
+    the wait between failed attempts (doubling, with jitter); a dropped connection is retried at
+    once, then with backoff. ``application_name`` names the connection in ``pg_stat_activity``.
     """
 
     def __init__(
         self,
         database: DatabaseURL,
-        on_event: Callable[[ChangeEvent], None],
-        on_reconnect: Callable[[], None],
+        on_event: OnEvent | None = None,
+        on_reconnect: OnReconnect | None = None,
         *,
         min_backoff: float = 0.2,
         max_backoff: float = 5.0,
         check_interval: float = 15.0,
+        application_name: str = APPLICATION_NAME,
     ) -> None:
         self.database = database
-        self.on_event = on_event
-        self.on_reconnect = on_reconnect
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.check_interval = check_interval
+        self.application_name = application_name
+        self._subscribers: list[tuple[OnEvent, OnReconnect]] = []
+        if on_event is not None or on_reconnect is not None:
+            self._subscribers.append((on_event or _ignore, on_reconnect or _ignore))
         self.last_error: str | None = None
         self.failed_attempts = 0
         self._connection: Any = None
@@ -117,6 +127,18 @@ class ChangeListener:
         """Whether ``LISTEN`` is active right now (what ``/readyz`` reports)."""
         connection = self._connection
         return connection is not None and not connection.is_closed()
+
+    @contextlib.contextmanager
+    def subscribe(self, on_event: OnEvent, on_reconnect: OnReconnect) -> Iterator[None]:
+        """Also hand events and reconnections to these callbacks while the block runs (the
+        in-process worker shares the API's listener this way). Subscribing does not call
+        ``on_reconnect``: a subscriber reads the state it needs itself first."""
+        subscriber = (on_event, on_reconnect)
+        self._subscribers.append(subscriber)
+        try:
+            yield
+        finally:
+            self._subscribers.remove(subscriber)
 
     async def start(self) -> None:
         """Start listening; returns once the first attempt to connect has finished, whatever
@@ -171,7 +193,8 @@ class ChangeListener:
             self.last_error = None
             self._attempted.set()
             try:
-                self._call(self.on_reconnect)
+                for _, on_reconnect in list(self._subscribers):
+                    self._call(on_reconnect)
                 await self._watch(connection)
             finally:
                 self._connection = None
@@ -180,7 +203,9 @@ class ChangeListener:
             logger.warning("change listener lost its connection; reconnecting")
 
     async def _listen(self) -> Any:
-        connection = await asyncpg.connect(**connect_kwargs(self.database))
+        connection = await asyncpg.connect(
+            **connect_kwargs(self.database, application_name=self.application_name)
+        )
         try:
             await connection.add_listener(CHANNEL, self._notified)
         except BaseException:
@@ -220,7 +245,8 @@ class ChangeListener:
         except ValueError as exc:
             logger.warning("ignoring a malformed %s notification: %s", channel, exc)
             return
-        self._call(self.on_event, event)
+        for on_event, _ in list(self._subscribers):
+            self._call(on_event, event)
 
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         # A failing callback must not take the listener down with it (nor lose the connection).
@@ -230,7 +256,9 @@ class ChangeListener:
             logger.exception("change listener callback %r failed", callback)
 
 
-def connect_kwargs(database: DatabaseURL) -> dict[str, Any]:
+def connect_kwargs(
+    database: DatabaseURL, *, application_name: str = APPLICATION_NAME
+) -> dict[str, Any]:
     """``asyncpg.connect`` keywords for a parsed ``DATABASE_URL`` (host or Unix socket, TLS)."""
     url = database.url
     query = dict(url.query)
@@ -242,7 +270,7 @@ def connect_kwargs(database: DatabaseURL) -> dict[str, Any]:
         "user": url.username,
         "password": url.password,
         "database": url.database,
-        "server_settings": {"application_name": APPLICATION_NAME},
+        "server_settings": {"application_name": application_name},
         "timeout": database.connect_timeout or 10.0,
     } | database.connect_args()
 
@@ -251,6 +279,10 @@ def _log_crash(task: asyncio.Task[None]) -> None:
     # Only a bug ends the loop early; /readyz then reports the listener down for good.
     if not task.cancelled() and task.exception() is not None:
         logger.error("change listener stopped", exc_info=task.exception())
+
+
+def _ignore(*args: Any) -> None:
+    pass
 
 
 def _single(value: str | tuple[str, ...] | None) -> str | None:

@@ -1,15 +1,11 @@
 """One attempt of one job on this worker: its stages, its monitor, and its final write.
 
-While the stages run, a monitor task keeps the job honest, every `PROGRESS_INTERVAL` seconds:
+While the stages run, a `JobMonitor` (`app.worker.job_monitor`) writes the progress, renews the
+lease and notices a stop; the worker alerts the run (`alert`) when a notification says its job
+changed, so that a cancellation interrupts the running stage at once.
 
-* it writes the overall progress when it grew (so at most ~4 writes per second per job);
-* it renews the lease every third of its length;
-* otherwise it re-reads the job (`check_lease`), so a cancellation is seen within a quarter of a
-  second and the running stage is interrupted at once.
-
-Every one of those writes is fenced (`db.queries.job_queue`): the first that finds the job
-cancelled or reclaimed stops the run, and so does being unable to renew for a whole lease — by
-then another worker may rightly have taken the job over.
+Every write is fenced (`db.queries.job_leases`): the first that finds the job cancelled or
+reclaimed stops the run.
 
 All of a run's writes go through one lock, so they reach the database in the order they were
 made (a progress write never lands after the stage change that followed it).
@@ -21,7 +17,6 @@ import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from typing import Any, Concatenate, ParamSpec
 
 from sqlalchemy.exc import DBAPIError
@@ -29,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.observability.worker import WorkerMetrics
 from app.settings import Settings
+from app.worker.job_monitor import JobMonitor
 from app.worker.pipeline import (
     PROGRESS_INTERVAL,
     JobStopped,
@@ -40,8 +36,9 @@ from app.worker.pipeline import (
 )
 from app.worker.stages import video_artefacts
 from db.models import JobStage, JobStatus
-from db.queries import job_queue
-from db.queries.job_queue import Claim, LeaseLost
+from db.queries import job_leases
+from db.queries.job_leases import LeaseLost
+from db.queries.job_queue import Claim
 
 P = ParamSpec("P")
 logger = logging.getLogger(__name__)
@@ -67,8 +64,11 @@ class JobRun:
         sessionmaker: async_sessionmaker[AsyncSession],
         stages: Sequence[Stage],
         shutting_down: Callable[[], bool],
+        listening: Callable[[], bool] = lambda: False,
         metrics: WorkerMetrics | None = None,
     ) -> None:
+        """``listening()`` says whether the worker hears of this job's changes right now (and
+        so calls `alert`); while it does not, the monitor checks the job every tick."""
         self.lease = claim.lease
         self.video = VideoInput.of(claim.video)
         self._settings = settings
@@ -82,7 +82,21 @@ class JobRun:
         self._stop_reason: str | None = None
         self._hand_back = False
         self._writes = asyncio.Lock()
-        self._closing = asyncio.Event()
+        self.monitor = JobMonitor(
+            self.lease,
+            sessionmaker=sessionmaker,
+            writes=self._writes,
+            meter=self._meter,
+            stage=lambda: self._stage,
+            stop=self.stop,
+            lease_seconds=settings.worker_lease_seconds,
+            check_seconds=settings.worker_poll_seconds,
+            listening=listening,
+        )
+
+    def alert(self) -> None:
+        """The job may have been cancelled (a notification said so): check it now."""
+        self.monitor.alert()
 
     def stop(self, reason: str, *, hand_back: bool = False) -> None:
         """Interrupt the running stage now; with ``hand_back``, queue the job again after."""
@@ -92,11 +106,11 @@ class JobRun:
             self._stage_task.cancel()
 
     async def execute(self) -> Outcome:
-        monitor = asyncio.create_task(self._monitor())
+        monitor = asyncio.create_task(self.monitor.run())
         try:
             results = await self._run_stages()
         finally:
-            self._closing.set()
+            self.monitor.close()
             await monitor
         return await self._conclude(results)
 
@@ -155,12 +169,12 @@ class JobRun:
             if not self._hand_back:
                 logger.info("job %s stopped: %s", lease.job_id, results.reason)
                 return Outcome.STOPPED
-            recorded, _ = await self._final_write(job_queue.hand_back, lease)
+            recorded, _ = await self._final_write(job_leases.hand_back, lease)
             return Outcome.HANDED_BACK if recorded else Outcome.STOPPED
         if isinstance(results, BaseException):
             user_error = isinstance(results, StageError)
             recorded, status = await self._final_write(
-                job_queue.fail,
+                job_leases.fail,
                 lease,
                 results.user_message if isinstance(results, StageError) else UNEXPECTED_FAILURE,
                 retry=not user_error,
@@ -170,7 +184,7 @@ class JobRun:
                 return Outcome.STOPPED
             return Outcome.RETRYING if status is JobStatus.QUEUED else Outcome.FAILED
         recorded, _ = await self._final_write(
-            job_queue.finish, lease, artefacts=video_artefacts(results)
+            job_leases.finish, lease, artefacts=video_artefacts(results)
         )
         return Outcome.SUCCEEDED if recorded else Outcome.STOPPED
 
@@ -182,7 +196,7 @@ class JobRun:
             assert self._stage is not None
             value = self._meter.value
             async with self._sessionmaker.begin() as session:
-                await job_queue.report_progress(
+                await job_leases.report_progress(
                     session, self.lease, stage=self._stage, progress=value
                 )
             self._meter.mark_written(value)
@@ -207,47 +221,3 @@ class JobRun:
                 if attempt < _FINAL_WRITE_TRIES:
                     await asyncio.sleep(PROGRESS_INTERVAL * 2**attempt)
         return False, None
-
-    # --- the monitor ----------------------------------------------------------------------
-
-    async def _monitor(self) -> None:
-        loop = asyncio.get_running_loop()
-        lease_seconds = self._settings.worker_lease_seconds
-        renewed_at = loop.time()  # the claim took the lease just now
-        while not self._closing.is_set():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), PROGRESS_INTERVAL)
-            if self._closing.is_set():
-                return
-            started = loop.time()
-            renew = started - renewed_at >= lease_seconds / 3
-            try:
-                await self._tick(renew=renew, lease_seconds=lease_seconds)
-            except LeaseLost as lost:
-                self.stop(str(lost))
-                return
-            except (DBAPIError, OSError) as exc:
-                if loop.time() - renewed_at >= lease_seconds:
-                    self.stop(f"the lease could not be renewed ({exc.__class__.__name__})")
-                    return
-                logger.warning("job %s: lease check failed (%s)", self.lease.job_id, exc)
-                continue
-            if renew:
-                renewed_at = started
-
-    async def _tick(self, *, renew: bool, lease_seconds: float) -> None:
-        """One short transaction: the progress if due, the lease renewal if due, else a check.
-        Under the run's write lock, so a job uses one connection at a time."""
-        async with self._writes:
-            value = self._meter.due() if self._stage is not None else None
-            async with self._sessionmaker.begin() as session:
-                if value is not None and self._stage is not None:
-                    await job_queue.report_progress(
-                        session, self.lease, stage=self._stage, progress=value
-                    )
-                if renew:
-                    await job_queue.renew_lease(session, self.lease, lease_seconds)
-                elif value is None:
-                    await job_queue.check_lease(session, self.lease)
-            if value is not None:
-                self._meter.mark_written(value)

@@ -1,11 +1,16 @@
 """The worker: claim jobs from the queue in PostgreSQL and run them (SPEC §5, issue 5).
 
 ``concurrency`` slots each loop: claim a job (`db.queries.job_queue.claim_next`, one short
-transaction), run it (`JobRun`), repeat. A slot that finds nothing waits on `JobWakeup` — a
-``LISTEN`` that rings when a job is queued — for at most the time until the next backing-off job
-becomes available or the next lease runs out, and never longer than ``worker_poll_seconds`` (the
-safety net for a missed notification or a dropped listener). So idle workers make no queries
-between events, and a queued job is picked up at once.
+transaction), run it (`JobRun`), repeat. The worker hears of job changes through `JobWakeup`,
+subscribed to a `db.events.ChangeListener`: the API process's own when it runs inside
+``studio serve`` (one ``LISTEN`` connection per process), else one it starts itself. A slot that
+finds nothing waits on it — it rings when a job is queued — for at most the time until the next
+backing-off job becomes available or the next lease runs out, and never longer than
+``worker_poll_seconds`` (the safety net for a missed notification or a dropped listener). A
+running job is watched too: a notification that it was cancelled alerts its run, which checks its
+lease at once and stops. So idle workers make no queries between events, a queued job is picked
+up at once, and a running job that reports nothing makes no query between its lease renewals but
+a safety-net check every ``worker_poll_seconds`` (`app.worker.job_monitor`).
 
 `stop()` (SIGTERM) is graceful: slots stop claiming, a running job finishes its current stage
 and is then handed back to the queue (or finishes, if that was its last stage). A stage still
@@ -31,11 +36,14 @@ from app.settings import Settings
 from app.worker.job_run import JobRun
 from app.worker.pipeline import Stage
 from app.worker.stages import default_stages
-from db.engine import create_engine
+from db.events import ChangeListener
 from db.job_wakeup import JobWakeup
 from db.queries.job_queue import Claim, claim_next, seconds_until_claimable
 
 logger = logging.getLogger(__name__)
+
+#: The ``application_name`` of a ``studio worker`` process's own ``LISTEN`` connection.
+LISTENER_NAME = "studio-worker-listener"
 
 
 def new_worker_id() -> str:
@@ -54,7 +62,10 @@ class Worker:
         stages: Sequence[Stage] | None = None,
         stop_grace_seconds: float = 20.0,
         metrics: WorkerMetrics | None = None,
+        listener: ChangeListener | None = None,
     ) -> None:
+        """``listener``: a running listener to share (the API process's, which starts and
+        stops it); without one, `run` starts one of its own."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.settings = settings
@@ -64,6 +75,7 @@ class Worker:
         self.stop_grace_seconds = stop_grace_seconds
         self.metrics = metrics if metrics is not None else WorkerMetrics.discarded()
         self._sessionmaker = sessionmaker
+        self._listener = listener
         self._stopping = False
         self._wakeup: JobWakeup | None = None
         self._runs: set[JobRun] = set()
@@ -81,8 +93,9 @@ class Worker:
 
     async def run(self) -> None:
         """Claim and run jobs until `stop()`; returns once every slot has wound down."""
-        engine = create_engine(
-            self.settings, pooled=False, application_name="studio-worker-listener"
+        own = self._listener is None
+        listener = self._listener or ChangeListener(
+            self.settings.database, application_name=LISTENER_NAME
         )
         logger.info(
             "worker %s started",
@@ -90,7 +103,9 @@ class Worker:
             extra={"worker_id": self.worker_id, "concurrency": self.concurrency},
         )
         try:
-            async with JobWakeup(engine) as wakeup:
+            with JobWakeup(listener) as wakeup:
+                if own:
+                    await listener.start()  # a database that is down is retried meanwhile
                 self._wakeup = wakeup
                 async with asyncio.TaskGroup() as group:
                     for _ in range(self.concurrency):
@@ -99,7 +114,8 @@ class Worker:
             self._wakeup = None
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
-            await engine.dispose()
+            if own:
+                await listener.stop()
             logger.info("worker %s stopped", self.worker_id, extra={"worker_id": self.worker_id})
 
     def stop(self) -> None:
@@ -128,7 +144,7 @@ class Worker:
                 claim, wait = None, poll
             if claim is not None:
                 try:
-                    await self._execute(claim)
+                    await self._execute(claim, wakeup)
                 except Exception:
                     # Keep the slot alive; the job's lease runs out and it is retried.
                     logger.exception("job %s: the worker failed running it", claim.job.id)
@@ -147,13 +163,14 @@ class Worker:
                 return claim, None
             return None, await seconds_until_claimable(session)
 
-    async def _execute(self, claim: Claim) -> None:
+    async def _execute(self, claim: Claim, wakeup: JobWakeup) -> None:
         run = JobRun(
             claim,
             settings=self.settings,
             sessionmaker=self._sessionmaker,
             stages=self.stages,
             shutting_down=lambda: self._stopping,
+            listening=lambda: wakeup.listening,
             metrics=self.metrics,
         )
         details = {
@@ -170,7 +187,9 @@ class Worker:
         self._runs.add(run)
         started = time.monotonic()
         try:
-            outcome = await run.execute()
+            # Watched before the run's first write, which fails if the job changed earlier.
+            with wakeup.watch(claim.job.id, run.alert):
+                outcome = await run.execute()
         finally:
             self._runs.discard(run)
         self.metrics.observe_attempt(outcome.value, time.monotonic() - started)
@@ -188,13 +207,15 @@ async def inprocess_worker(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     metrics: WorkerMetrics | None = None,
+    listener: ChangeListener | None = None,
 ) -> AsyncIterator[Worker | None]:
     """A worker inside the API process while the block runs, when the settings ask for one
-    (``STUDIO_INPROCESS_WORKER``; by default with the embedded database only)."""
+    (``STUDIO_INPROCESS_WORKER``; by default with the embedded database only). Given the API's
+    ``listener``, the worker shares it instead of opening a second ``LISTEN`` connection."""
     if not settings.run_inprocess_worker:
         yield None
         return
-    worker = Worker(settings, sessionmaker, metrics=metrics)
+    worker = Worker(settings, sessionmaker, metrics=metrics, listener=listener)
     task = asyncio.create_task(worker.run(), name="studio-inprocess-worker")
     try:
         yield worker

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.settings import Settings
 from app.worker.pipeline import Results, Stage, StageContext, StageError, VideoInput
 from db.models import JobStage, VideoInputType
-from db.queries.job_queue import VideoArtefacts
+from db.queries.job_leases import VideoArtefacts
 
 #: Longest narration segment: about two spoken sentences, or one caption screen of ~4 lines.
 MAX_SEGMENT_CHARS = 220

@@ -3,18 +3,15 @@
 The table is the queue; there is no second source of truth. Two kinds of callers write it:
 
 * the API — `enqueue` and `cancel` — owner-checked and audited like every mutation;
-* workers — `claim_next`, then `renew_lease`, `report_progress`, `check_lease`, `finish`, `fail`
-  or `hand_back`. Every one of these is *fenced* by the worker's `Lease`: its ``UPDATE`` only
-  matches ``id = :job AND lease_owner = :worker AND attempt = :attempt AND status = 'RUNNING'``,
-  and zero rows raise `LeaseLost`. A worker that was paused or cut off while its job was
-  reclaimed (attempt + 1) or cancelled can therefore never overwrite the new state. An expired
-  lease that nobody has reclaimed yet still passes the fence: no one else owns the job then.
+* workers — `claim_next` (and `seconds_until_claimable` while idle), then, holding the job's
+  `Lease`, the fenced writes of `db.queries.job_leases`: `renew_lease`, `report_progress`,
+  `check_lease`, `finish`, `fail` or `hand_back`. A worker whose job was reclaimed or cancelled
+  meanwhile gets `LeaseLost` there instead of overwriting the new state.
 
 Time is the database's (``now()``), never a worker's clock, so workers on several machines agree
 on when a lease runs out. Every function runs in the caller's transaction and never commits;
 callers commit right after one call, so row locks are held for milliseconds, and roll back on any
-exception — `LeaseLost` included: a fenced function may have touched the video before finding
-that the job is no longer the worker's.
+exception.
 
 Lock order is the video, then its job — the order `db.queries.video_writes.soft_delete_video` uses —
 so that a worker finishing a job and a user deleting its video never deadlock. Claiming locks
@@ -26,37 +23,26 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypedDict
+from typing import Any
 
-from sqlalchemy import Integer, Select, cast, extract, func, or_, select, update
+from sqlalchemy import Select, extract, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadUserInput, Conflict, NotFound
 from db.integrity import constraint_errors
-from db.models import GenerationJob, JobStage, JobStatus, Video, VideoInputType, VideoStatus
+from db.models import GenerationJob, JobStatus, Video, VideoInputType, VideoStatus
 from db.queries.audit import record_event
+from db.queries.job_leases import Lease
 from db.queries.jobs import owned_by
 from db.queries.video_writes import get_video_for_update, has_active_job, status_without_job
 
 ACTIVE_CONFLICT = "This video already has a generation job queued or running."
 
 
-class LeaseLost(Exception):
-    """The worker no longer holds the job: it was cancelled, reclaimed or finished."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    """What a worker proves on every write: the job, its video, who it is and which attempt."""
-
-    job_id: uuid.UUID
-    video_id: uuid.UUID
-    worker_id: str
-    attempt: int
-
-
 @dataclass(frozen=True)
 class Claim:
+    """A job a worker now runs, and its video; `lease` fences the worker's writes."""
+
     job: GenerationJob
     video: Video
 
@@ -111,8 +97,9 @@ async def cancel(
     """Cancel the owner's queued or running job; a finished one is a `Conflict`.
 
     The video goes back to what it was before the run: READY (or PUBLISHED) when it still has
-    the script of an earlier successful run, else DRAFT. A running worker sees the change at its
-    next lease check (within a second) and stops; its fenced writes fail from now on.
+    the script of an earlier successful run, else DRAFT. A running worker hears of the change at
+    once (the NOTIFY this commit sends, `app.worker.job_monitor`), checks its lease and stops; its
+    fenced writes fail from now on.
     """
     found = await session.scalar(
         select(GenerationJob.video_id).where(GenerationJob.id == job_id, owned_by(owner_id))
@@ -163,7 +150,7 @@ def _check_generation_input(video: Video) -> None:
         )
 
 
-# --- the worker side ----------------------------------------------------------------------
+# --- the worker side: claiming ------------------------------------------------------------
 
 #: Jobs given up on (lease expired on their last attempt) per `claim_next` call, at most.
 _MAX_GIVE_UPS_PER_CLAIM = 10
@@ -206,199 +193,7 @@ async def seconds_until_claimable(session: AsyncSession) -> float | None:
     return None if seconds is None else max(0.0, float(seconds))
 
 
-async def renew_lease(session: AsyncSession, lease: Lease, lease_seconds: float) -> None:
-    await _fenced_update(
-        session,
-        lease,
-        lease_expires_at=func.now() + timedelta(seconds=lease_seconds),
-        heartbeat_at=func.now(),
-    )
-
-
-async def check_lease(session: AsyncSession, lease: Lease) -> None:
-    """Raise `LeaseLost` unless the worker still holds the job (the cancellation check)."""
-    held = await session.scalar(select(GenerationJob.id).where(*_fence(lease)))
-    if held is None:
-        raise LeaseLost(await _why_lost(session, lease))
-
-
-async def report_progress(
-    session: AsyncSession, lease: Lease, *, stage: JobStage, progress: int
-) -> None:
-    """Record the stage and overall progress; progress never goes backwards within an attempt."""
-    # Video first (lock order); unchanged progress writes nothing and sends no event.
-    await session.execute(
-        update(Video)
-        .where(Video.id == lease.video_id, Video.progress < progress)
-        .values(progress=progress)
-    )
-    await _fenced_update(
-        session, lease, stage=stage, progress=func.greatest(GenerationJob.progress, progress)
-    )
-
-
-class VideoArtefacts(TypedDict):
-    """What a successful run leaves on its video (`Video` columns)."""
-
-    script: dict[str, Any]
-    caption_tracks: list[dict[str, Any]]
-    media_path: str | None
-    poster_path: str | None
-    duration_ms: int | None
-
-
-async def finish(
-    session: AsyncSession,
-    lease: Lease,
-    *,
-    artefacts: VideoArtefacts,
-) -> None:
-    """The run succeeded: the job SUCCEEDED and the video READY with its ``artefacts``."""
-    await _lock_video(session, lease)
-    await _fenced_update(
-        session,
-        lease,
-        status=JobStatus.SUCCEEDED,
-        progress=100,
-        error=None,
-        finished_at=func.now(),
-        execution_time_ms=_elapsed_ms(),
-        lease_expires_at=None,
-    )
-    await session.execute(
-        update(Video)
-        .where(Video.id == lease.video_id)
-        .values(
-            status=VideoStatus.READY,
-            progress=100,
-            error_message=None,
-            script=artefacts["script"],
-            caption_tracks=artefacts["caption_tracks"],
-            media_path=artefacts["media_path"],
-            poster_path=artefacts["poster_path"],
-            duration_ms=artefacts["duration_ms"],
-        )
-    )
-
-
-async def fail(
-    session: AsyncSession,
-    lease: Lease,
-    message: str,
-    *,
-    retry: bool,
-    backoff_seconds: float,
-) -> JobStatus:
-    """The run failed with ``message`` (shown to the user). With ``retry`` and attempts left, the
-    job is queued again after ``backoff_seconds * 2 ** (attempt - 1)``; otherwise it is FAILED and
-    the video ERROR. Returns the job's new status."""
-    await _lock_video(session, lease)
-    job = await session.scalar(select(GenerationJob).where(*_fence(lease)).with_for_update())
-    if job is None:
-        raise LeaseLost(await _why_lost(session, lease))
-    if retry and job.attempt < job.max_attempts:
-        delay = timedelta(seconds=backoff_seconds * 2 ** (job.attempt - 1))
-        await _requeue(session, lease, error=message, available_at=func.now() + delay)
-        return JobStatus.QUEUED
-    await _fenced_update(
-        session,
-        lease,
-        status=JobStatus.FAILED,
-        error=message,
-        finished_at=func.now(),
-        execution_time_ms=_elapsed_ms(),
-        lease_expires_at=None,
-    )
-    await session.execute(
-        update(Video)
-        .where(Video.id == lease.video_id)
-        .values(status=VideoStatus.ERROR, error_message=message)
-    )
-    return JobStatus.FAILED
-
-
-async def hand_back(session: AsyncSession, lease: Lease) -> None:
-    """Give the job back unfinished (the worker is shutting down): queued again, available now.
-
-    A graceful hand-back is not a failure, so it does not use up an attempt: ``max_attempts``
-    grows by one. ``attempt`` itself only ever grows, which keeps the fencing token unique.
-    """
-    await _lock_video(session, lease)
-    await _requeue(
-        session,
-        lease,
-        error=None,
-        available_at=func.now(),
-        max_attempts=GenerationJob.max_attempts + 1,
-    )
-
-
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _fence(lease: Lease) -> tuple[Any, ...]:
-    return (
-        GenerationJob.id == lease.job_id,
-        GenerationJob.lease_owner == lease.worker_id,
-        GenerationJob.attempt == lease.attempt,
-        GenerationJob.status == JobStatus.RUNNING,
-    )
-
-
-async def _fenced_update(session: AsyncSession, lease: Lease, **values: Any) -> None:
-    updated = await session.scalar(
-        update(GenerationJob)
-        .where(*_fence(lease))
-        .values(**values)
-        .returning(GenerationJob.id)
-        .execution_options(synchronize_session=False)
-    )
-    if updated is None:
-        raise LeaseLost(await _why_lost(session, lease))
-
-
-async def _why_lost(session: AsyncSession, lease: Lease) -> str:
-    row = (
-        await session.execute(
-            select(GenerationJob.status, GenerationJob.attempt).where(
-                GenerationJob.id == lease.job_id
-            )
-        )
-    ).one_or_none()
-    if row is None:
-        return "the job no longer exists"
-    status, attempt = row
-    if status is JobStatus.CANCELLED:
-        return "the job was cancelled"
-    if attempt != lease.attempt:
-        return f"the job was reclaimed (now attempt {attempt})"
-    return f"the job is {status.value}"
-
-
-async def _lock_video(session: AsyncSession, lease: Lease) -> None:
-    await session.execute(select(Video.id).where(Video.id == lease.video_id).with_for_update())
-
-
-async def _requeue(session: AsyncSession, lease: Lease, **values: Any) -> None:
-    await _fenced_update(
-        session,
-        lease,
-        status=JobStatus.QUEUED,
-        stage=None,
-        progress=0,
-        lease_owner=None,
-        lease_expires_at=None,
-        **values,
-    )
-    await session.execute(
-        update(Video)
-        .where(Video.id == lease.video_id)
-        .values(status=VideoStatus.QUEUED, progress=0)
-    )
-
-
-def _elapsed_ms() -> Any:
-    return cast(func.round(extract("epoch", func.now() - GenerationJob.started_at) * 1000), Integer)
 
 
 def _next_expired() -> Select[GenerationJob, Video]:

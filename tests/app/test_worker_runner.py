@@ -1,6 +1,8 @@
 """The worker in this process, on a database of the test's own: it wakes on NOTIFY, writes
 progress that only grows at a bounded pace, fails readably, retries the unexpected, hands jobs
-back when it stops, and runs inside the API process when asked to."""
+back when it stops, stops a cancelled job on its notification (or, when that was missed, on the
+listener's reconnection or the safety-net check), and runs inside the API process when asked to,
+sharing the API's LISTEN connection."""
 
 from __future__ import annotations
 
@@ -13,15 +15,17 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.main import create_app
 from app.settings import Settings, load_settings
 from app.worker import Worker
 from app.worker.pipeline import Results, Stage, StageContext, VideoInput
+from app.worker.runner import LISTENER_NAME
 from app.worker.stages import default_stages
 from db.models import JobStage, JobStatus, VideoInputType, VideoStatus
-from db.queries import job_queue
+from db.queries import job_leases, job_queue
 from db.url import DatabaseURL
 from tests.support.jobs import committing_sessions, load_job, load_video, start_jobs, wait_for
 
@@ -67,16 +71,21 @@ class BrokenStage:
 
 
 class EndlessStage:
+    """Runs until interrupted; reports half-way at once unless ``quiet`` (then the job's
+    monitor has no progress write that would notice a cancel as a side effect)."""
+
     name = JobStage.VOICE
     weight = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
         self.cancelled = False
 
     async def run(
         self, context: StageContext, video: VideoInput, results: Results
     ) -> dict[str, Any]:
-        context.report(0.5)
+        if not self.quiet:
+            context.report(0.5)
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -231,8 +240,8 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_the_job(
         async def unreachable(*args: Any, **kwargs: Any) -> None:
             raise OSError("the database is unreachable")
 
-        monkeypatch.setattr(job_queue, "renew_lease", unreachable)
-        monkeypatch.setattr(job_queue, "check_lease", unreachable)
+        monkeypatch.setattr(job_leases, "renew_lease", unreachable)
+        monkeypatch.setattr(job_leases, "check_lease", unreachable)
         cut_off = time.monotonic()
 
         async def stage_stopped() -> bool:
@@ -251,17 +260,123 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_the_job(
     assert stopped_after < settings.worker_lease_seconds + 0.5
 
 
-async def test_the_api_process_runs_a_worker_when_asked_to(
+async def test_a_cancel_notification_stops_the_running_stage(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    # No safety-net check nor lease renewal within the test's wait: only the notification can
+    # stop the stage in time.
+    settings = _settings(migrated_database, worker_poll_seconds=60, worker_lease_seconds=300)
+    stage = EndlessStage(quiet=True)
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(settings, worker_sessions, stages=[default_stages(settings)[0], stage])
+        task = await _running(worker)
+        (job,) = await start_jobs(sessions)
+        await _in_stage(sessions, job.id, JobStage.VOICE)
+
+        await _cancel(sessions, job.id)
+        await _stage_stopped(stage)
+        await _stopped(worker, task)
+    assert (await load_job(sessions, job.id)).status is JobStatus.CANCELLED
+
+
+async def test_a_cancel_missed_while_not_listening_is_seen_when_the_listener_reconnects(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = _settings(migrated_database, worker_poll_seconds=60, worker_lease_seconds=300)
+    stage = EndlessStage(quiet=True)
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(settings, worker_sessions, stages=[default_stages(settings)[0], stage])
+        task = await _running(worker)
+        (job,) = await start_jobs(sessions)
+        await _in_stage(sessions, job.id, JobStage.VOICE)
+
+        await _cancel(sessions, job.id, notify=False)  # as if sent while reconnecting
+        assert not stage.cancelled
+        async with sessions.begin() as session:
+            killed = await session.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"
+                ),
+                {"name": LISTENER_NAME},
+            )
+        assert killed == 1
+        await _stage_stopped(stage)  # the reconnection makes every running job look again
+        await _stopped(worker, task)
+
+
+async def test_a_missed_cancel_notification_is_caught_by_the_safety_net_check(
+    migrated_database: DatabaseURL, sessions: Sessions
+) -> None:
+    settings = _settings(migrated_database, worker_poll_seconds=0.5, worker_lease_seconds=300)
+    stage = EndlessStage(quiet=True)
+    async with committing_sessions(migrated_database) as worker_sessions:
+        worker = Worker(settings, worker_sessions, stages=[default_stages(settings)[0], stage])
+        task = await _running(worker)
+        (job,) = await start_jobs(sessions)
+        await _in_stage(sessions, job.id, JobStage.VOICE)
+
+        await _cancel(sessions, job.id, notify=False)
+        await _stage_stopped(stage)
+        await _stopped(worker, task)
+
+
+async def test_the_api_process_runs_a_worker_on_its_own_listener_when_asked_to(
     migrated_database: DatabaseURL, sessions: Sessions
 ) -> None:
     settings = load_settings(
-        database_url=migrated_database.render(hide_password=False), inprocess_worker=True
+        database_url=migrated_database.render(hide_password=False),
+        inprocess_worker=True,
+        worker_poll_seconds=60,  # the worker is woken by the API's listener, not by polling
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         (job,) = await start_jobs(sessions)
         done = await _finished(sessions, job.id)
+        async with sessions() as session:
+            listening = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
     assert done.status is JobStatus.SUCCEEDED
+    assert listening == 1
+
+
+async def _in_stage(sessions: Sessions, job_id: uuid.UUID, stage: JobStage) -> None:
+    async def reached() -> bool:
+        return (await load_job(sessions, job_id)).stage is stage
+
+    await wait_for(reached, within=5, what=f"the {stage.value} stage")
+
+
+async def _stage_stopped(stage: EndlessStage) -> None:
+    async def stopped() -> bool:
+        return stage.cancelled
+
+    await wait_for(stopped, within=5, what="the stage to be stopped")
+
+
+async def _cancel(sessions: Sessions, job_id: uuid.UUID, *, notify: bool = True) -> None:
+    """`job_queue.cancel`, committed; without ``notify``, its job event is never sent."""
+    video_id = (await load_job(sessions, job_id)).video_id
+    owner = (await load_video(sessions, video_id)).user_id
+    async with sessions.begin() as session:
+        if not notify:
+            # The video first, as `cancel` locks it: the worker's progress writes wait here and
+            # not on the table lock below, so the two cannot deadlock.
+            await session.execute(
+                text("SELECT id FROM videos WHERE id = :id FOR UPDATE"), {"id": video_id}
+            )
+            await session.execute(_job_events("DISABLE"))
+        await job_queue.cancel(session, owner, job_id, request_id=None)
+        if not notify:
+            await session.execute(_job_events("ENABLE"))
+
+
+def _job_events(action: str) -> Any:
+    return text(f"ALTER TABLE generation_jobs {action} TRIGGER generation_jobs_notify_change")
 
 
 async def _listen(database: DatabaseURL, events: list[dict[str, Any]]) -> Any:

@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -48,7 +49,7 @@ class Recorder:
 
 @asynccontextmanager
 async def listening(
-    database: DatabaseURL, recorder: Recorder, **options: float
+    database: DatabaseURL, recorder: Recorder, **options: Any
 ) -> AsyncIterator[ChangeListener]:
     listener = ChangeListener(
         database, on_event=recorder.on_event, on_reconnect=recorder.on_reconnect, **options
@@ -142,6 +143,38 @@ async def test_a_killed_connection_is_replaced_and_a_resync_is_asked_for(
         assert listener.connected
         job = await create_live_job(writer, settings)
         assert (await recorder.next_event()).id == job.video_id
+
+
+async def test_every_subscriber_gets_events_and_reconnections_while_subscribed(
+    migrated_database: DatabaseURL, writer: AsyncEngine
+) -> None:
+    """One connection serves several subscribers (the API's hub and its in-process worker)."""
+    hub, worker = Recorder(), Recorder()
+    settings = load_settings(database_url=migrated_database.render(hide_password=False))
+    name = "studio-test-listener"
+    async with listening(migrated_database, hub, application_name=name) as listener:
+        assert await hub.next_connection() == 1
+        with listener.subscribe(worker.on_event, worker.on_reconnect):
+            job = await create_live_job(writer, settings)
+            for recorder in (hub, worker):
+                assert [(await recorder.next_event()).id for _ in range(2)] == [
+                    job.video_id,
+                    job.job_id,
+                ]
+            async with writer.begin() as connection:
+                killed = await connection.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = :name AND datname = current_database()"
+                    ),
+                    {"name": name},
+                )
+            assert killed == 1
+            assert await hub.next_connection() == 2
+            assert await worker.next_connection() == 1
+        later = await create_live_job(writer, settings)
+        assert (await hub.next_event()).id == later.video_id
+        assert worker.events.empty()
 
 
 async def test_a_database_down_at_start_is_retried_and_check_reconnects_at_once(

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from db.models import GenerationJob, JobStage, JobStatus, User, Video, VideoInputType, VideoStatus
-from db.queries import job_queue
-from db.queries.job_queue import Claim, Lease, LeaseLost, VideoArtefacts
+from db.queries import job_leases, job_queue
+from db.queries.job_leases import Lease, LeaseLost, VideoArtefacts
+from db.queries.job_queue import Claim
 from db.url import DatabaseURL
 from tests.factories import make_job, make_user, make_video
 
@@ -123,7 +124,7 @@ async def test_a_running_job_with_a_live_lease_is_not_claimed(session: AsyncSess
 async def test_an_expired_lease_is_reclaimed_with_the_next_attempt(session: AsyncSession) -> None:
     job = await _queued_job(session)
     old = (await _claim(session, "worker-a")).lease
-    await job_queue.report_progress(session, old, stage=JobStage.VOICE, progress=40)
+    await job_leases.report_progress(session, old, stage=JobStage.VOICE, progress=40)
     await _expire_lease(session, job.id)
 
     new = (await _claim(session, "worker-b")).lease
@@ -174,14 +175,14 @@ async def test_an_expired_lease_on_the_last_attempt_fails_the_job(session: Async
 
 FencedWrite = Callable[[AsyncSession, Lease], Awaitable[Any]]
 FENCED_WRITES: dict[str, FencedWrite] = {
-    "renew_lease": lambda s, lease: job_queue.renew_lease(s, lease, LEASE),
-    "check_lease": job_queue.check_lease,
-    "report_progress": lambda s, lease: job_queue.report_progress(
+    "renew_lease": lambda s, lease: job_leases.renew_lease(s, lease, LEASE),
+    "check_lease": job_leases.check_lease,
+    "report_progress": lambda s, lease: job_leases.report_progress(
         s, lease, stage=JobStage.RENDER, progress=99
     ),
-    "finish": lambda s, lease: job_queue.finish(s, lease, artefacts=_artefacts()),
-    "fail": lambda s, lease: job_queue.fail(s, lease, "boom", retry=True, backoff_seconds=1),
-    "hand_back": job_queue.hand_back,
+    "finish": lambda s, lease: job_leases.finish(s, lease, artefacts=_artefacts()),
+    "fail": lambda s, lease: job_leases.fail(s, lease, "boom", retry=True, backoff_seconds=1),
+    "hand_back": job_leases.hand_back,
 }
 
 
@@ -193,7 +194,7 @@ async def test_a_worker_with_a_stale_attempt_cannot_write(
     stale = (await _claim(session, "worker-a")).lease
     await _expire_lease(session, job.id)
     current = (await _claim(session, "worker-a")).lease  # the same worker, a newer attempt
-    await job_queue.report_progress(session, current, stage=JobStage.VOICE, progress=30)
+    await job_leases.report_progress(session, current, stage=JobStage.VOICE, progress=30)
     before = await _snapshot(session, job)
 
     with pytest.raises(LeaseLost, match="reclaimed"):
@@ -221,9 +222,9 @@ async def test_a_cancelled_job_fences_its_worker_out(session: AsyncSession) -> N
     await job_queue.cancel(session, owner_id, job.id, request_id=None)
 
     with pytest.raises(LeaseLost, match="cancelled"):
-        await job_queue.check_lease(session, lease)
+        await job_leases.check_lease(session, lease)
     with pytest.raises(LeaseLost, match="cancelled"):
-        await job_queue.finish(session, lease, artefacts=_artefacts())
+        await job_leases.finish(session, lease, artefacts=_artefacts())
     assert (await _reload(session, job.id)).status is JobStatus.CANCELLED
 
 
@@ -233,8 +234,8 @@ async def test_a_cancelled_job_fences_its_worker_out(session: AsyncSession) -> N
 async def test_progress_never_goes_backwards_within_an_attempt(session: AsyncSession) -> None:
     job = await _queued_job(session)
     lease = (await _claim(session)).lease
-    await job_queue.report_progress(session, lease, stage=JobStage.VOICE, progress=40)
-    await job_queue.report_progress(session, lease, stage=JobStage.CAPTIONS, progress=30)
+    await job_leases.report_progress(session, lease, stage=JobStage.VOICE, progress=40)
+    await job_leases.report_progress(session, lease, stage=JobStage.CAPTIONS, progress=30)
 
     reloaded = await _reload(session, job.id)
     assert (reloaded.stage, reloaded.progress) == (JobStage.CAPTIONS, 40)
@@ -247,7 +248,7 @@ async def test_finish_makes_the_video_ready_with_its_artefacts(session: AsyncSes
     script = {"segments": [{"index": 0, "text": "Hi", "startMs": 0, "endMs": 800}]}
     tracks = [{"language": "en", "format": "vtt", "url": "data:text/vtt;base64,"}]
 
-    await job_queue.finish(
+    await job_leases.finish(
         session,
         lease,
         artefacts=_artefacts(
@@ -284,7 +285,7 @@ async def test_failures_retry_with_exponential_backoff_then_fail(session: AsyncS
     for attempt, backoff in ((1, 2), (2, 4)):
         lease = (await _claim(session)).lease
         assert lease.attempt == attempt
-        status = await job_queue.fail(session, lease, "Oops.", retry=True, backoff_seconds=2)
+        status = await job_leases.fail(session, lease, "Oops.", retry=True, backoff_seconds=2)
         assert status is JobStatus.QUEUED
         queued = await _reload(session, job.id)
         assert queued.available_at == now + timedelta(seconds=backoff)
@@ -294,7 +295,7 @@ async def test_failures_retry_with_exponential_backoff_then_fail(session: AsyncS
         await _make_available(session, job.id)
 
     lease = (await _claim(session)).lease
-    status = await job_queue.fail(session, lease, "Oops again.", retry=True, backoff_seconds=2)
+    status = await job_leases.fail(session, lease, "Oops again.", retry=True, backoff_seconds=2)
 
     assert status is JobStatus.FAILED
     failed = await _reload(session, job.id)
@@ -306,7 +307,9 @@ async def test_failures_retry_with_exponential_backoff_then_fail(session: AsyncS
 async def test_a_user_facing_error_fails_without_retrying(session: AsyncSession) -> None:
     job = await _queued_job(session)
     lease = (await _claim(session)).lease
-    status = await job_queue.fail(session, lease, "No description.", retry=False, backoff_seconds=2)
+    status = await job_leases.fail(
+        session, lease, "No description.", retry=False, backoff_seconds=2
+    )
     assert status is JobStatus.FAILED
     assert (await _reload(session, job.id)).attempt == 1
 
@@ -314,7 +317,7 @@ async def test_a_user_facing_error_fails_without_retrying(session: AsyncSession)
 async def test_a_hand_back_queues_the_job_without_using_an_attempt(session: AsyncSession) -> None:
     job = await _queued_job(session, max_attempts=1)
     lease = (await _claim(session)).lease
-    await job_queue.hand_back(session, lease)
+    await job_leases.hand_back(session, lease)
 
     handed = await _reload(session, job.id)
     assert (handed.status, handed.lease_owner, handed.lease_expires_at) == (
