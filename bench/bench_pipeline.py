@@ -1,6 +1,6 @@
 """How long each stage of a real generation run takes, for a ~30-second and a ~2-minute narration.
 
-    .venv/bin/python bench/bench_pipeline.py [--words 80 330] [--repeat 3]
+    .venv/bin/python bench/bench_pipeline.py [--words 80 370] [--repeat 3]
 
 Runs the stages a worker runs — SCRIPT (from a description), VOICE (eSpeak NG), CAPTIONS
 (WebVTT + SRT) and RENDER (ffmpeg: H.264 + AAC, text on screen, soft subtitles, poster) — one
@@ -98,7 +98,7 @@ async def run_once(words: int, media_dir: Path) -> tuple[dict[JobStage, float], 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, nargs="+", default=[80, 330])
+    parser.add_argument("--words", type=int, nargs="+", default=[80, 370])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rows = []
