@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 
 from app.settings import Settings
 from schema.errors import ErrorCodes, strip_suggestions
+from schema.http_protocol import RequestPhase
 from schema.limits import limits_extension
 from schema.mutations import Mutation
 from schema.queries import Query
@@ -55,6 +56,8 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
         OperationTelemetry,  # first: it times the whole operation and sees the errors coded
         ErrorCodes,
         OperationContexts,  # websocket operations: a context (and session) of their own
+        # How far an HTTP request's operation got (parsed, validated): its status depends on it.
+        RequestPhase,
         *rate_limit_extensions(settings),  # per user and per address, before any resolver
     ]
     if settings is not None:

@@ -69,10 +69,6 @@ class GraphQLView(GraphQL[Context, None]):
             keep_alive=settings.ws_keep_alive_seconds > 0,
             keep_alive_interval=settings.ws_keep_alive_seconds,
         )
-        # A request error's status depends on how far its operation got (parse, validation,
-        # execution), which only a schema extension sees: `RequestPhase` records it.
-        if http_protocol.RequestPhase not in schema.extensions:
-            schema.extensions = (*schema.extensions, http_protocol.RequestPhase)
         self.settings = settings
         self.connections = ConnectionLimiter(settings.max_connections_per_user)
 
