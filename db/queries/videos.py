@@ -4,7 +4,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -122,14 +122,28 @@ def _video_conditions(video_filter: VideoFilter) -> list[ColumnElement[bool]]:
     if video_filter.input_type is not None:
         conditions.append(Video.input_type == video_filter.input_type)
     if video_filter.created_after is not None:
-        conditions.append(Video.created_at >= video_filter.created_after)
+        conditions.append(Video.created_at >= _in_utc(video_filter.created_after))
     if video_filter.created_before is not None:
-        conditions.append(Video.created_at < video_filter.created_before)
+        conditions.append(Video.created_at < _in_utc(video_filter.created_before))
     if video_filter.search and (query := search_query(video_filter.search)):
         # Matches the GIN index ix_videos_search (same expression, same 'simple' dictionary).
         document = search_document(Video.title, Video.description)
         conditions.append(document.bool_op("@@")(func.to_tsquery("simple", query)))
     return conditions
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, as asyncpg sends it. A time near the ends of the range, such as
+    0001-01-01T00:00+14:00, has no UTC form (asyncpg would raise OverflowError): it becomes the
+    end it falls past, beyond which there are no rows either, so the filter keeps its meaning."""
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(
+            tzinfo=UTC
+        )
 
 
 def owned_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool) -> Select[Video]:
