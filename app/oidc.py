@@ -174,8 +174,12 @@ def _web_url(value: Any) -> str | None:
     """An http(s) URL a browser may load as an image; anything else (``javascript:``) is dropped."""
     if not isinstance(value, str) or len(value) > _URL_MAX:
         return None
-    parts = urlsplit(value.strip())
-    return value.strip() if parts.scheme in ("http", "https") and parts.hostname else None
+    try:
+        parts = urlsplit(value.strip())
+        hostname = parts.hostname  # parsed on access: "https://[" fails only here
+    except ValueError:
+        return None
+    return value.strip() if parts.scheme in ("http", "https") and hostname else None
 
 
 def _parse_provider(name: Any, entry: Any) -> OidcProvider:

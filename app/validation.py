@@ -67,8 +67,12 @@ def web_url(value: str, *, field: str) -> str:
     cleaned = value.strip()
     if len(cleaned) > URL_MAX:
         raise BadUserInput(f"`{field}` is limited to {URL_MAX} characters.", field=field)
-    parts = urlsplit(cleaned)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(cleaned)
+        hostname, _ = parts.hostname, parts.port  # parsed on access: "http://[::1" fails here
+    except ValueError:  # an unbalanced "[" or "]", a port out of range …
+        raise BadUserInput(f"`{field}` is not a valid URL.", field=field) from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise BadUserInput(f"`{field}` must be an http:// or https:// URL.", field=field)
     if parts.username or parts.password:
         raise BadUserInput(f"`{field}` must not contain credentials.", field=field)

@@ -85,12 +85,7 @@ FINGERPRINT = text(
 
 # Known failures, by their xfail test: an example whose every INTERNAL error logged a traceback
 # with these lines is set aside. When the xfail turns red, delete its entry here.
-KNOWN_FAILURES = {
-    "test_unbalanced_bracket_in_source_url_is_bad_user_input": (
-        'app/validation.py", line',
-        "ValueError: Invalid IPv6 URL",
-    ),
-}
+KNOWN_FAILURES: dict[str, tuple[str, ...]] = {}
 
 UPDATE_TITLE = """
 mutation($input: UpdateVideoInput!) { updateVideo(input: $input) { video { id } } }
@@ -286,13 +281,10 @@ async def test_json_body_that_is_not_an_object_is_refused(
     assert 400 <= response.status_code < 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed yet (app/validation.py): web_url calls urlsplit, which raises ValueError "
-    "for an unbalanced '[' in the host; the mutation answers INTERNAL",
-)
-@pytest.mark.parametrize("url", ["http://[::1", "https://[", "http://]/"])
+@pytest.mark.parametrize("url", ["http://[::1", "https://[", "http://]/", "http://host:99999/"])
 async def test_unbalanced_bracket_in_source_url_is_bad_user_input(url: str, world: World) -> None:
+    """Was INTERNAL: urlsplit raises ValueError for an unbalanced bracket in the host (and for
+    a port out of range)."""
     create = "mutation($input: CreateVideoInput!) { createVideo(input: $input) { video { id } } }"
     response = await world.owner.execute(
         create, {"input": {"title": "Solar", "inputType": "URL", "sourceUrl": url}}
