@@ -28,17 +28,65 @@ R = TypeVar("R")
 P = ParamSpec("P")
 
 
+class OperationOver(Exception):
+    """A loader batch asked for the database after its operation ended (`SessionGate.close`)."""
+
+
+class OperationLoader(DataLoader[K, V]):
+    """A `DataLoader` for the fields of one operation.
+
+    Fields asking for the same key share one load. When graphql-core cancels a field (a sibling
+    failed), only that field's wait is cancelled, never the load the others still wait for:
+    each caller awaits a shield of it. `cancel_pending` gives up what is still unanswered once
+    the operation is over, so nothing runs on for a response that has already left.
+    """
+
+    def __init__(self, batch_load_fn: Callable[[list[K]], Awaitable[list[V]]]) -> None:
+        super().__init__(batch_load_fn)  # type: ignore[arg-type]  # aiodataloader's own alias
+        self._issued: dict[int, asyncio.Future[V]] = {}
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        shared = super().load(key)
+        self._issued[id(shared)] = shared
+        return asyncio.shield(shared)
+
+    def cancel_pending(self) -> None:
+        for future in self._issued.values():
+            if not future.done():
+                future.cancel()
+        self._issued.clear()
+
+
 class SessionGate:
     """One `AsyncSession` shared by all loaders of an operation, used by one task at a time.
 
     aiodataloader dispatches each loader's batch as its own task, and an `AsyncSession` must not
     run two statements concurrently; the lock serializes them (the batches still collapse N
     lookups into one statement each).
+
+    `close` ends the operation's use of the session before the session itself is closed: it
+    gives up unanswered loads, waits for a statement in progress, and refuses any later one. A
+    field cancelled because a sibling failed leaves its loader's batch scheduled; without this,
+    the batch would run on the closed session after the response, which opens a transaction on
+    a connection that nobody returns to the pool.
     """
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._start()
+
+    def _start(self) -> None:
         self._lock = asyncio.Lock()
+        self._closed = False
+        self._loaders: list[OperationLoader[Any, Any]] = []
+
+    def loader(
+        self, batch_load_fn: Callable[[list[K]], Awaitable[list[V]]]
+    ) -> OperationLoader[K, V]:
+        """A loader whose unanswered loads `close` gives up."""
+        made: OperationLoader[K, V] = OperationLoader(batch_load_fn)
+        self._loaders.append(made)
+        return made
 
     async def run(
         self,
@@ -47,7 +95,15 @@ class SessionGate:
         **kwargs: P.kwargs,
     ) -> R:
         async with self._lock:
+            if self._closed:
+                raise OperationOver("the operation is over")
             return await fn(self.session, *args, **kwargs)
+
+    async def close(self) -> None:
+        for loader in self._loaders:
+            loader.cancel_pending()
+        async with self._lock:  # the statement in progress, if any, ends first
+            self._closed = True
 
 
 class Loaders:
@@ -159,7 +215,7 @@ class Loaders:
             found = await self._gate.run(fetch, self.viewer_id, keys)
             return [found.get(key) for key in keys]
 
-        return DataLoader(batch)
+        return self._gate.loader(batch)
 
     def _keyed_loader(
         self,
@@ -173,6 +229,6 @@ class Loaders:
                 found = await self._gate.run(fetch, keys)
                 return [found[key] for key in keys]
 
-            loader = DataLoader(batch)
+            loader = self._gate.loader(batch)
             self._keyed[cache_key] = loader
         return loader

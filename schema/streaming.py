@@ -39,7 +39,7 @@ from app.settings import Settings
 from app.state import AppState
 from schema.context import Context
 from schema.errors import coded_error
-from schema.loaders import Loaders, SessionGate
+from schema.loaders import Loaders, OperationOver, SessionGate
 
 TOKEN_EXPIRED = "The access token has expired; connect again with a new one."  # noqa: S105 (a message)
 
@@ -57,6 +57,7 @@ class ShortSessionGate(SessionGate):
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         # No `super().__init__`: there is no operation-wide session to hold.
         self._sessionmaker = sessionmaker
+        self._start()
 
     async def run(
         self,
@@ -64,8 +65,15 @@ class ShortSessionGate(SessionGate):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
+        if self._closed:
+            raise OperationOver("the operation is over")
         async with self._sessionmaker() as session:
             return await fn(session, *args, **kwargs)
+
+    async def close(self) -> None:
+        for loader in self._loaders:
+            loader.cancel_pending()
+        self._closed = True
 
 
 @dataclass
@@ -135,8 +143,12 @@ class OperationContexts(SchemaExtension):
             yield
             return
         async with sessionmaker() as session:
-            execution.context = operation_context(connection, SessionGate(session))
-            yield
+            gate = SessionGate(session)
+            execution.context = operation_context(connection, gate)
+            try:
+                yield
+            finally:
+                await gate.close()  # before the session closes: see `SessionGate.close`
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         if isinstance(result, ExecutionResult) and result.errors:

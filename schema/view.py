@@ -38,7 +38,7 @@ from schema.websocket import (
 )
 from schema.websocket_messages import SizeLimitedWebSocket
 
-_SESSION_KEY = "studio.session"
+_GATE_KEY = "studio.session_gate"
 #: The response media type chosen from ``Accept`` (`schema.http_protocol`).
 _MEDIA_TYPE_KEY = "studio.response_media_type"
 #: Set once a GraphQL response body is built: a request error's status, or None.
@@ -99,7 +99,7 @@ class GraphQLView(GraphQL[Context, None]):
         # One session for the whole operation, closed (rolled back unless committed) before the
         # response leaves; queries never commit.
         async with AppState.of(request).sessionmaker() as session:
-            request.scope[_SESSION_KEY] = session
+            gate = request.scope[_GATE_KEY] = SessionGate(session)
             try:
                 response = await super().run(request, context, root_value)
             except RequestRefused as refusal:
@@ -107,7 +107,8 @@ class GraphQLView(GraphQL[Context, None]):
             except HTTPException as exc:  # Strawberry's own refusals, as GraphQL errors
                 return _refusal_response(_from_http_exception(exc), media_type)
             finally:
-                del request.scope[_SESSION_KEY]
+                del request.scope[_GATE_KEY]
+                await gate.close()  # no loader batch outlives the response (`SessionGate.close`)
                 await request.close()  # a parsed multipart form's temporary files
         if _STATUS_KEY in request.scope:  # a GraphQL response (not GraphiQL's page)
             response.headers["content-type"] = http_protocol.CONTENT_TYPES[media_type]
@@ -213,7 +214,7 @@ class GraphQLView(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         viewer, auth_error = scope_viewer(request.scope)
-        gate = SessionGate(request.scope[_SESSION_KEY])
+        gate: SessionGate = request.scope[_GATE_KEY]
         return Context(
             settings=self.settings,
             request_id=request.scope.get("state", {}).get("request_id", ""),

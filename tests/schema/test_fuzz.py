@@ -20,10 +20,9 @@ a ``@reproduce_failure`` blob for a failure).
 
 Each example runs in a savepoint that is rolled back, so every example starts from the same rows.
 
-Failures found here in code other changes own, and not fixed yet, are pinned by strict xfails
-("found by fuzzing", below); meanwhile the fuzz tests set those inputs aside (`KNOWN_FAILURES`, a
-CancelledError escaping the app) or clean up after them (a loader batch outliving its request),
-so that they go on finding new ones.
+Failures found here have a focused regression test each ("found by fuzzing", below). One found
+and not fixed yet would be pinned by a strict xfail, and its inputs set aside (`KNOWN_FAILURES`)
+so that the fuzz tests go on finding new ones; there is none today.
 """
 
 from __future__ import annotations
@@ -293,16 +292,11 @@ async def test_unbalanced_bracket_in_source_url_is_bad_user_input(url: str, worl
     assert response.errors[0]["extensions"]["field"] == "sourceUrl"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed yet (schema/loaders.py): fields asking for the same page share one "
-    "dataloader future; when a refused sibling makes graphql-core cancel one of them, the "
-    "shared future is cancelled too and the other field's CancelledError escapes the app (a "
-    "500). Returning asyncio.shield(future) from DataLoader.load fixes it",
-)
 async def test_a_refused_field_does_not_cancel_a_load_another_field_shares(
     world: World, sessionmaker: TrackingSessionmaker
 ) -> None:
+    """Was a 500: fields asking for the same page shared one dataloader future, and when a
+    refused sibling made graphql-core cancel one of them, the other's CancelledError escaped."""
     video = world.seeds.ids["Video"][0]
     query = (
         "query { viewer { auditEvents(first: -1) { totalCount } videos { totalCount } }"
@@ -320,13 +314,6 @@ async def test_a_refused_field_does_not_cancel_a_load_another_field_shares(
     assert response.data == {"viewer": None, "nodes": [{"owner": {"videos": {"totalCount": 3}}}]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed yet (schema/view.py, schema/loaders.py): when a root field fails, "
-    "graphql-core cancels its siblings but not the dataloader batch they were waiting for; "
-    "the batch runs on after the response, on the request's closed session, which reopens a "
-    "transaction on a connection no one returns",
-)
 async def test_no_loader_batch_outlives_its_request(
     world: World, sessionmaker: TrackingSessionmaker, http: httpx.AsyncClient
 ) -> None:
@@ -351,10 +338,11 @@ async def _exchange(
 ) -> tuple[httpx.Response, list[str]]:
     """The response, and the errors the app logged meanwhile (what an INTERNAL hides).
 
-    A dataloader batch may still be running when the response is out, and it reopens the
-    request's closed session (see `test_no_loader_batch_outlives_its_request`). It is let finish
-    here and the request's sessions are closed again, so that the test's connection is left as
-    the request found it.
+    No dataloader batch may still be running once the response is out (it would run on the
+    request's closed session: `test_no_loader_batch_outlives_its_request`), and no
+    CancelledError may escape the app (`test_a_refused_field_does_not_cancel_a_load_another_…`).
+    A leftover batch is let finish and the request's sessions closed again before the example
+    fails, so that the test's connection is left as the request found it.
     """
     tasks_before, sessions_before = asyncio.all_tasks(), len(sessionmaker.made)
     with _logged_errors() as logged:
@@ -366,13 +354,10 @@ async def _exchange(
             response = None  # it escaped the app, where nothing cancelled it
         leftovers = [task for task in asyncio.all_tasks() - tasks_before if _is_loader_batch(task)]
         if leftovers:
-            event("a loader batch outlived its request")
             logged += await _settle(sessionmaker, leftovers, sessions_before=sessions_before)
     del sessionmaker.made[sessions_before:]
-    if response is None:
-        # Known (`test_a_refused_field_does_not_cancel_a_load_another_field_shares`): set aside.
-        event("set aside: a CancelledError escaped the app")
-        reject()
+    assert response is not None, "a CancelledError escaped the app"
+    assert not leftovers, f"a loader batch outlived its request: {logged}"
     return response, logged
 
 
