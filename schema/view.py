@@ -130,8 +130,8 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        # Errors raised before execution (a document that does not parse, or is over the token
-        # limit) end the operation before `ErrorCodes` runs: code them here too (idempotent).
+        # Every error leaves coded: those made outside an operation (Strawberry's own HTTP
+        # refusals, turned into GraphQL errors here) never pass `ErrorCodes` (idempotent).
         if result.errors:
             request_id = request.scope.get("state", {}).get("request_id")
             result.errors = [coded_error(error, request_id) for error in result.errors]
