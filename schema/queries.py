@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import strawberry
 
 from app.errors import BadUserInput, NotFound
+from app.pipeline import speech
 from schema.context import Info
 from schema.relay import Connection, ConnectionArgs, Node, from_global_id
 from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video, VideoFilter, VideoOrder, video_connection
-from schema.types.voice_profile import VoiceProfile, voice_profile_connection
+from schema.types.voice_profile import VoiceCatalog, VoiceProfile, voice_profile_connection
 
 MAX_NODES = 100
 
@@ -92,6 +94,17 @@ class Query:
         viewer = await info.context.require_viewer()
         args = ConnectionArgs(first, after, last, before)
         return await voice_profile_connection(info, viewer.user_id, args)
+
+    @strawberry.field(
+        description="The voices and variants narration can be spoken in: the values "
+        "`engineSettings.voice` and `engineSettings.variant` accept."
+    )
+    async def voice_catalog(self, info: Info) -> VoiceCatalog:
+        await info.context.require_viewer()
+        found = await asyncio.to_thread(speech.catalog)  # listed once per process
+        return VoiceCatalog(
+            voices=sorted(found.voices), variants=sorted(found.variants, key=str.lower)
+        )
 
     @strawberry.field
     async def generation_job(self, info: Info, id: strawberry.ID) -> GenerationJob | None:

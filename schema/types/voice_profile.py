@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from schema.types.user import User
 
 
+@strawberry.type(description="What eSpeak NG can speak, as `engineSettings` names it.")
+class VoiceCatalog:
+    voices: list[str] = strawberry.field(description="Voice names (`en`, `en-us`, `de` …).")
+    variants: list[str] = strawberry.field(description="Variant names (`f3`, `m2`, `klatt` …).")
+
+
 @strawberry.type(
     name="VoiceEngineSettings",
     description="How eSpeak NG speaks a voice profile; a null field is the engine's default.",

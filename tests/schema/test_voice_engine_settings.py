@@ -376,3 +376,27 @@ async def test_another_user_cannot_read_or_change_the_settings(
     changed = await _update(other, profile["id"], engineSettings={"rate": 400, "voice": None})
     assert changed.codes == ["NOT_FOUND"]
     assert await _snapshot(session, media_settings) == before
+
+
+async def test_the_voice_catalog_lists_what_the_settings_accept(
+    client: GraphQLClient, graphql: GraphQLClient
+) -> None:
+    catalog = (await client.execute("{ voiceCatalog { voices variants } }")).ok()["voiceCatalog"]
+    assert {"en", "en-us", "de"} <= set(catalog["voices"])
+    assert {"f3", "m2"} <= set(catalog["variants"])
+    assert catalog["voices"] == sorted(catalog["voices"])
+    some_voice, some_variant = catalog["voices"][-1], catalog["variants"][0]
+    created = await client.execute(
+        CREATE,
+        {
+            "input": {
+                "name": "Listed",
+                "engineSettings": {"voice": some_voice, "variant": some_variant},
+            }
+        },
+    )
+    assert (
+        created.ok()["createVoiceProfile"]["voiceProfile"]["engineSettings"]["voice"] == some_voice
+    )
+    anonymous = await graphql.execute("{ voiceCatalog { voices } }")
+    assert anonymous.codes == ["UNAUTHENTICATED"]
