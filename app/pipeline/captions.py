@@ -16,14 +16,13 @@ Results: ``{"tracks": [{"language", "format": "vtt" | "srt", "path"}]}``.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from app import media
-from app.pipeline.run_media import RunFolder, discard, run_blocking
+from app.pipeline.run_media import RunFolder, attempt_work, run_blocking
 from app.settings import Settings
 from app.worker.pipeline import Results, StageContext, VideoInput
 from db.models import JobStage
@@ -59,14 +58,8 @@ class TimedCaptions:
         self, context: StageContext, video: VideoInput, results: Results
     ) -> dict[str, Any]:
         run = RunFolder.of(context, video)
-        try:
-            written = await self._write(context, video, results, run)
-            if self.delay_seconds:
-                await asyncio.sleep(self.delay_seconds)
-            return written
-        except BaseException:
-            await run_blocking(discard, self.settings, run)
-            raise
+        async with attempt_work(self.settings, run, test_delay=self.delay_seconds):
+            return await self._write(context, video, results, run)
 
     async def _write(
         self, context: StageContext, video: VideoInput, results: Results, run: RunFolder

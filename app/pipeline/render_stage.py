@@ -19,13 +19,12 @@ Results (read by `app.worker.stages.video_artefacts`)::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from app import media
 from app.pipeline.render import RenderError, RenderSegment, render_video
-from app.pipeline.run_media import RunFolder, discard, run_blocking
+from app.pipeline.run_media import RunFolder, attempt_work
 from app.settings import Settings
 from app.worker.pipeline import Results, StageContext, StageError, VideoInput
 from db.models import JobStage
@@ -51,13 +50,8 @@ class FfmpegRender:
         self, context: StageContext, video: VideoInput, results: Results
     ) -> dict[str, Any]:
         run = RunFolder.of(context, video)
-        try:
-            if self.delay_seconds:
-                await asyncio.sleep(self.delay_seconds)
+        async with attempt_work(self.settings, run, test_delay=self.delay_seconds):
             return await self._render(context, results, run)
-        except BaseException:
-            await run_blocking(discard, self.settings, run)
-            raise
 
     async def _render(
         self, context: StageContext, results: Results, run: RunFolder

@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -73,6 +74,24 @@ def discard(settings: Settings, run: RunFolder) -> None:
     folder = media.resolve(settings, run.relative)
     if folder.is_dir() and not folder.is_symlink():
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@asynccontextmanager
+async def attempt_work(
+    settings: Settings, run: RunFolder, *, test_delay: float = 0.0
+) -> AsyncIterator[None]:
+    """A stage's work in ``run``'s folder: if it fails or is stopped, the folder goes (`discard`).
+
+    ``test_delay`` (``STUDIO_PIPELINE_STAGE_DELAY_MS``, tests only) keeps the stage going that
+    much longer once its files are written, so that tests can stop a job mid-stage.
+    """
+    try:
+        yield
+        if test_delay:
+            await asyncio.sleep(test_delay)
+    except BaseException:
+        await run_blocking(discard, settings, run)
+        raise
 
 
 async def run_blocking(function: Callable[..., T], /, *args: object) -> T:

@@ -20,7 +20,6 @@ Results (read by CAPTIONS, RENDER and `app.worker.stages.video_artefacts`)::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import media
 from app.pipeline import speech
-from app.pipeline.run_media import RunFolder, discard, run_blocking, start_clean
+from app.pipeline.run_media import RunFolder, attempt_work, run_blocking, start_clean
 from app.settings import Settings
 from app.worker.pipeline import Results, StageContext, StageError, VideoInput
 from db.models import JobStage, VoiceProfile
@@ -68,14 +67,8 @@ class EspeakVoice:
     ) -> dict[str, Any]:
         run = RunFolder.of(context, video)
         await run_blocking(start_clean, self.settings, run)
-        try:
-            narrated = await self._narrate(context, video, results, run)
-            if self.delay_seconds:
-                await asyncio.sleep(self.delay_seconds)
-            return narrated
-        except BaseException:
-            await run_blocking(discard, self.settings, run)
-            raise
+        async with attempt_work(self.settings, run, test_delay=self.delay_seconds):
+            return await self._narrate(context, video, results, run)
 
     async def _narrate(
         self, context: StageContext, video: VideoInput, results: Results, run: RunFolder
