@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,8 +13,10 @@ from starlette.applications import Starlette
 
 from app.main import create_app
 from app.settings import Settings, load_settings
+from db import models
 from db.engine import create_engine
 from db.url import DatabaseURL
+from tests.factories import make_user
 from tests.support.graphql import GraphQLClient
 from tests.support.processes import TEST_MEDIA_DIR, TEST_RATE_LIMITS, TEST_RENDER
 from tests.support.server import PgServer, choose_server
@@ -31,32 +34,23 @@ def pg_server() -> Iterator[PgServer]:
 @pytest.fixture(scope="session")
 def database(pg_server: PgServer) -> Iterator[DatabaseURL]:
     """This run's own database, migrated with Alembic (what production runs), dropped after."""
-    database = pg_server.create_database()
-    try:
+    with pg_server.temporary_database() as database:
         yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 @pytest.fixture
 def migrated_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
     """A database of the test's own, migrated and committed-to (for real processes, real
     concurrency), dropped after the test."""
-    database = pg_server.create_database(prefix="studio_own")
-    try:
+    with pg_server.temporary_database(prefix="studio_own") as database:
         yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 @pytest.fixture
 def empty_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
     """A database of the test's own with no schema at all, dropped after the test."""
-    database = pg_server.create_database(migrated=False, prefix="studio_empty")
-    try:
+    with pg_server.temporary_database(migrated=False, prefix="studio_empty") as database:
         yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -112,11 +106,25 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 
 @pytest.fixture
+def media_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The run's settings with a media folder of the test's own (``tmp_path / "media"``), for
+    tests that look at the files stored, served or left behind."""
+    return load_settings(database_url=settings.database_url, media_dir=tmp_path / "media")
+
+
+@pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    """What `app` is built from: the run's settings. A module whose tests look at the media
+    folder overrides this fixture to return `media_settings` (or its own variant of them)."""
+    return settings
+
+
+@pytest.fixture
 async def app(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    app_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Starlette]:
     """The application, its lifespan running, its sessions on the test's connection."""
-    application = create_app(settings, sessionmaker=sessionmaker)
+    application = create_app(app_settings, sessionmaker=sessionmaker)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -129,6 +137,14 @@ async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def graphql(http: httpx.AsyncClient, settings: Settings) -> GraphQLClient:
+def graphql(http: httpx.AsyncClient, app_settings: Settings) -> GraphQLClient:
     """An anonymous GraphQL client; ``graphql.as_user(user.id)`` signs in."""
-    return GraphQLClient(http, settings)
+    return GraphQLClient(http, app_settings)
+
+
+@pytest.fixture
+async def owner(session: AsyncSession) -> models.User:
+    """A committed user, the owner of what the test makes."""
+    user = await make_user(session)
+    await session.commit()
+    return user

@@ -13,7 +13,6 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from app.pipeline import fetch
 from app.pipeline.extract import read_page
 from app.pipeline.fetch import FetchError, address_problem, fetch_page
 from app.settings import Settings, load_settings
-from tests.support.browser import serve
 from tests.support.pages import (
     ARTICLE_PARAGRAPHS,
     ARTICLE_TITLE,
@@ -41,12 +39,6 @@ NAMES = {
     "mixed.example": ["93.184.216.34", "10.9.8.7"],
     "pages.test": ["127.0.0.1"],
 }
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[str]:
-    with serve(site_app()) as base_url:
-        yield base_url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,10 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
 from db.url import DatabaseURL
-from tests.support.processes import (
-    clean_env,
-    free_port,
-    run_studio,
-    start_studio,
-    stop,
-    wait_until_ready,
-)
+from tests.support.processes import StudioProcess, clean_env, running_studio
 from tests.support.websocket import TRANSPORT_WS, websocket_url
 from tests.support.workers import Workers
 
-SECRET = "end-to-end-test-secret-key-0123456789abc"
 PROGRESS = """subscription($id: ID!) {
   jobProgress(jobId: $id) { status stage progress attempt video { status } }
 }"""
@@ -38,19 +29,14 @@ START = "mutation($id: ID!) { startGeneration(videoId: $id) { job { id status } 
 
 
 @pytest.fixture
-def api(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[str]:
+def api(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[StudioProcess]:
+    """An API process that runs no worker of its own, and the token of a user of the test's."""
     env = clean_env(
         DATABASE_URL=migrated_database.render(hide_password=False),
-        STUDIO_SECRET_KEY=SECRET,
         STUDIO_INPROCESS_WORKER="false",
     )
-    port, log = free_port(), tmp_path / "api.log"
-    process: subprocess.Popen[bytes] = start_studio("serve", "--port", str(port), env=env, log=log)
-    try:
-        wait_until_ready(port, process, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with running_studio(env, tmp_path, email="end.to.end@example.com", name="api") as api:
+        yield api
 
 
 @pytest.fixture
@@ -63,15 +49,10 @@ def workers(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Workers]
 
 
 async def test_a_killed_workers_job_is_seen_through_to_the_end_by_a_subscriber(
-    api: str, workers: Workers, migrated_database: DatabaseURL
+    api: StudioProcess, workers: Workers
 ) -> None:
-    env = clean_env(
-        DATABASE_URL=migrated_database.render(hide_password=False), STUDIO_SECRET_KEY=SECRET
-    )
-    issued = run_studio("token", "--email", "end.to.end@example.com", env=env)
-    assert issued.returncode == 0, issued.stderr
-    headers = {"Authorization": f"Bearer {issued.stdout.strip().splitlines()[-1]}"}
-    async with httpx.AsyncClient(base_url=api) as http:
+    headers = api.headers
+    async with httpx.AsyncClient(base_url=api.url) as http:
         created = await http.post(
             "/graphql",
             headers=headers,
@@ -93,7 +74,7 @@ async def test_a_killed_workers_job_is_seen_through_to_the_end_by_a_subscriber(
 
     async def follow() -> None:
         transport = WebsocketsTransport(
-            url=websocket_url(api),
+            url=websocket_url(api.url),
             init_payload=headers,
             subprotocols=[TRANSPORT_WS],
             connect_args={"proxy": None},

@@ -12,14 +12,7 @@ import httpx
 from db.url import DatabaseURL
 from tests.app.test_audio import wav_bytes
 from tests.support.browser import browser_tools, run_graphiql_smoke
-from tests.support.processes import (
-    clean_env,
-    free_port,
-    run_studio,
-    start_studio,
-    stop,
-    wait_until_ready,
-)
+from tests.support.processes import clean_env, running_studio
 
 
 def test_graphiql_answers_the_viewer_query_offline(
@@ -27,26 +20,16 @@ def test_graphiql_answers_the_viewer_query_offline(
 ) -> None:
     browser_tools()  # skips (or, in CI, fails) before any server starts when it cannot run
     env = clean_env(DATABASE_URL=migrated_database.render(hide_password=False))
-    issued = run_studio("token", "--email", "graphiql.viewer@example.com", env=env)
-    assert issued.returncode == 0, issued.stderr
-    token = issued.stdout.strip().splitlines()[-1]
-    assert f"/graphql#token={token}" in issued.stderr  # the sign-in link it offers
-
-    port, log = free_port(), tmp_path / "serve.log"
-    server = start_studio("serve", "--port", str(port), env=env, log=log)
-    try:
-        wait_until_ready(port, server, log)
+    with running_studio(env, tmp_path, email="graphiql.viewer@example.com") as studio:
         report = run_graphiql_smoke(
-            f"http://127.0.0.1:{port}/graphql#token={token}",
+            f"{studio.url}/graphql#token={studio.token}",
             "{ viewer { email } }",
             expect="graphiql.viewer@example.com",
         )
-    finally:
-        stop(server)
     assert report.external == []
     assert report.page_errors == []
     # The fragment never leaves the browser: the token is in no request the server logged.
-    assert token not in log.read_text()
+    assert studio.token not in studio.log.read_text()
 
 
 CREATE_WITH_SAMPLE = (
@@ -63,18 +46,11 @@ def test_graphiql_uploads_a_voice_sample_chosen_in_the_page(
         DATABASE_URL=migrated_database.render(hide_password=False),
         STUDIO_MEDIA_DIR=str(tmp_path / "media"),
     )
-    issued = run_studio("token", "--email", "graphiql.uploader@example.com", env=env)
-    assert issued.returncode == 0, issued.stderr
-    token = issued.stdout.strip().splitlines()[-1]
     sample = tmp_path / "sample.wav"
     sample.write_bytes(wav_bytes())
-
-    port, log = free_port(), tmp_path / "serve.log"
-    server = start_studio("serve", "--port", str(port), env=env, log=log)
-    try:
-        wait_until_ready(port, server, log)
+    with running_studio(env, tmp_path, email="graphiql.uploader@example.com") as studio:
         report = run_graphiql_smoke(
-            f"http://127.0.0.1:{port}/graphql#token={token}",
+            f"{studio.url}/graphql#token={studio.token}",
             CREATE_WITH_SAMPLE,
             expect="From GraphiQL",
             variables={"input": {"name": "From GraphiQL"}},
@@ -84,11 +60,9 @@ def test_graphiql_uploads_a_voice_sample_chosen_in_the_page(
         profile = json.loads(report.response)["data"]["createVoiceProfile"]["voiceProfile"]
         assert profile["name"] == "From GraphiQL"
         assert str(profile["sampleUrl"]).startswith("/media/voice-samples/"), report.response
-        served = httpx.get(f"http://127.0.0.1:{port}{profile['sampleUrl']}", timeout=10)
-    finally:
-        stop(server)
+        served = httpx.get(f"{studio.url}{profile['sampleUrl']}", timeout=10)
     assert served.status_code == 200
     assert served.content == sample.read_bytes()
     assert report.external == []
     assert report.page_errors == []
-    assert token not in log.read_text()
+    assert studio.token not in studio.log.read_text()

@@ -9,9 +9,6 @@ API process 2 (legacy graphql-ws) both see every step, in order, and the end.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +19,6 @@ from app.settings import Settings, load_settings
 from db.models import JobStage, JobStatus
 from db.url import DatabaseURL
 from tests.support.live_jobs import JOB_PROGRESS, create_live_job, update_job, writer_engine
-from tests.support.processes import clean_env, free_port, start_studio, wait_until_ready
 from tests.support.websocket import LEGACY_WS, TRANSPORT_WS, open_websocket, websocket_url
 
 SECRET = "live-progress-test-secret-key-0123456789"
@@ -38,28 +34,8 @@ STEPS = [
 
 
 @pytest.fixture
-def api_processes(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[list[str]]:
-    """Two API processes on the test's database; their base URLs."""
-    env = clean_env(
-        DATABASE_URL=migrated_database.render(hide_password=False),
-        STUDIO_SECRET_KEY=SECRET,
-        STUDIO_INPROCESS_WORKER="false",
-        STUDIO_LOG_LEVEL="WARNING",
-    )
-    started: list[tuple[subprocess.Popen[bytes], int, Path]] = []
-    try:
-        for index in (1, 2):
-            port, log = free_port(), tmp_path / f"api{index}.log"
-            process = start_studio("serve", "--port", str(port), env=env, log=log)
-            started.append((process, port, log))
-        for process, port, log in started:
-            wait_until_ready(port, process, log)
-        yield [f"http://127.0.0.1:{port}" for _, port, _ in started]
-    finally:
-        for process, _, _ in started:
-            process.terminate()
-        for process, _, _ in started:
-            assert process.wait(timeout=30) == 0
+def api_env() -> dict[str, str]:
+    return {"STUDIO_SECRET_KEY": SECRET}
 
 
 async def test_every_progress_step_reaches_subscribers_of_both_api_processes(

@@ -11,17 +11,14 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import media
-from app.main import create_app
 from app.settings import Settings, load_settings
 from tests.factories import make_user, make_voice_profile
 
@@ -29,17 +26,8 @@ from tests.factories import make_user, make_voice_profile
 
 
 @pytest.fixture
-def media_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return load_settings(database_url=settings.database_url, media_dir=tmp_path / "media")
-
-
-@pytest.fixture
-async def app(
-    media_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Starlette]:
-    application = create_app(media_settings, sessionmaker=sessionmaker)
-    async with application.router.lifespan_context(application):
-        yield application
+def app_settings(media_settings: Settings) -> Settings:
+    return media_settings
 
 
 def _files(root: Path) -> list[str]:

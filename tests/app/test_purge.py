@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import media
 from app.pipeline.preview import PREVIEWS
 from app.purge import parse_age, purge
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from db import models
 from db.models import JobStatus
 from db.url import DatabaseURL
@@ -24,11 +24,6 @@ from tests.factories import make_job, make_user, make_video, make_voice_profile
 from tests.support.processes import clean_env, run_studio
 
 DAY = 24 * 3600
-
-
-@pytest.fixture
-def media_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return load_settings(database_url=settings.database_url, media_dir=tmp_path / "media")
 
 
 def store(settings: Settings, path: str, age_days: float) -> Path:

@@ -6,22 +6,21 @@ Limits are turned on with small bursts and a rate so slow that nothing refills d
 
 from __future__ import annotations
 
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from app.auth import issue_access_token
 from app.settings import load_settings
-from db.models import RateLimitBucket, User
+from db.models import RateLimitBucket
 from db.url import DatabaseURL
+from tests.factories import make_user
+from tests.support.jobs import committing_sessions
 from tests.support.live_jobs import writer_engine
-from tests.support.processes import clean_env, free_port, start_studio, wait_until_ready
 from tests.support.websocket import TRANSPORT_WS, bearer, open_websocket
 
 SECRET = "rate-limit-test-secret-key-0123456789ab"
@@ -39,29 +38,9 @@ LIMITS = {
 
 
 @pytest.fixture
-def api_processes(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[list[str]]:
-    """Two API processes on the test's database, limits on; their base URLs."""
-    env = clean_env(
-        DATABASE_URL=migrated_database.render(hide_password=False),
-        STUDIO_SECRET_KEY=SECRET,
-        STUDIO_INPROCESS_WORKER="false",
-        STUDIO_LOG_LEVEL="WARNING",
-        **LIMITS,
-    )
-    started: list[tuple[subprocess.Popen[bytes], int, Path]] = []
-    try:
-        for index in (1, 2):
-            port, log = free_port(), tmp_path / f"api{index}.log"
-            process = start_studio("serve", "--port", str(port), env=env, log=log)
-            started.append((process, port, log))
-        for process, port, log in started:
-            wait_until_ready(port, process, log)
-        yield [f"http://127.0.0.1:{port}" for _, port, _ in started]
-    finally:
-        for process, _, _ in started:
-            process.terminate()
-        for process, _, _ in started:
-            assert process.wait(timeout=30) == 0
+def api_env() -> dict[str, str]:
+    """The API processes' limits on, and the secret `_user` signs its tokens with."""
+    return {"STUDIO_SECRET_KEY": SECRET, **LIMITS}
 
 
 @pytest.fixture
@@ -72,18 +51,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 async def _user(database: DatabaseURL) -> tuple[uuid.UUID, str]:
     """A committed user of this test's own, and an access token for it."""
-    engine = writer_engine(database)
-    try:
-        async with engine.begin() as connection:
-            user_id = (
-                await connection.execute(
-                    insert(User)
-                    .values(email=f"limited-{uuid.uuid4().hex[:10]}@example.com")
-                    .returning(User.id)
-                )
-            ).scalar_one()
-    finally:
-        await engine.dispose()
+    async with committing_sessions(database) as sessions, sessions.begin() as session:
+        user_id = (await make_user(session)).id
     settings = load_settings(database_url=database.render(hide_password=False), secret_key=SECRET)
     return user_id, issue_access_token(settings, user_id).token
 

@@ -3,7 +3,6 @@ worker hears of queued and cancelled jobs through the API's listener (SPEC §5).
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from db.models import GenerationJob, JobStage, JobStatus
 from db.queries import job_queue
 from db.url import DatabaseURL
 from tests.support.jobs import committing_sessions, load_job, load_video, start_jobs, wait_for
-from tests.support.processes import clean_env, free_port, start_studio, stop, wait_until_ready
+from tests.support.processes import clean_env, running_studio
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -34,13 +33,8 @@ def studio_serve(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Non
         STUDIO_PIPELINE_STAGE_DELAY_MS="60000",
         STUDIO_LOG_LEVEL="WARNING",
     )
-    port, log = free_port(), tmp_path / "serve.log"
-    process: subprocess.Popen[bytes] = start_studio("serve", "--port", str(port), env=env, log=log)
-    try:
-        wait_until_ready(port, process, log)
+    with running_studio(env, tmp_path):
         yield
-    finally:
-        assert stop(process) == 0, log.read_text()
 
 
 async def test_studio_serve_and_its_worker_share_one_listen_connection(

@@ -18,7 +18,7 @@ from app.main import create_app
 from app.settings import Settings, load_settings
 from db.models import User
 from db.url import DatabaseURL
-from tests.support.processes import clean_env, run_studio
+from tests.support.processes import clean_env, run_studio, studio_token
 from tests.support.server import PgServer
 
 VIEWER = "{ viewer { email } }"
@@ -28,11 +28,8 @@ CLI_SECRET = "cli-test-secret-" + "k" * 24  # 40 characters, as production requi
 
 @pytest.fixture(scope="module")
 def token_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(prefix="studio_token")
-    try:
+    with pg_server.temporary_database(prefix="studio_token") as database:
         yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 def _cli_settings(database: DatabaseURL) -> Settings:
@@ -40,17 +37,8 @@ def _cli_settings(database: DatabaseURL) -> Settings:
 
 
 def _studio_token(database: DatabaseURL, email: str) -> str:
-    result = run_studio(
-        "token",
-        "--email",
-        email,
-        env=clean_env(
-            DATABASE_URL=database.render(hide_password=False), STUDIO_SECRET_KEY=CLI_SECRET
-        ),
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.endswith("\n")
-    return result.stdout.splitlines()[-1]
+    env = clean_env(DATABASE_URL=database.render(hide_password=False), STUDIO_SECRET_KEY=CLI_SECRET)
+    return studio_token(env, email)
 
 
 def _subject(database: DatabaseURL, token: str) -> uuid.UUID:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,20 +18,12 @@ from app.settings import Settings, load_settings
 from app.worker.pipeline import ProgressMeter, StageContext, StageError, VideoInput
 from app.worker.stages import MAX_SEGMENT_CHARS, ScriptFromDescription, default_stages
 from db.models import JobStage, VideoInputType
-from tests.support.browser import serve
 from tests.support.pages import (
     ARTICLE_PARAGRAPHS,
     ARTICLE_TITLE,
     ConnectionLog,
     fake_resolver,
-    site_app,
 )
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[str]:
-    with serve(site_app()) as base_url:
-        yield base_url
 
 
 @pytest.fixture(autouse=True)

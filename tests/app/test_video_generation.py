@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -22,16 +21,9 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
 from db.url import DatabaseURL
-from tests.support.browser import serve
-from tests.support.pages import ARTICLE_TITLE, site_app
-from tests.support.processes import (
-    clean_env,
-    free_port,
-    run_studio,
-    start_studio,
-    stop,
-    wait_until_ready,
-)
+from tests.support.live_jobs import assert_stages_in_order
+from tests.support.pages import ARTICLE_TITLE
+from tests.support.processes import USER_RENDER, clean_env, running_studio
 from tests.support.video import RATE, decoded_audio, rms, streams
 from tests.support.websocket import TRANSPORT_WS, websocket_url
 
@@ -99,12 +91,6 @@ class Studio:
 
 
 @pytest.fixture
-def page_site() -> Iterator[str]:
-    with serve(site_app()) as url:
-        yield url
-
-
-@pytest.fixture
 def studio(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Studio]:
     media_dir = tmp_path / "media"
     env = clean_env(
@@ -113,21 +99,10 @@ def studio(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Studio]:
         STUDIO_MEDIA_DIR=str(media_dir),
         STUDIO_INPROCESS_WORKER="true",
         STUDIO_FETCH_ALLOWED_HOSTS="127.0.0.1",
-        # The defaults a user gets, not the tests' small frames.
-        STUDIO_RENDER_WIDTH="1280",
-        STUDIO_RENDER_HEIGHT="720",
-        STUDIO_RENDER_FPS="25",
+        **USER_RENDER,  # not the tests' small frames
     )
-    issued = run_studio("token", "--email", "maker@example.com", env=env)
-    assert issued.returncode == 0, issued.stderr
-    headers = {"Authorization": f"Bearer {issued.stdout.strip().splitlines()[-1]}"}
-    port, log = free_port(), tmp_path / "serve.log"
-    process: subprocess.Popen[bytes] = start_studio("serve", "--port", str(port), env=env, log=log)
-    try:
-        wait_until_ready(port, process, log)
-        yield Studio(f"http://127.0.0.1:{port}", headers, media_dir)
-    finally:
-        stop(process)
+    with running_studio(env, tmp_path, email="maker@example.com") as process:
+        yield Studio(process.url, process.headers, media_dir)
 
 
 async def test_a_description_becomes_a_playable_mp4_with_captions(
@@ -141,14 +116,7 @@ async def test_a_description_becomes_a_playable_mp4_with_captions(
         100,
         "READY",
     )
-    # The subscription starts once `startGeneration` has answered: SCRIPT (milliseconds) may be
-    # over by then. The stages seen come in the pipeline's order and end with RENDER.
-    stages = [s["stage"] for s in states if s["status"] == "RUNNING" and s["stage"]]
-    seen = sorted(set(stages), key=stages.index)
-    pipeline = ["SCRIPT", "VOICE", "CAPTIONS", "RENDER"]
-    assert seen == pipeline[pipeline.index(seen[0]) :], stages
-    progress = [s["progress"] for s in states]
-    assert progress == sorted(progress)
+    assert_stages_in_order(states)
 
     video = (await studio.graphql(PLAYER, {"id": video_id}))["video"]
     segments = video["script"]["segments"]
@@ -179,10 +147,10 @@ async def test_a_description_becomes_a_playable_mp4_with_captions(
 
 
 async def test_a_page_on_a_local_server_becomes_a_video(
-    studio: Studio, page_site: str, tmp_path: Path
+    studio: Studio, site: str, tmp_path: Path
 ) -> None:
     video_id, states = await studio.generate(
-        {"title": "From the web", "inputType": "URL", "sourceUrl": f"{page_site}/article"}
+        {"title": "From the web", "inputType": "URL", "sourceUrl": f"{site}/article"}
     )
     assert states[-1]["status"] == "SUCCEEDED", states[-1]
     video = (await studio.graphql(PLAYER, {"id": video_id}))["video"]

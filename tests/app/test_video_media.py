@@ -5,21 +5,17 @@ video published to this studio."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import media
-from app.main import create_app
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from db import models
 from db.models import VideoStatus
 from schema.relay import to_global_id
-from tests.factories import make_user, make_video
+from tests.factories import make_video
 from tests.support.graphql import GraphQLClient
 
 PLAYER = (
@@ -29,24 +25,8 @@ MP4 = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 8  # the bytes only need
 
 
 @pytest.fixture
-def media_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return load_settings(database_url=settings.database_url, media_dir=tmp_path / "media")
-
-
-@pytest.fixture
-async def app(
-    media_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Starlette]:
-    application = create_app(media_settings, sessionmaker=sessionmaker)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def owner(session: AsyncSession) -> models.User:
-    user = await make_user(session)
-    await session.commit()
-    return user
+def app_settings(media_settings: Settings) -> Settings:
+    return media_settings
 
 
 async def rendered_video(
@@ -78,15 +58,33 @@ async def player(client: GraphQLClient, video: models.Video) -> dict[str, object
     return found
 
 
+async def statuses(http: httpx.AsyncClient, *urls: str) -> list[int]:
+    """The status of a GET of each URL, without a token (media URLs carry their signature)."""
+    return [(await http.get(url)).status_code for url in urls]
+
+
+async def delete_video(client: GraphQLClient, video: models.Video) -> None:
+    gid = to_global_id("Video", video.id)
+    await client.execute("mutation($id: ID!) { deleteVideo(id: $id) { deletedId } }", {"id": gid})
+
+
+@pytest.fixture
+def client(graphql: GraphQLClient, owner: models.User) -> GraphQLClient:
+    return graphql.as_user(owner.id)
+
+
+@pytest.fixture
+async def video(
+    session: AsyncSession, owner: models.User, media_settings: Settings
+) -> models.Video:
+    """A READY video of `owner`'s, showing the files of its run ``job.1``."""
+    return await rendered_video(session, owner, media_settings)
+
+
 async def test_the_player_fields_are_signed_urls_that_play_and_seek(
-    session: AsyncSession,
-    owner: models.User,
-    media_settings: Settings,
-    graphql: GraphQLClient,
-    http: httpx.AsyncClient,
+    video: models.Video, client: GraphQLClient, http: httpx.AsyncClient
 ) -> None:
-    video = await rendered_video(session, owner, media_settings)
-    fields = await player(graphql.as_user(owner.id), video)
+    fields = await player(client, video)
     assert fields["durationMs"] == 2500
     media_url, poster_url = str(fields["mediaUrl"]), str(fields["posterUrl"])
     assert media_url.startswith(f"/media/videos/{video.id}/job.1/video.mp4?expires=")
@@ -100,94 +98,76 @@ async def test_the_player_fields_are_signed_urls_that_play_and_seek(
     assert part.headers["content-range"] == f"bytes 100-199/{len(MP4)}"
     poster = await http.get(poster_url)
     assert (poster.status_code, poster.headers["content-type"]) == (200, "image/png")
-    assert (await http.get(media_url.partition("?")[0])).status_code == 403  # unsigned
+    assert await statuses(http, media_url.partition("?")[0]) == [403]  # unsigned
 
 
 async def test_a_video_without_a_render_has_no_player_fields(
-    session: AsyncSession, owner: models.User, graphql: GraphQLClient
+    session: AsyncSession, owner: models.User, client: GraphQLClient
 ) -> None:
     video = await make_video(session, owner)
     await session.commit()
-    fields = await player(graphql.as_user(owner.id), video)
+    fields = await player(client, video)
     assert fields == {"mediaUrl": None, "posterUrl": None, "durationMs": None, "captionTracks": []}
 
 
 async def test_a_deleted_videos_files_stop_being_served_and_come_back_with_a_restore(
-    session: AsyncSession,
-    owner: models.User,
+    video: models.Video,
     media_settings: Settings,
-    graphql: GraphQLClient,
+    client: GraphQLClient,
     http: httpx.AsyncClient,
 ) -> None:
-    video = await rendered_video(session, owner, media_settings)
-    client = graphql.as_user(owner.id)
     fields = await player(client, video)
     urls = [str(fields["mediaUrl"]), str(fields["posterUrl"])]
-    gid = to_global_id("Video", video.id)
 
-    await client.execute("mutation($id: ID!) { deleteVideo(id: $id) { deletedId } }", {"id": gid})
-    assert [(await http.get(url)).status_code for url in urls] == [404, 404]
+    await delete_video(client, video)
+    assert await statuses(http, *urls) == [404, 404]
     assert media.resolve(media_settings, str(video.media_path)).is_file()  # kept until purged
 
     await client.execute(
-        "mutation($id: ID!) { restoreVideo(id: $id) { video { id } } }", {"id": gid}
+        "mutation($id: ID!) { restoreVideo(id: $id) { video { id } } }",
+        {"id": to_global_id("Video", video.id)},
     )
-    assert [(await http.get(url)).status_code for url in urls] == [200, 200]
+    assert await statuses(http, *urls) == [200, 200]
 
 
 async def test_files_of_a_replaced_run_or_of_another_video_are_not_served(
     session: AsyncSession,
     owner: models.User,
+    video: models.Video,
     media_settings: Settings,
-    graphql: GraphQLClient,
+    client: GraphQLClient,
     http: httpx.AsyncClient,
 ) -> None:
-    video = await rendered_video(session, owner, media_settings, run="first.1")
-    client = graphql.as_user(owner.id)
     old = await player(client, video)
     await show_run(session, video, media_settings, "second.1")
     new = await player(client, video)
-    assert (await http.get(str(old["mediaUrl"]))).status_code == 404
-    assert (await http.get(str(new["mediaUrl"]))).status_code == 200
+    assert await statuses(http, str(old["mediaUrl"]), str(new["mediaUrl"])) == [404, 200]
 
     # A signature for a path under one video that names a file of another is still refused.
     other = await rendered_video(session, owner, media_settings, run="other.1")
     forged = f"videos/{video.id}/../{other.id}/other.1/video.mp4"
-    assert (
-        await http.get(media.signed_url(media_settings, forged, viewer_id=None))
-    ).status_code in (
-        403,
-        404,
-    )
-    stray = f"videos/{video.id}/first.1/video.mp4"  # still on disk, no longer shown
-    assert (
-        await http.get(media.signed_url(media_settings, stray, viewer_id=None))
-    ).status_code == 404
+    [forged_status] = await statuses(http, media.signed_url(media_settings, forged, viewer_id=None))
+    assert forged_status in (403, 404)
+    stray = f"videos/{video.id}/job.1/video.mp4"  # still on disk, no longer shown
+    stray_url = media.signed_url(media_settings, stray, viewer_id=None)
+    assert await statuses(http, stray_url) == [404]
 
 
 async def test_a_published_video_has_a_public_link_while_it_is_live(
-    session: AsyncSession,
-    owner: models.User,
-    media_settings: Settings,
-    graphql: GraphQLClient,
-    http: httpx.AsyncClient,
+    video: models.Video, client: GraphQLClient, http: httpx.AsyncClient
 ) -> None:
-    video = await rendered_video(session, owner, media_settings)
-    client = graphql.as_user(owner.id)
-    gid = to_global_id("Video", video.id)
     link = f"/published/{video.id}.mp4"
-    assert (await http.get(link)).status_code == 404  # not published yet
+    assert await statuses(http, link) == [404]  # not published yet
 
     publish = """mutation($id: ID!) {
         publishVideo(input: {videoId: $id}) { video { publishedTo { url } } }
     }"""
-    published = await client.execute(publish, {"id": gid})
+    published = await client.execute(publish, {"id": to_global_id("Video", video.id)})
     assert published.ok()["publishVideo"]["video"]["publishedTo"] == [{"url": link}]
     served = await http.get(link, headers={"Range": "bytes=0-15"})  # no token, no signature
     assert (served.status_code, served.content) == (206, MP4[:16])
     assert served.headers["content-type"] == "video/mp4"
 
-    await client.execute("mutation($id: ID!) { deleteVideo(id: $id) { deletedId } }", {"id": gid})
-    assert (await http.get(link)).status_code == 404
-    assert (await http.get(f"/published/{uuid.uuid4()}.mp4")).status_code == 404
-    assert (await http.get("/published/not-an-id.mp4")).status_code == 404
+    await delete_video(client, video)
+    others = [f"/published/{uuid.uuid4()}.mp4", "/published/not-an-id.mp4"]
+    assert await statuses(http, link, *others) == [404, 404, 404]

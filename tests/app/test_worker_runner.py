@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -24,7 +25,7 @@ from app.worker import Worker
 from app.worker.pipeline import Results, Stage, StageContext, VideoInput
 from app.worker.runner import LISTENER_NAME
 from app.worker.stages import default_stages
-from db.models import JobStage, JobStatus, VideoInputType, VideoStatus
+from db.models import GenerationJob, JobStage, JobStatus, VideoInputType, VideoStatus
 from db.queries import job_leases, job_queue
 from db.url import DatabaseURL
 from tests.support.jobs import committing_sessions, load_job, load_video, start_jobs, wait_for
@@ -94,19 +95,25 @@ class EndlessStage:
         raise AssertionError("unreachable")
 
 
-async def _running(worker: Worker) -> asyncio.Task[None]:
-    task = asyncio.create_task(worker.run())
+@asynccontextmanager
+async def _running_worker(
+    database: DatabaseURL, settings: Settings, **options: Any
+) -> AsyncIterator[Worker]:
+    """A `Worker` on sessions of its own, running and idle when the block starts; stopped (its
+    jobs handed back) when the block ends."""
+    async with committing_sessions(database) as worker_sessions:
+        worker = Worker(settings, worker_sessions, **options)
 
-    async def idle() -> bool:
-        return worker.idle_slots == worker.concurrency
+        async def idle() -> bool:
+            return worker.idle_slots == worker.concurrency
 
-    await wait_for(idle, within=10, what="the worker to be idle")
-    return task
-
-
-async def _stopped(worker: Worker, task: asyncio.Task[None]) -> None:
-    worker.stop()
-    await asyncio.wait_for(task, 10)
+        task = asyncio.create_task(worker.run())
+        try:
+            await wait_for(idle, within=10, what="the worker to be idle")
+            yield worker
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 10)
 
 
 async def _finished(sessions: Sessions, job_id: uuid.UUID, within: float = 10) -> Any:
@@ -121,13 +128,10 @@ async def test_an_idle_worker_is_woken_by_notify_not_by_polling(
     migrated_database: DatabaseURL, sessions: Sessions
 ) -> None:
     settings = _settings(migrated_database, worker_poll_seconds=60)
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(settings, worker_sessions, concurrency=2)
-        task = await _running(worker)
+    async with _running_worker(migrated_database, settings, concurrency=2):
         queued_at = time.monotonic()
         (job,) = await start_jobs(sessions)
         done = await _finished(sessions, job.id, within=5)
-        await _stopped(worker, task)
     assert done.status is JobStatus.SUCCEEDED
     assert time.monotonic() - queued_at < 5  # far sooner than the 60 s poll
     video = await load_video(sessions, job.video_id)
@@ -146,12 +150,9 @@ async def test_progress_written_only_grows_at_a_bounded_pace(
     events: list[dict[str, Any]] = []
     listener = await _listen(migrated_database, events)
     try:
-        async with committing_sessions(migrated_database) as worker_sessions:
-            worker = Worker(settings, worker_sessions, stages=stages)
-            task = await _running(worker)
+        async with _running_worker(migrated_database, settings, stages=stages):
             (job,) = await start_jobs(sessions)
             done = await _finished(sessions, job.id)
-            await _stopped(worker, task)
     finally:
         await listener.close()
     assert done.status is JobStatus.SUCCEEDED
@@ -167,13 +168,9 @@ async def test_progress_written_only_grows_at_a_bounded_pace(
 async def test_a_stage_error_fails_the_job_with_its_message_at_once(
     migrated_database: DatabaseURL, sessions: Sessions
 ) -> None:
-    settings = _settings(migrated_database)
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(settings, worker_sessions)
-        task = await _running(worker)
+    async with _running_worker(migrated_database, _settings(migrated_database)):
         (job,) = await start_jobs(sessions, input_type=VideoInputType.URL)
         done = await _finished(sessions, job.id)
-        await _stopped(worker, task)
     assert (done.status, done.attempt) == (JobStatus.FAILED, 1)
     assert done.error is not None
     assert done.error == "The address 169.254.169.254 is not allowed (link-local)."
@@ -186,12 +183,9 @@ async def test_an_unexpected_error_is_retried_then_fails_without_details(
 ) -> None:
     settings = _settings(migrated_database, job_retry_backoff_seconds=0)
     stages = [*default_stages(settings)[:3], BrokenStage()]
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(settings, worker_sessions, stages=stages)
-        task = await _running(worker)
+    async with _running_worker(migrated_database, settings, stages=stages):
         (job,) = await start_jobs(sessions, max_attempts=2)
         done = await _finished(sessions, job.id)
-        await _stopped(worker, task)
     assert (done.status, done.attempt) == (JobStatus.FAILED, 2)
     assert done.error == "Generation failed because of an internal error."
 
@@ -200,17 +194,10 @@ async def test_stopping_hands_a_job_back_when_its_stage_overruns_the_grace(
     migrated_database: DatabaseURL, sessions: Sessions
 ) -> None:
     settings = _settings(migrated_database)
-    stages = [default_stages(settings)[0], EndlessStage()]
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(settings, worker_sessions, stages=stages, stop_grace_seconds=0.2)
-        task = await _running(worker)
+    stages = _voice_after_script(settings, EndlessStage())
+    async with _running_worker(migrated_database, settings, stages=stages, stop_grace_seconds=0.2):
         (job,) = await start_jobs(sessions)
-
-        async def in_voice() -> bool:
-            return (await load_job(sessions, job.id)).stage is JobStage.VOICE
-
-        await wait_for(in_voice, within=5, what="the VOICE stage")
-        await _stopped(worker, task)
+        await _in_stage(sessions, job.id, JobStage.VOICE)
     handed = await load_job(sessions, job.id)
     assert (handed.status, handed.lease_owner, handed.attempt) == (JobStatus.QUEUED, None, 1)
     assert handed.max_attempts == 4
@@ -222,20 +209,10 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_the_job(
 ) -> None:
     settings = _settings(migrated_database, worker_lease_seconds=1)
     stage = EndlessStage()
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(
-            settings,
-            worker_sessions,
-            stages=[default_stages(settings)[0], stage],
-            stop_grace_seconds=0.2,
-        )
-        task = await _running(worker)
+    stages = _voice_after_script(settings, stage)
+    async with _running_worker(migrated_database, settings, stages=stages, stop_grace_seconds=0.2):
         (job,) = await start_jobs(sessions)
-
-        async def in_voice() -> bool:
-            return (await load_job(sessions, job.id)).stage is JobStage.VOICE
-
-        await wait_for(in_voice, within=5, what="the VOICE stage")
+        await _in_stage(sessions, job.id, JobStage.VOICE)
 
         async def unreachable(*args: Any, **kwargs: Any) -> None:
             raise OSError("the database is unreachable")
@@ -243,11 +220,7 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_the_job(
         monkeypatch.setattr(job_leases, "renew_lease", unreachable)
         monkeypatch.setattr(job_leases, "check_lease", unreachable)
         cut_off = time.monotonic()
-
-        async def stage_stopped() -> bool:
-            return stage.cancelled
-
-        await wait_for(stage_stopped, within=5, what="the stage to be stopped")
+        await _stage_stopped(stage)
         stopped_after = time.monotonic() - cut_off
         monkeypatch.undo()
 
@@ -256,40 +229,24 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_the_job(
 
         # Left as it was; once the lease has run out, it is reclaimed (here by the freed slot).
         await wait_for(reclaimed, within=5, what="the job to be reclaimed")
-        await _stopped(worker, task)
     assert stopped_after < settings.worker_lease_seconds + 0.5
 
 
 async def test_a_cancel_notification_stops_the_running_stage(
     migrated_database: DatabaseURL, sessions: Sessions
 ) -> None:
-    # No safety-net check nor lease renewal within the test's wait: only the notification can
-    # stop the stage in time.
-    settings = _settings(migrated_database, worker_poll_seconds=60, worker_lease_seconds=300)
-    stage = EndlessStage(quiet=True)
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(settings, worker_sessions, stages=[default_stages(settings)[0], stage])
-        task = await _running(worker)
-        (job,) = await start_jobs(sessions)
-        await _in_stage(sessions, job.id, JobStage.VOICE)
-
+    # No safety-net check within the test's wait: only the notification can stop the stage in
+    # time.
+    async with _job_in_endless_voice(migrated_database, sessions, poll_seconds=60) as (job, stage):
         await _cancel(sessions, job.id)
         await _stage_stopped(stage)
-        await _stopped(worker, task)
     assert (await load_job(sessions, job.id)).status is JobStatus.CANCELLED
 
 
 async def test_a_cancel_missed_while_not_listening_is_seen_when_the_listener_reconnects(
     migrated_database: DatabaseURL, sessions: Sessions
 ) -> None:
-    settings = _settings(migrated_database, worker_poll_seconds=60, worker_lease_seconds=300)
-    stage = EndlessStage(quiet=True)
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(settings, worker_sessions, stages=[default_stages(settings)[0], stage])
-        task = await _running(worker)
-        (job,) = await start_jobs(sessions)
-        await _in_stage(sessions, job.id, JobStage.VOICE)
-
+    async with _job_in_endless_voice(migrated_database, sessions, poll_seconds=60) as (job, stage):
         await _cancel(sessions, job.id, notify=False)  # as if sent while reconnecting
         assert not stage.cancelled
         async with sessions.begin() as session:
@@ -302,23 +259,14 @@ async def test_a_cancel_missed_while_not_listening_is_seen_when_the_listener_rec
             )
         assert killed == 1
         await _stage_stopped(stage)  # the reconnection makes every running job look again
-        await _stopped(worker, task)
 
 
 async def test_a_missed_cancel_notification_is_caught_by_the_safety_net_check(
     migrated_database: DatabaseURL, sessions: Sessions
 ) -> None:
-    settings = _settings(migrated_database, worker_poll_seconds=0.5, worker_lease_seconds=300)
-    stage = EndlessStage(quiet=True)
-    async with committing_sessions(migrated_database) as worker_sessions:
-        worker = Worker(settings, worker_sessions, stages=[default_stages(settings)[0], stage])
-        task = await _running(worker)
-        (job,) = await start_jobs(sessions)
-        await _in_stage(sessions, job.id, JobStage.VOICE)
-
+    async with _job_in_endless_voice(migrated_database, sessions, poll_seconds=0.5) as (job, stage):
         await _cancel(sessions, job.id, notify=False)
         await _stage_stopped(stage)
-        await _stopped(worker, task)
 
 
 async def test_the_api_process_runs_a_worker_on_its_own_listener_when_asked_to(
@@ -342,6 +290,26 @@ async def test_the_api_process_runs_a_worker_on_its_own_listener_when_asked_to(
             )
     assert done.status is JobStatus.SUCCEEDED
     assert listening == 1
+
+
+@asynccontextmanager
+async def _job_in_endless_voice(
+    database: DatabaseURL, sessions: Sessions, *, poll_seconds: float
+) -> AsyncIterator[tuple[GenerationJob, EndlessStage]]:
+    """A running worker whose one job is in a quiet `EndlessStage` (VOICE) when the block starts:
+    only a cancel the worker notices ends it. The lease (300 s) is not renewed within a test's
+    wait; the worker's safety-net check comes every ``poll_seconds``."""
+    settings = _settings(database, worker_poll_seconds=poll_seconds, worker_lease_seconds=300)
+    stage = EndlessStage(quiet=True)
+    async with _running_worker(database, settings, stages=_voice_after_script(settings, stage)):
+        (job,) = await start_jobs(sessions)
+        await _in_stage(sessions, job.id, JobStage.VOICE)
+        yield job, stage
+
+
+def _voice_after_script(settings: Settings, stage: EndlessStage) -> list[Stage]:
+    """The real SCRIPT stage, then ``stage`` as VOICE (nothing after it)."""
+    return [default_stages(settings)[0], stage]
 
 
 async def _in_stage(sessions: Sessions, job_id: uuid.UUID, stage: JobStage) -> None:

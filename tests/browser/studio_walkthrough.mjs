@@ -7,40 +7,28 @@
 //     "input": {"title": "…", "description": "…", "inputType": "DESCRIPTION"},
 //     "chromium": "/usr/bin/chromium"}'
 //
-// stdout: one JSON report {ok, error, videoId, states, video, player, external, pageErrors}.
-// `states` are the subscription's results in the order the result pane showed them; `player` is
-// what the <video> element reported (duration, size, time played, decoded audio bytes, cues).
-// Exit status: 0 passed, 2 anything failed. tests/app/test_graphiql_walkthrough.py runs this.
+// stdout: one JSON report {ok, error, videoId, states, video, player, requests, external,
+// pageErrors, consoleErrors}. `states` are the subscription's results in the order the result
+// pane showed them; `player` is what the <video> element reported (duration, size, time played,
+// decoded audio bytes, cues). Exit status: 0 passed, 1 a request went to another host, 2
+// anything else failed. tests/app/test_graphiql_walkthrough.py runs this; graphiql_page.mjs
+// holds what it shares with graphiql_smoke.mjs.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-
-const require = createRequire(new URL("../../graphiql/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+import {
+  EXECUTE_BUTTON,
+  QUERY_EDITOR,
+  RESPONSE_EDITOR,
+  newReport,
+  responseText,
+  runInChromium,
+  setQuery,
+  setVariables,
+  watchedPage,
+} from "./graphiql_page.mjs";
 
 const config = JSON.parse(process.argv[2] ?? "{}");
+config.timeoutMs ??= 60000;
 const target = new URL(config.url);
-const timeoutMs = config.timeoutMs ?? 60000;
-
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-  "--disable-sync",
-  "--disable-quic",
-  "--autoplay-policy=no-user-gesture-required",
-  `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${target.hostname}`,
-];
-
-const QUERY_EDITOR = ".graphiql-query-editor .CodeMirror";
-const VARIABLES_EDITOR = ".graphiql-editor-tool > .graphiql-editor:first-child .CodeMirror";
-const RESPONSE_EDITOR = ".graphiql-response .CodeMirror";
-const EXECUTE_BUTTON = ".graphiql-execute-button";
 
 const CREATE = `mutation Create($input: CreateVideoInput!) {
   createVideo(input: $input) { video { id } }
@@ -58,71 +46,40 @@ const PLAYER = `query Player($id: ID!) {
   }
 }`;
 
-const report = {
-  ok: false,
-  error: null,
-  videoId: null,
-  states: [],
-  video: null,
-  player: null,
-  external: [],
-  pageErrors: [],
-};
+const report = newReport({ videoId: null, states: [], video: null, player: null });
 
-function record(url) {
-  const parsed = new URL(url);
-  if (["data:", "blob:", "about:"].includes(parsed.protocol)) return;
-  if (parsed.host !== target.host) report.external.push(url);
-}
-
-async function graphiql(page, query, variables) {
-  const setEditor = (selector, text) =>
-    page.evaluate(
-      ([editor, value]) => document.querySelector(editor).CodeMirror.setValue(value),
-      [selector, text],
-    );
-  const response = () =>
-    page.evaluate((selector) => document.querySelector(selector)?.CodeMirror.getValue() ?? "", RESPONSE_EDITOR);
-  await page.waitForSelector(VARIABLES_EDITOR, { state: "attached" });
-  await setEditor(VARIABLES_EDITOR, JSON.stringify(variables, null, 2));
-  await setEditor(QUERY_EDITOR, query);
-  // Wait until GraphiQL has parsed this text: it decides from the parse whether the operation
-  // goes over HTTP or the websocket.
-  await page.waitForFunction(
-    ([selector, text]) => document.querySelector(selector).CodeMirror.documentAST?.loc?.source.body === text,
-    [QUERY_EDITOR, query],
-  );
-  const before = await response();
+// Type an operation and its variables into GraphiQL, run it, and wait for the result pane to
+// change: the pane's new text.
+async function runOperation(page, query, variables) {
+  await setVariables(page, variables);
+  await setQuery(page, query);
+  const before = (await responseText(page)) ?? "";
   await page.click(EXECUTE_BUTTON);
-  await page.waitForFunction(
+  const changed = await page.waitForFunction(
     ([selector, old]) => {
       const text = document.querySelector(selector)?.CodeMirror.getValue() ?? "";
-      return text !== "" && text !== old;
+      return text !== "" && text !== old ? text : false;
     },
     [RESPONSE_EDITOR, before],
   );
-  return response;
+  return changed.jsonValue();
 }
 
 async function run(context) {
-  context.on("request", (request) => record(request.url()));
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(timeoutMs);
-  page.on("pageerror", (error) => report.pageErrors.push(String(error)));
-
+  const page = await watchedPage(context, target, report, config.timeoutMs);
   await page.goto(target.href, { waitUntil: "load" });
   await page.waitForSelector(QUERY_EDITOR);
 
-  const created = JSON.parse(await (await graphiql(page, CREATE, { input: config.input }))());
+  const created = JSON.parse(await runOperation(page, CREATE, { input: config.input }));
   report.videoId = created.data.createVideo.video.id;
-  const started = JSON.parse(await (await graphiql(page, START, { id: report.videoId }))());
+  const started = JSON.parse(await runOperation(page, START, { id: report.videoId }));
   const jobId = started.data.startGeneration.job.id;
 
   // The result pane shows each new subscription result as it arrives: keep every distinct one
   // until the job has ended.
-  const pane = await graphiql(page, WATCH, { jobId });
+  await runOperation(page, WATCH, { jobId });
   let seen = "";
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + config.timeoutMs;
   for (;;) {
     const text = await page.waitForFunction(
       ([selector, old]) => {
@@ -138,9 +95,8 @@ async function run(context) {
     if (!["QUEUED", "RUNNING"].includes(state.status)) break;
     if (Date.now() > deadline) throw new Error("the job did not end in time");
   }
-  void pane;
 
-  const player = JSON.parse(await (await graphiql(page, PLAYER, { id: report.videoId }))());
+  const player = JSON.parse(await runOperation(page, PLAYER, { id: report.videoId }));
   report.video = player.data.video;
   const vtt = report.video.captionTracks.find((track) => track.format === "vtt");
 
@@ -196,24 +152,13 @@ async function run(context) {
   );
 }
 
-const userDataDir = mkdtempSync(join(tmpdir(), "studio-walkthrough-"));
-let context;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: config.chromium,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-    timeout: timeoutMs,
-  });
-  await run(context);
-  report.ok = report.external.length === 0;
-  if (!report.ok) report.error = "requests went to hosts other than the server under test";
-} catch (error) {
-  report.error = String(error?.stack ?? error);
-} finally {
-  await context?.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
-}
-
-process.stdout.write(`${JSON.stringify(report)}\n`);
-process.exitCode = report.ok ? 0 : 2;
+await runInChromium(
+  {
+    config,
+    target,
+    report,
+    profilePrefix: "studio-walkthrough-",
+    flags: ["--autoplay-policy=no-user-gesture-required"],
+  },
+  run,
+);

@@ -87,11 +87,8 @@ SEED = [
 
 @pytest.fixture(scope="module")
 def planner_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(prefix="studio_plans")
-    try:
+    with pg_server.temporary_database(prefix="studio_plans") as database:
         yield database
-    finally:
-        pg_server.drop_database(database)
 
 
 @pytest.fixture(scope="module")

@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from strawberry.http.ides import get_graphql_ide_html
 
-from app.main import create_app
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from db.queries import videos as video_queries
 from schema.relay import to_global_id
 from tests.factories import make_user
-from tests.support.browser import serve
 from tests.support.graphql import GraphQLClient, count_statements
-from tests.support.live_jobs import (
-    JOB_PROGRESS,
-    VIDEO_UPDATED,
-    LiveJob,
-    create_live_job,
-    writer_engine,
-)
-from tests.support.server import PgServer
+from tests.support.live_jobs import JOB_PROGRESS, VIDEO_UPDATED, LiveJob
 from tests.support.websocket import (
     LEGACY_WS,
     TRANSPORT_WS,
@@ -45,38 +35,8 @@ VIEWER_JOBS = "subscription { viewerJobs { id } }"
 
 
 @pytest.fixture(scope="module")
-def advisory_database(pg_server: PgServer) -> Iterator[Any]:
-    database = pg_server.create_database(prefix="studio_advisories")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
-
-
-@pytest.fixture(scope="module")
-def advisory_settings(advisory_database: Any) -> Settings:
-    return load_settings(
-        database_url=advisory_database.render(hide_password=False),
-        max_subscriptions_per_connection=MAX_OPERATIONS,
-    )
-
-
-@pytest.fixture(scope="module")
-def server(advisory_settings: Settings) -> Iterator[str]:
-    with serve(create_app(advisory_settings)) as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-async def writer(advisory_database: Any) -> AsyncIterator[AsyncEngine]:
-    engine = writer_engine(advisory_database)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def job(writer: AsyncEngine, advisory_settings: Settings) -> LiveJob:
-    return await create_live_job(writer, advisory_settings)
+def live_overrides() -> dict[str, Any]:
+    return {"max_subscriptions_per_connection": MAX_OPERATIONS}
 
 
 @pytest.fixture

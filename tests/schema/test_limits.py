@@ -10,7 +10,7 @@ clients through (GraphiQL's introspection query, the README's batching query).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,12 +22,10 @@ from starlette.applications import Starlette
 
 from app.auth import issue_access_token
 from app.main import create_app
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from schema.relay import to_global_id
 from tests.factories import make_user, make_video
-from tests.support.browser import serve
 from tests.support.graphql import GraphQLClient, GraphQLResponse, count_statements
-from tests.support.server import PgServer
 from tests.support.websocket import bearer, open_websocket
 
 SMALL: dict[str, Any] = {
@@ -38,6 +36,9 @@ SMALL: dict[str, Any] = {
     "max_tokens": 100,
     "max_characters": 2000,
 }
+
+#: A document at a limit (``over`` 0: it runs) and one just over it (``over`` 1: refused).
+at_and_over = pytest.mark.parametrize(("over", "runs"), [(0, True), (1, False)], ids=["at", "over"])
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ async def test_depth_over_the_limit_is_refused_before_sql(
     await _assert_refused(small, connection, _nested(SMALL["max_query_depth"] + 1), "depth")
 
 
-@pytest.mark.parametrize(("over", "runs"), [(0, True), (1, False)], ids=["at", "over"])
+@at_and_over
 async def test_depth_counts_through_fragments_and_inline_fragments(
     small: GraphQLClient, connection: AsyncConnection, over: int, runs: bool
 ) -> None:
@@ -116,7 +117,7 @@ async def test_the_depth_limit_does_not_count_introspection_but_nested_lists_are
 # --- aliases -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("over", "runs"), [(0, True), (1, False)], ids=["at", "over"])
+@at_and_over
 async def test_aliases_up_to_the_limit(
     small: GraphQLClient, connection: AsyncConnection, over: int, runs: bool
 ) -> None:
@@ -141,7 +142,7 @@ async def test_aliases_in_a_fragment_count_each_time_it_is_spread(
 # --- directives ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("over", "runs"), [(0, True), (1, False)], ids=["at", "over"])
+@at_and_over
 async def test_directives_up_to_the_limit(
     small: GraphQLClient, connection: AsyncConnection, over: int, runs: bool
 ) -> None:
@@ -165,7 +166,7 @@ async def test_directives_in_a_fragment_count_each_time_it_is_spread(
 # --- tokens and characters -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("over", "runs"), [(0, True), (1, False)], ids=["at", "over"])
+@at_and_over
 async def test_tokens_up_to_the_limit(
     small: GraphQLClient, connection: AsyncConnection, over: int, runs: bool
 ) -> None:
@@ -176,7 +177,7 @@ async def test_tokens_up_to_the_limit(
         await _assert_refused(small, connection, query, "tokens")
 
 
-@pytest.mark.parametrize(("over", "runs"), [(0, True), (1, False)], ids=["at", "over"])
+@at_and_over
 async def test_characters_up_to_the_limit_count_what_tokens_do_not(
     small: GraphQLClient, connection: AsyncConnection, over: int, runs: bool
 ) -> None:
@@ -198,7 +199,7 @@ def _page_cost(n: int) -> int:
     return 2 + 3 * n  # viewer, videos, then edges, node and id once per video
 
 
-@pytest.mark.parametrize(("over", "runs"), [(0, True), (1, False)], ids=["at", "over"])
+@at_and_over
 async def test_cost_multiplies_by_first(
     small: GraphQLClient, connection: AsyncConnection, over: int, runs: bool
 ) -> None:
@@ -281,27 +282,21 @@ async def test_a_json_array_of_operations_is_refused(
 
 
 @pytest.fixture(scope="module")
-def small_server(pg_server: PgServer) -> Iterator[tuple[str, Settings]]:
-    database = pg_server.create_database(prefix="studio_limits")
-    try:
-        settings = load_settings(database_url=database.render(hide_password=False), **SMALL)
-        with serve(create_app(settings)) as base_url:
-            yield base_url, settings
-    finally:
-        pg_server.drop_database(database)
+def live_overrides() -> dict[str, Any]:
+    """The live app (tests/schema/conftest.py) has the `SMALL` limits."""
+    return SMALL
 
 
 async def test_limits_apply_to_subscriptions_over_websockets(
-    small_server: tuple[str, Settings],
+    server: str, live_settings: Settings
 ) -> None:
-    base_url, settings = small_server
-    token = issue_access_token(settings, uuid.uuid4()).token
+    token = issue_access_token(live_settings, uuid.uuid4()).token
     deep = (
         "subscription { viewerJobs { video { owner { videos(first: 1) { edges { node { "
         "owner { id } } } } } } } }"
     )  # id at depth 7
     long = "subscription { viewerJobs { id } }\n#" + "x" * SMALL["max_characters"]
-    async with open_websocket(base_url) as ws:
+    async with open_websocket(server) as ws:
         assert (await ws.init(bearer(token)))["type"] == "connection_ack"
         await ws.subscribe("deep", deep)
         deep_refused = await ws.receive()

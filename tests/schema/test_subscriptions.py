@@ -10,8 +10,8 @@ be reached.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -23,12 +23,9 @@ from starlette.applications import Starlette
 
 from app.auth import issue_access_token
 from app.events import EventHub
-from app.main import create_app
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from db.models import JobStage, JobStatus
-from db.url import DatabaseURL
 from schema.relay import to_global_id
-from tests.support.browser import serve
 from tests.support.live_jobs import (
     JOB_PROGRESS,
     VIDEO_UPDATED,
@@ -38,9 +35,7 @@ from tests.support.live_jobs import (
     eventually,
     update_job,
     update_video,
-    writer_engine,
 )
-from tests.support.server import PgServer
 from tests.support.websocket import (
     LEGACY_WS,
     TRANSPORT_WS,
@@ -55,44 +50,11 @@ MAX_CONNECTIONS = 2
 
 
 @pytest.fixture(scope="module")
-def live_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(prefix="studio_live")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
-
-
-@pytest.fixture(scope="module")
-def live_settings(live_database: DatabaseURL) -> Settings:
-    return load_settings(
-        database_url=live_database.render(hide_password=False),
-        max_subscriptions_per_connection=MAX_OPERATIONS,
-        max_connections_per_user=MAX_CONNECTIONS,
-    )
-
-
-@pytest.fixture(scope="module")
-def live_app(live_settings: Settings) -> Starlette:
-    return create_app(live_settings)
-
-
-@pytest.fixture(scope="module")
-def server(live_app: Starlette) -> Iterator[str]:
-    with serve(live_app) as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-async def writer(live_database: DatabaseURL) -> AsyncIterator[AsyncEngine]:
-    engine = writer_engine(live_database)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def job(writer: AsyncEngine, live_settings: Settings) -> LiveJob:
-    return await create_live_job(writer, live_settings)
+def live_overrides() -> dict[str, Any]:
+    return {
+        "max_subscriptions_per_connection": MAX_OPERATIONS,
+        "max_connections_per_user": MAX_CONNECTIONS,
+    }
 
 
 async def _progress(ws: GraphQLWebSocket, operation_id: str = "1") -> tuple[str, str | None, int]:

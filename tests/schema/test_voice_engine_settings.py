@@ -6,22 +6,18 @@ from __future__ import annotations
 import io
 import uuid
 import wave
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
 
 from app import media
-from app.main import create_app
 from app.pipeline import preview, speech
 from app.pipeline.voice import EspeakVoice
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from app.worker.pipeline import ProgressMeter, StageContext, VideoInput
 from app.worker.stages import ScriptFromDescription
 from db import models
@@ -46,24 +42,8 @@ NONE = {"voice": None, "variant": None, "rate": None, "pitch": None, "volume": N
 
 
 @pytest.fixture
-def media_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return load_settings(database_url=settings.database_url, media_dir=tmp_path / "media")
-
-
-@pytest.fixture
-async def app(
-    media_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Starlette]:
-    application = create_app(media_settings, sessionmaker=sessionmaker)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def owner(session: AsyncSession) -> models.User:
-    user = await make_user(session)
-    await session.commit()
-    return user
+def app_settings(media_settings: Settings) -> Settings:
+    return media_settings
 
 
 @pytest.fixture

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import io
 import wave
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import media
-from app.main import create_app
 from app.pipeline import preview
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from db import models
 from schema.relay import to_global_id
-from tests.factories import make_user, make_video, make_voice_profile
+from tests.factories import make_video, make_voice_profile
 from tests.support.graphql import GraphQLClient
 
 CREATE = """
@@ -36,24 +32,8 @@ TRACKS = "query($id: ID!) { video(id: $id) { captionTracks { language format url
 
 
 @pytest.fixture
-def media_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return load_settings(database_url=settings.database_url, media_dir=tmp_path / "media")
-
-
-@pytest.fixture
-async def app(
-    media_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Starlette]:
-    application = create_app(media_settings, sessionmaker=sessionmaker)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def owner(session: AsyncSession) -> models.User:
-    user = await make_user(session)
-    await session.commit()
-    return user
+def app_settings(media_settings: Settings) -> Settings:
+    return media_settings
 
 
 def _previews(media_settings: Settings) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import media
 from app.auth import issue_access_token
-from app.main import create_app
 from app.settings import Settings, load_settings
 from db import models
 from db.models import AuditEvent, VoiceProfile
@@ -58,34 +55,18 @@ DELETE = "mutation Delete($id: ID!) { deleteVoiceProfile(id: $id) { deletedId } 
 
 
 @pytest.fixture
-def media_settings(settings: Settings, tmp_path: Path) -> Settings:
+def app_settings(media_settings: Settings) -> Settings:
     return load_settings(
-        database_url=settings.database_url,
-        media_dir=tmp_path / "media",
+        database_url=media_settings.database_url,
+        media_dir=media_settings.media_dir,
         max_body_bytes=BODY_LIMIT,
         max_upload_bytes=UPLOAD_LIMIT,
     )
 
 
 @pytest.fixture
-async def app(
-    media_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[Starlette]:
-    application = create_app(media_settings, sessionmaker=sessionmaker)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
 def media_dir(media_settings: Settings) -> Path:
     return media_settings.resolved_media_dir
-
-
-@pytest.fixture
-async def owner(session: AsyncSession) -> models.User:
-    user = await make_user(session)
-    await session.commit()
-    return user
 
 
 @dataclass

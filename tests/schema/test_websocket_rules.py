@@ -11,23 +11,22 @@ looks at one step in-process: the moment between a token's expiry and the close.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.auth import Viewer, issue_access_token
 from app.errors import Unauthenticated
 from app.main import create_app
-from app.settings import Settings, load_settings
-from db.url import DatabaseURL
+from app.settings import Settings
 from schema.context import Context
 from schema.loaders import Loaders
 from schema.streaming import ShortSessionGate, operation_context
 from tests.support.browser import serve
-from tests.support.live_jobs import JOB_PROGRESS, LiveJob, create_live_job, writer_engine
-from tests.support.server import PgServer
+from tests.support.live_jobs import JOB_PROGRESS, LiveJob
 from tests.support.websocket import LEGACY_WS, TRANSPORT_WS, bearer, open_websocket
 
 MAX_OPERATIONS = 2
@@ -42,51 +41,23 @@ NO_QUERY = "subscribe needs a payload with a query string"
 
 
 @pytest.fixture(scope="module")
-def rules_database(pg_server: PgServer) -> Iterator[DatabaseURL]:
-    database = pg_server.create_database(prefix="studio_wsrules")
-    try:
-        yield database
-    finally:
-        pg_server.drop_database(database)
+def live_overrides() -> dict[str, Any]:
+    return {
+        "max_subscriptions_per_connection": MAX_OPERATIONS,
+        "max_connections_per_user": MAX_CONNECTIONS,
+        "ws_max_message_bytes": MAX_MESSAGE_BYTES,
+        "ws_keep_alive_seconds": KEEP_ALIVE_SECONDS,
+    }
 
 
 @pytest.fixture(scope="module")
-def rules_settings(rules_database: DatabaseURL) -> Settings:
-    return load_settings(
-        database_url=rules_database.render(hide_password=False),
-        max_subscriptions_per_connection=MAX_OPERATIONS,
-        max_connections_per_user=MAX_CONNECTIONS,
-        ws_max_message_bytes=MAX_MESSAGE_BYTES,
-        ws_keep_alive_seconds=KEEP_ALIVE_SECONDS,
-    )
-
-
-@pytest.fixture(scope="module")
-def server(rules_settings: Settings) -> Iterator[str]:
-    with serve(create_app(rules_settings)) as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-def impatient_server(rules_settings: Settings) -> Iterator[str]:
+def impatient_server(live_settings: Settings) -> Iterator[str]:
     """An app that waits only `INIT_TIMEOUT_SECONDS` for ``connection_init``."""
-    settings = rules_settings.model_copy(
+    settings = live_settings.model_copy(
         update={"ws_connection_init_timeout_seconds": INIT_TIMEOUT_SECONDS}
     )
     with serve(create_app(settings)) as base_url:
         yield base_url
-
-
-@pytest.fixture(scope="module")
-async def writer(rules_database: DatabaseURL) -> AsyncIterator[AsyncEngine]:
-    engine = writer_engine(rules_database)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def job(writer: AsyncEngine, rules_settings: Settings) -> LiveJob:
-    return await create_live_job(writer, rules_settings)
 
 
 # --- connection_init ---------------------------------------------------------------------------
@@ -317,13 +288,13 @@ async def test_the_legacy_protocol_sends_ka(server: str, job: LiveJob) -> None:
 
 @both_protocols
 async def test_an_expired_token_ends_the_subscriptions_then_closes_with_4403(
-    server: str, rules_settings: Settings, job: LiveJob, protocol: str
+    server: str, live_settings: Settings, job: LiveJob, protocol: str
 ) -> None:
     """When the connection's access token expires, each running subscription ends with
     UNAUTHENTICATED, then the socket is closed with `4403: Token expired` (graphql-ws clients
     reconnect after a 4403, with fresh connectionParams)."""
-    issued = datetime.now(UTC) - timedelta(seconds=rules_settings.token_ttl_seconds - 1)
-    token = issue_access_token(rules_settings, job.user_id, now=issued).token  # expires in ≤ 1 s
+    issued = datetime.now(UTC) - timedelta(seconds=live_settings.token_ttl_seconds - 1)
+    token = issue_access_token(live_settings, job.user_id, now=issued).token  # expires in ≤ 1 s
     async with open_websocket(server, protocol=protocol) as ws:
         assert (await ws.init(bearer(token)))["type"] == "connection_ack"
         await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
@@ -335,14 +306,14 @@ async def test_an_expired_token_ends_the_subscriptions_then_closes_with_4403(
 
 
 async def test_an_operation_after_the_token_expired_is_unauthenticated(
-    rules_settings: Settings,
+    live_settings: Settings,
 ) -> None:
     """Between the token's expiry and the close (operations get a moment to send their last
     message), a new operation on the connection reads as signed out."""
     gate = ShortSessionGate(async_sessionmaker())
     expired = Viewer(user_id=uuid.uuid4(), expires_at=datetime.now(UTC) - timedelta(seconds=1))
     connection = Context(
-        settings=rules_settings,
+        settings=live_settings,
         request_id="",
         gate=gate,
         loaders=Loaders(gate, expired.user_id),

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from db.url import DatabaseURL
-from tests.support.processes import clean_env, free_port, start_studio, stop, wait_until_ready
+from tests.support.processes import clean_env, running_studio
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,8 @@ def endpoint(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[str]:
         STUDIO_INPROCESS_WORKER="false",
         STUDIO_LOG_LEVEL="WARNING",
     )
-    port, log = free_port(), tmp_path / "serve.log"
-    process = start_studio("serve", "--port", str(port), env=env, log=log)
-    try:
-        wait_until_ready(port, process, log)
-        yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        assert stop(process) == 0, log.read_text()
+    with running_studio(env, tmp_path) as studio:
+        yield f"{studio.url}/graphql"
 
 
 def test_every_must_of_the_graphql_over_http_audit_passes(node: str, endpoint: str) -> None:

@@ -1,4 +1,5 @@
-"""GraphiQL in a real browser: a server on a real port, and the smoke script that drives Chromium.
+"""GraphiQL in a real browser: a server on a real port, and the scripts in tests/browser that drive
+Chromium.
 
 ``run_graphiql_smoke`` works against any server that serves GraphiQL, e.g. the real app with a
 viewer's token::
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -96,7 +98,6 @@ def run_graphiql_smoke(
     ``variables`` into its variables editor; ``upload`` is chosen in the page's upload bar (the
     variable path it fills keeps its default, ``input.sample``).
     """
-    tools = browser_tools()
     config = {
         "url": url,
         "query": query,
@@ -104,23 +105,10 @@ def run_graphiql_smoke(
         "headers": headers,
         "variables": variables,
         "upload": str(upload) if upload is not None else None,
-        "chromium": tools.chromium,
         "timeoutMs": int(timeout * 1000),
     }
-    result = subprocess.run(
-        [tools.node, str(SMOKE_SCRIPT), json.dumps(config)],
-        capture_output=True,
-        text=True,
-        timeout=timeout * 3,  # launch, load and run each get `timeout`
-        check=False,
-    )
-    try:
-        raw = json.loads(result.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise AssertionError(
-            f"graphiql_smoke.mjs exited with {result.returncode} without a report:\n"
-            f"{result.stdout}\n{result.stderr}"
-        ) from None
+    # Launch, load and run each get `timeout`.
+    raw, result = run_browser_script(SMOKE_SCRIPT, config, timeout=timeout * 3)
     report = SmokeReport(
         response=raw["response"],
         requests=raw["requests"],
@@ -131,6 +119,32 @@ def run_graphiql_smoke(
     if result.returncode != 0:
         raise AssertionError(_describe_failure(raw["error"], report, result.stderr))
     return report
+
+
+def run_browser_script(
+    script: Path, config: dict[str, Any], *, timeout: float
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Run one of tests/browser's scripts with ``config`` (and this machine's Chromium) as its
+    argument; the JSON report it prints last, and the finished process.
+
+    Skips (or fails) the test like `browser_tools`; fails it when the script printed no report.
+    """
+    tools = browser_tools()
+    result = subprocess.run(
+        [tools.node, str(script), json.dumps(config | {"chromium": tools.chromium})],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    try:
+        report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise AssertionError(
+            f"{script.name} exited with {result.returncode} without a report:\n"
+            f"{result.stdout}\n{result.stderr}"
+        ) from None
+    return report, result
 
 
 @contextmanager

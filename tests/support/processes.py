@@ -1,4 +1,12 @@
-"""Run the real ``studio`` command in child processes, with a clean environment."""
+"""Run the real ``studio`` command in child processes, with a clean environment.
+
+A test that needs a real API process writes::
+
+    with running_studio(clean_env(DATABASE_URL=...), tmp_path, email="a@example.com") as studio:
+        httpx.post(f"{studio.url}/graphql", headers=studio.headers, json=...)
+
+and one that needs two on the same database uses `running_studios` (`running_studio` twice).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,8 +37,79 @@ TEST_RENDER = {
     "STUDIO_RENDER_HEIGHT": "180",
     "STUDIO_RENDER_FPS": "5",
 }
+#: The render a user gets (the settings' defaults), for the tests about the finished video.
+USER_RENDER = {
+    "STUDIO_RENDER_WIDTH": "1280",
+    "STUDIO_RENDER_HEIGHT": "720",
+    "STUDIO_RENDER_FPS": "25",
+}
 #: Rate limits are off in every test but those about them, which turn them on in their settings.
 TEST_RATE_LIMITS = {"STUDIO_RATE_LIMIT_ENABLED": "false"}
+
+
+@dataclass(frozen=True)
+class StudioProcess:
+    """A running ``studio serve``: its base URL, its log, and the token of the user it was
+    started for (`running_studio`'s ``email``), if any."""
+
+    url: str
+    log: Path
+    issued_token: str | None = None
+
+    @property
+    def token(self) -> str:
+        assert self.issued_token is not None, "started without an email: no user, no token"
+        return self.issued_token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header of the user's requests."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@contextmanager
+def running_studio(
+    env: Mapping[str, str], folder: Path, *, email: str | None = None, name: str = "serve"
+) -> Iterator[StudioProcess]:
+    """``studio serve`` on a free port of 127.0.0.1, ready (``/readyz`` answers 200) when the
+    block starts; with ``email``, a token for that user from `studio_token` first.
+
+    When the block ends the process gets SIGTERM, and must then exit cleanly (0): a block that
+    passed fails otherwise, with the log (``folder / f"{name}.log"``).
+    """
+    token = studio_token(env, email) if email is not None else None
+    port, log = free_port(), folder / f"{name}.log"
+    process = start_studio("serve", "--port", str(port), env=env, log=log)
+    try:
+        wait_until_ready(port, process, log)
+        yield StudioProcess(f"http://127.0.0.1:{port}", log, token)
+    finally:
+        exit_code = stop(process)
+    assert exit_code == 0, f"studio serve exited with {exit_code}:\n{log.read_text()}"
+
+
+@contextmanager
+def running_studios(
+    env: Mapping[str, str], folder: Path, count: int
+) -> Iterator[list[StudioProcess]]:
+    """``count`` `running_studio` processes with one environment (so on one database), logging
+    to ``api1.log``, ``api2.log`` …"""
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(running_studio(env, folder, name=f"api{index}"))
+            for index in range(1, count + 1)
+        ]
+
+
+def studio_token(env: Mapping[str, str], email: str) -> str:
+    """The token ``studio token --email`` prints as its last line, for a user it creates if new;
+    it also offers GraphiQL signed in as that user, through the URL fragment."""
+    issued = run_studio("token", "--email", email, env=env)
+    assert issued.returncode == 0, issued.stderr
+    assert issued.stdout.endswith("\n"), issued.stdout
+    token = issued.stdout.splitlines()[-1]
+    assert f"/graphql#token={token}" in issued.stderr, issued.stderr
+    return token
 
 
 def clean_env(**extra: str) -> dict[str, str]:

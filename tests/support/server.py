@@ -12,7 +12,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,17 @@ class PgServer:
 
     def drop_database(self, database: DatabaseURL) -> None:
         asyncio.run(drop_database(self.url, database.database))
+
+    @contextmanager
+    def temporary_database(
+        self, *, migrated: bool = True, prefix: str = "studio_test"
+    ) -> Iterator[DatabaseURL]:
+        """A database of the block's own (`create_database`), dropped when the block ends."""
+        database = self.create_database(migrated=migrated, prefix=prefix)
+        try:
+            yield database
+        finally:
+            self.drop_database(database)
 
 
 def choose_server() -> PgServer:
