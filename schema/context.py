@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from app import media
 from app.auth import Viewer
 from app.errors import Unauthenticated
 from app.settings import Settings
@@ -64,6 +65,14 @@ class Context:
             raise Unauthenticated("Sign in to read this.")
         assert self.viewer is not None
         return self.viewer
+
+    def media_url(self, path: str | None) -> str | None:
+        """A short-lived signed URL of the stored file at ``path`` (None for no file), minted
+        for this viewer; signed per request (server key, clock), so never stored."""
+        if path is None:
+            return None
+        viewer_id = self.viewer.user_id if self.viewer else None
+        return media.signed_url(self.settings, path, viewer_id=viewer_id)
 
     async def viewer_user(self) -> models.User | None:
         """The viewer's active user row (``None`` when signed out); one cached lookup."""

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 
-from app import media
 from app.errors import BadUserInput
 from db import models
 from db.queries.videos import VideoFilter as VideoFilterQuery
@@ -109,10 +108,10 @@ class Video(Node):
         return None if job is None else GenerationJob(row=job)
 
     def _media_url(self, info: Info) -> str | None:
-        return _signed(info, self.row.media_path)
+        return info.context.media_url(self.row.media_path)
 
     def _poster_url(self, info: Info) -> str | None:
-        return _signed(info, self.row.poster_path)
+        return info.context.media_url(self.row.poster_path)
 
     id: strawberry.ID = global_id(models.Video.id, "Video")
     title: str = column(models.Video.title)
@@ -178,16 +177,6 @@ class Video(Node):
     )
     created_at: datetime = column(models.Video.created_at)
     updated_at: datetime = column(models.Video.updated_at)
-
-
-def _signed(info: Info, path: str | None) -> str | None:
-    # Signed per request (server key, clock), so not a `schema.mapping` column declaration.
-    if path is None:
-        return None
-    viewer = info.context.viewer
-    return media.signed_url(
-        info.context.settings, path, viewer_id=viewer.user_id if viewer else None
-    )
 
 
 def _given(value: T | None) -> T | None:

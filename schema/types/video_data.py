@@ -8,7 +8,6 @@ from typing import Any
 
 import strawberry
 
-from app import media
 from db.models import DEFAULT_AUDIO_SETTINGS
 from schema.context import Info
 
@@ -74,10 +73,7 @@ class CaptionTrack:
     def url(self, info: Info) -> str:
         if self.path is None:
             return self.stored_url or ""
-        viewer = info.context.viewer
-        return media.signed_url(
-            info.context.settings, self.path, viewer_id=viewer.user_id if viewer else None
-        )
+        return info.context.media_url(self.path) or ""
 
     @classmethod
     def from_json(cls, data: list[dict[str, Any]] | None) -> list[CaptionTrack]:

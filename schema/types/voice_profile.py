@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from app import media
 from app.pipeline import preview
 from db import models
 from schema.context import Info
@@ -69,18 +68,11 @@ class VoiceProfile(Node):
         return User(row=user)
 
     def _sample_url(self, info: Info) -> str | None:
-        # Signed per request (server key, clock), so not a `schema.mapping` column declaration.
-        if self.row.sample_path is None:
-            return None
-        viewer_id = info.context.viewer.user_id if info.context.viewer else None
-        return media.signed_url(info.context.settings, self.row.sample_path, viewer_id=viewer_id)
+        return info.context.media_url(self.row.sample_path)
 
     def _preview_url(self, info: Info) -> str | None:
         # The file is made when the profile is created or changed, or else on first fetch.
-        viewer_id = info.context.viewer.user_id if info.context.viewer else None
-        return media.signed_url(
-            info.context.settings, preview.preview_path(self.row), viewer_id=viewer_id
-        )
+        return info.context.media_url(preview.preview_path(self.row))
 
     id: strawberry.ID = global_id(models.VoiceProfile.id, "VoiceProfile")
     name: str = column(models.VoiceProfile.name)
