@@ -23,6 +23,7 @@ from typing import Any
 
 from app import media
 from app.pipeline.run_media import RunFolder, attempt_work, run_blocking
+from app.pipeline.words import wrap
 from app.settings import Settings
 from app.worker.pipeline import Results, StageContext, VideoInput
 from db.models import JobStage
@@ -104,20 +105,6 @@ def segment_cues(text: str, start_ms: int, end_ms: int) -> list[Cue]:
         cues.append(Cue(cursor, max(stop, cursor), chunk))
         cursor = stop
     return cues
-
-
-def wrap(text: str, width: int) -> list[str]:
-    """Greedy word wrap; a word longer than a line (a URL) is cut."""
-    lines: list[str] = []
-    for word in text.split():
-        while len(word) > width:
-            lines.append(word[:width])
-            word = word[width:]
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    return lines
 
 
 def _balance(text: str) -> tuple[str, ...]:

@@ -46,15 +46,11 @@ import asyncio
 import ctypes
 import io
 import math
-import os
 import re
-import tempfile
 import threading
 import wave
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import espeakng_loader
@@ -254,26 +250,6 @@ def wav_bytes(speech: Speech) -> bytes:
         file.setframerate(speech.sample_rate)
         file.writeframes(speech.pcm)
     return buffer.getvalue()
-
-
-def write_wav(path: Path | str, speech: Speech) -> None:
-    """Write ``speech`` to ``path`` as WAV, atomically: a reader sees the whole file or none.
-
-    Blocking (call it with ``asyncio.to_thread`` from async code).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(wav_bytes(speech))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def rms(pcm: bytes) -> float:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.pipeline.words import wrap
 from app.settings import Settings
 from app.worker.pipeline import Results, Stage, StageContext, StageError, VideoInput
 from db.models import JobStage, VideoInputType
@@ -137,7 +138,7 @@ def _fit(sentence: str) -> list[str]:
     clauses = _CLAUSE_BREAK.split(sentence)
     if len(clauses) > 1:
         return list(_pack(piece for clause in clauses for piece in _fit(clause)))
-    return _wrap(sentence, MAX_SEGMENT_CHARS)
+    return wrap(sentence, MAX_SEGMENT_CHARS)
 
 
 def _pack(pieces: Any) -> list[str]:
@@ -148,16 +149,3 @@ def _pack(pieces: Any) -> list[str]:
         else:
             packed.append(piece)
     return packed
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        while len(word) > width:  # one unbreakable "word" (a URL, say)
-            lines.append(word[:width])
-            word = word[width:]
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    return lines

@@ -16,8 +16,8 @@ from app.pipeline.captions import (
     segment_cues,
     srt,
     webvtt,
-    wrap,
 )
+from app.pipeline.words import wrap
 
 LONG_SEGMENT = (
     "Panels on a roof, facing south and tilted at the latitude's angle, collect the most light "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.pipeline import speech
-from app.pipeline.speech import Speech, Voice, VoiceNotFound, synthesize, voice_for, write_wav
+from app.pipeline.speech import Speech, Voice, VoiceNotFound, synthesize, voice_for, wav_bytes
 
 SHORT = "Solar panels turn sunlight into electricity."
 LONG = (
@@ -68,8 +68,8 @@ async def test_pitch_raises_the_voice_not_the_length() -> None:
 
 async def test_the_wav_file_is_readable_and_holds_the_samples(tmp_path: Path) -> None:
     said = await synthesize(SHORT)
-    path = tmp_path / "voice" / "0.wav"
-    write_wav(path, said)
+    path = tmp_path / "0.wav"
+    path.write_bytes(wav_bytes(said))
     with wave.open(str(path), "rb") as file:
         assert file.getnchannels() == 1
         assert file.getsampwidth() == 2
