@@ -13,10 +13,10 @@ run mutations (the GraphQL view refuses them).
 
 from __future__ import annotations
 
-import json
-
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.middleware import graphql_error
 
 #: Any one of these, non-empty, marks a request as not a simple cross-site form post.
 CSRF_HEADERS = ("Apollo-Require-Preflight", "X-Studio-CSRF", "X-Apollo-Operation-Name")
@@ -42,34 +42,12 @@ class CSRFMiddleware:
             headers = Headers(scope=scope)
             content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if content_type in SIMPLE_CONTENT_TYPES and not _has_csrf_header(headers):
-                await _refuse(send, content_type or "(none)")
+                message = _MESSAGE.format(kind=content_type or "(none)")
+                refusal = graphql_error(400, message, code="BAD_USER_INPUT", header=CSRF_HEADERS[0])
+                await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
 def _has_csrf_header(headers: Headers) -> bool:
     return any(headers.get(name, "").strip() for name in CSRF_HEADERS)
-
-
-async def _refuse(send: Send, content_type: str) -> None:
-    body = json.dumps(
-        {
-            "errors": [
-                {
-                    "message": _MESSAGE.format(kind=content_type),
-                    "extensions": {"code": "BAD_USER_INPUT", "header": CSRF_HEADERS[0]},
-                }
-            ]
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

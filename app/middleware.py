@@ -6,11 +6,11 @@ Each one handles HTTP and websocket scopes the same way and puts what it learns 
 
 from __future__ import annotations
 
-import json
 from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import Viewer, viewer_from_authorization
@@ -72,7 +72,7 @@ class BodySizeLimitMiddleware:
             limit += self.max_upload_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(send, limit)
+            await _too_large(limit)(scope, receive, send)
             return
 
         received = 0
@@ -97,30 +97,18 @@ class BodySizeLimitMiddleware:
         except _BodyTooLarge:
             if response_started:
                 raise
-            await self._too_large(send, limit)
+            await _too_large(limit)(scope, receive, send)
 
-    async def _too_large(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "errors": [
-                    {
-                        "message": f"The request body is larger than {limit} bytes.",
-                        "extensions": {"code": "BAD_USER_INPUT", "limit": "max_body_bytes"},
-                    }
-                ]
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+
+def graphql_error(status: int, message: str, **extensions: str) -> JSONResponse:
+    """A GraphQL-shaped error answered by middleware, before any operation runs."""
+    error = {"message": message, "extensions": extensions}
+    return JSONResponse({"errors": [error]}, status_code=status)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    message = f"The request body is larger than {limit} bytes."
+    return graphql_error(413, message, code="BAD_USER_INPUT", limit="max_body_bytes")
 
 
 class _BodyTooLarge(Exception):
