@@ -2,7 +2,8 @@
 
 The database comes from, in order: a connection handed over by the caller
 (``config.attributes["connection"]``), a URL handed over by `db.migrations`
-(``config.attributes["database_url"]``), the ``sqlalchemy.url`` option, then ``DATABASE_URL``.
+(``config.attributes["database_url"]``), the ``sqlalchemy.url`` option, then
+``DATABASE_DIRECT_URL`` (else ``DATABASE_URL``).
 Upgrades take a PostgreSQL advisory lock, so several processes starting at once apply each
 revision exactly once.
 """
@@ -63,7 +64,7 @@ async def _run_async() -> None:
     if url:
         database = parse_database_url(url)
     elif settings.database_url is not None:
-        database = settings.database
+        database = settings.direct_database  # an advisory lock: never through a pooler
     else:
         raise SystemExit(
             "DATABASE_URL is not set. Set it, or run `studio migrate`, which also works with the "

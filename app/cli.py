@@ -86,7 +86,7 @@ def serve(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade(_direct(settings, database)))
         # The API processes read their configuration from the environment: hand the resolved
         # database and worker choice down to them.
         os.environ["DATABASE_URL"] = database.render(hide_password=False)
@@ -121,7 +121,7 @@ def worker(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade(_direct(settings, database)))
         worker_settings = load_settings(database_url=database.render(hide_password=False))
         asyncio.run(
             run_worker_process(
@@ -137,8 +137,9 @@ def migrate_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Upgrade the database to a revision (default: the latest)."""
-    with _database(_settings()) as database:
-        alembic_command.upgrade(migrations.alembic_config(database), revision)
+    settings = _settings()
+    with _database(settings) as database:
+        alembic_command.upgrade(migrations.alembic_config(_direct(settings, database)), revision)
 
 
 @migrate_cli.command("downgrade")
@@ -146,15 +147,19 @@ def migrate_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision: an id, -1, or base.")],
 ) -> None:
     """Revert the database to an earlier revision."""
-    with _database(_settings()) as database:
-        alembic_command.downgrade(migrations.alembic_config(database), revision)
+    settings = _settings()
+    with _database(settings) as database:
+        alembic_command.downgrade(migrations.alembic_config(_direct(settings, database)), revision)
 
 
 @migrate_cli.command("current")
 def migrate_current() -> None:
     """Show the revision the database is at."""
-    with _database(_settings()) as database:
-        alembic_command.current(migrations.alembic_config(database), verbose=False)
+    settings = _settings()
+    with _database(settings) as database:
+        alembic_command.current(
+            migrations.alembic_config(_direct(settings, database)), verbose=False
+        )
 
 
 @migrate_cli.command("history")
@@ -175,7 +180,7 @@ def seed(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade(_direct(settings, database)))
         asyncio.run(_seed(settings, database, users, videos_per_user, random_seed))
 
 
@@ -231,7 +236,7 @@ def token(
         raise typer.Exit(1)
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade(_direct(settings, database)))
         user_id, created = asyncio.run(_ensure_user(settings, database, email))
     issued = issue_access_token(settings, user_id)
     # Plain echo: a console would wrap the long link and break it.
@@ -310,6 +315,12 @@ def _settings() -> Settings:
     settings = load_settings()
     configure_logging(settings)
     return settings
+
+
+def _direct(settings: Settings, database: DatabaseURL) -> DatabaseURL:
+    """Where migrations run: they hold an advisory lock, so never through a transaction pooler
+    (``DATABASE_DIRECT_URL``; the embedded database has no pooler)."""
+    return settings.direct_database if settings.database_url is not None else database
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from starlette.routing import Route, WebSocketRoute
 from app.csrf import CSRF_HEADERS, CSRFMiddleware
 from app.events import EventHub
 from app.graphiql_assets import assets_mount
-from app.health import healthz, readyz
+from app.health import healthz, log_database_targets, readyz, warn_if_listener_is_deaf
 from app.logging import configure_logging
 from app.media_routes import media_routes
 from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
@@ -55,8 +55,9 @@ def create_app(
         engine = create_engine(settings)
         events = EventHub()
         listener = ChangeListener(
-            settings.database, on_event=events.dispatch, on_reconnect=events.resync_all
+            settings.direct_database, on_event=events.dispatch, on_reconnect=events.resync_all
         )
+        log_database_targets(settings)
         await listener.start()  # a database that is down is retried; /readyz says so
         app.state.studio = AppState(
             settings=settings,
@@ -68,6 +69,7 @@ def create_app(
             metrics=metrics,
         )
         metrics.watch_pool(engine)
+        await warn_if_listener_is_deaf(listener, engine, settings)
         try:
             # The in-process worker hears of jobs through this listener: one LISTEN per process.
             async with inprocess_worker(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import replace
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,18 @@ DEVELOPMENT_SECRET_KEY = "studio-development-secret-key-change-me"  # noqa: S105
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class DbPooler(StrEnum):
+    """What sits between the studio and PostgreSQL on ``DATABASE_URL``."""
+
+    #: A transaction pooler when the URL says so (``pgbouncer=true``, a provider's pooler host)
+    #: or when ``DATABASE_DIRECT_URL`` names another server or port.
+    AUTO = "auto"
+    #: PgBouncer (or a hosted pooler) in ``pool_mode = transaction``.
+    TRANSACTION = "transaction"
+    #: A direct connection, or a pooler in session mode.
+    NONE = "none"
 
 
 class LogFormat(StrEnum):
@@ -63,6 +76,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
     )
+    #: The unpooled URL, for what holds session state (LISTEN, migrations): hosts hand it out
+    #: next to the pooled one. Default: ``DATABASE_URL``.
+    database_direct_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_DIRECT_URL", "database_direct_url")
+    )
+    db_pooler: DbPooler = DbPooler.AUTO
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout: float = Field(default=30.0, gt=0)
@@ -202,13 +221,22 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_direct_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is not None and value.strip():
             parse_database_url(value)  # raises ValueError with a readable reason
             return value.strip()
         return None
+
+    @model_validator(mode="after")
+    def _direct_url_needs_a_database_url(self) -> Settings:
+        if self.database_direct_url is not None and self.database_url is None:
+            raise ValueError(
+                "DATABASE_DIRECT_URL is set but DATABASE_URL is not; set both (the pooled URL "
+                "as DATABASE_URL) or neither"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_a_real_secret(self) -> Settings:
@@ -229,10 +257,30 @@ class Settings(BaseSettings):
 
     @cached_property
     def database(self) -> DatabaseURL:
-        """The parsed ``DATABASE_URL``; only valid when one is configured."""
+        """The parsed ``DATABASE_URL`` (queries, every transaction); only valid when one is
+        configured. It knows whether a transaction pooler is in front (``STUDIO_DB_POOLER``)."""
         if self.database_url is None:
             raise SettingsError("DATABASE_URL is not set (the embedded database is in use)")
-        return parse_database_url(self.database_url)
+        parsed = parse_database_url(self.database_url)
+        return replace(parsed, transaction_pooler=self._behind_transaction_pooler(parsed))
+
+    @cached_property
+    def direct_database(self) -> DatabaseURL:
+        """The URL for connections that hold session state: the ``LISTEN`` connection and
+        migrations with their advisory lock. ``DATABASE_DIRECT_URL``, else ``DATABASE_URL``."""
+        if self.database_direct_url is None:
+            return self.database
+        return parse_database_url(self.database_direct_url)
+
+    def _behind_transaction_pooler(self, parsed: DatabaseURL) -> bool:
+        if self.db_pooler is not DbPooler.AUTO:
+            return self.db_pooler is DbPooler.TRANSACTION
+        if parsed.looks_pooled:
+            return True
+        if self.database_direct_url is None:
+            return False
+        direct = parse_database_url(self.database_direct_url).url
+        return (direct.host, direct.port) != (parsed.url.host, parsed.url.port)
 
     @property
     def embedded_pgdata(self) -> Path:
@@ -275,8 +323,8 @@ class Settings(BaseSettings):
 
 def env_name(field: str) -> str:
     """The environment variable that sets a `Settings` field."""
-    if field.lower() == "database_url":
-        return "DATABASE_URL"
+    if field.lower() in ("database_url", "database_direct_url"):
+        return field.upper()
     return f"{ENV_PREFIX}{field.upper()}"
 
 

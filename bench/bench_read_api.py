@@ -16,9 +16,11 @@ import platform
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,6 +32,32 @@ from tests.schema.test_batching import NESTED_QUERY
 from tests.support.server import choose_server
 
 
+async def seed_bench_data(sessionmaker: async_sessionmaker[AsyncSession], videos: int) -> uuid.UUID:
+    """One user with ``videos`` videos, three voice profiles and 0 to 3 jobs per video."""
+    async with sessionmaker.begin() as session:
+        user = User(email="bench@example.com")
+        session.add(user)
+        await session.flush()
+        voices = [VoiceProfile(user_id=user.id, name=f"Voice {i}") for i in range(3)]
+        session.add_all(voices)
+        await session.flush()
+        for index in range(videos):
+            video = Video(
+                user_id=user.id,
+                title=f"Video {index}",
+                description="Words.",
+                input_type="DESCRIPTION",
+                voice_profile_id=voices[index % 3].id,
+            )
+            session.add(video)
+            await session.flush()
+            session.add_all(
+                GenerationJob(video_id=video.id, status=JobStatus.FAILED, attempt=1)
+                for _ in range(index % 4)
+            )
+        return user.id
+
+
 async def run(
     database_url: str, requests: int, videos: int
 ) -> list[tuple[int, float, float, float]]:
@@ -37,29 +65,8 @@ async def run(
     app = create_app(settings)
     rows: list[tuple[int, float, float, float]] = []
     async with app.router.lifespan_context(app):
-        state = app.state.studio
-        async with state.sessionmaker.begin() as session:
-            user = User(email="bench@example.com")
-            session.add(user)
-            await session.flush()
-            voices = [VoiceProfile(user_id=user.id, name=f"Voice {i}") for i in range(3)]
-            session.add_all(voices)
-            await session.flush()
-            for index in range(videos):
-                video = Video(
-                    user_id=user.id,
-                    title=f"Video {index}",
-                    description="Words.",
-                    input_type="DESCRIPTION",
-                    voice_profile_id=voices[index % 3].id,
-                )
-                session.add(video)
-                await session.flush()
-                session.add_all(
-                    GenerationJob(video_id=video.id, status=JobStatus.FAILED, attempt=1)
-                    for _ in range(index % 4)
-                )
-        token = issue_access_token(settings, user.id).token
+        user_id = await seed_bench_data(app.state.studio.sessionmaker, videos)
+        token = issue_access_token(settings, user_id).token
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             for n in (1, 10, 100):

@@ -1,9 +1,28 @@
-"""The async engine and session factory, built from settings (never at import time)."""
+"""The async engine and session factory, built from settings (never at import time).
+
+Behind a transaction pooler (``DatabaseURL.transaction_pooler``: PgBouncer in
+``pool_mode = transaction``, the pooled URLs hosted providers hand out) each transaction may run
+on another server session, and the pooler refuses startup parameters it does not track. So there:
+
+- no ``statement_timeout`` startup parameter: the timeout is set per transaction
+  (``SET LOCAL``, one more statement per transaction), and
+- no prepared statement outlives its statement: SQLAlchemy's and asyncpg's statement caches are
+  off and every statement is prepared *unnamed*. Unnamed statements are re-parsed in the same
+  message as their execution, so they never meet a server session that does not know them, and
+  they leave nothing behind on the server (unique names, the other way out, pile up prepared
+  statements on the pooler's server sessions: their ``Close`` reaches another session).
+  The price is a parse per statement; README "Hosted PostgreSQL" has the figures.
+
+Everything that needs a session of its own (``LISTEN``, migrations) uses
+``Settings.direct_database`` instead.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,11 +50,18 @@ def create_engine(
     should not keep connections open after they finish.
     """
     target = database if database is not None else settings.database
+    timeout_ms = settings.db_statement_timeout_ms
     connect_args: dict[str, Any] = target.connect_args()
-    connect_args["server_settings"] = {
-        "application_name": application_name,
-        "statement_timeout": str(settings.db_statement_timeout_ms),
-    }
+    server_settings = {"application_name": application_name}
+    if target.transaction_pooler:
+        connect_args |= {
+            "statement_cache_size": 0,  # asyncpg's own
+            "prepared_statement_cache_size": 0,  # SQLAlchemy's asyncpg dialect
+            "prepared_statement_name_func": _unnamed,
+        }
+    elif timeout_ms:
+        server_settings["statement_timeout"] = str(timeout_ms)
+    connect_args["server_settings"] = server_settings
     options: dict[str, Any] = {
         "echo": settings.sql_echo,
         "connect_args": connect_args,
@@ -50,9 +76,36 @@ def create_engine(
         }
     else:
         options["poolclass"] = NullPool
-    return create_async_engine(target.url, **options)
+    engine = create_async_engine(target.url, **options)
+    if target.transaction_pooler and timeout_ms:
+        _set_timeout_per_transaction(engine, timeout_ms)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: GraphQL types keep reading attributes after the commit.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def describe(database: DatabaseURL) -> str:
+    """One line for the start-up log: the URL with its password masked, and how it is used."""
+    how = (
+        "transaction pooler: unnamed statements, statement timeout per transaction"
+        if database.transaction_pooler
+        else "direct"
+    )
+    return f"{database.redacted()} ({how})"
+
+
+def _unnamed() -> str:
+    # An empty name makes asyncpg prepare the unnamed statement; with its statement cache off it
+    # then re-parses the statement in the same message batch that binds and executes it.
+    return ""
+
+
+def _set_timeout_per_transaction(engine: AsyncEngine, timeout_ms: int) -> None:
+    statement = f"SET LOCAL statement_timeout = {int(timeout_ms)}"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(statement)

@@ -11,6 +11,13 @@ NOTIFY is not durable: a notification sent while the listener is disconnected (a
 a network cut) is lost. So the listener reconnects with exponential backoff and, once ``LISTEN`` is
 active again, calls ``on_reconnect``: whoever relies on events re-reads the current state then,
 and anything that changed while it was away is caught by that read.
+
+``LISTEN`` holds session state, so the listener must reach the server directly
+(``Settings.direct_database``): through a pooler in transaction mode its ``LISTEN`` lands on a
+server session that the pooler then lends to others, and no notification ever arrives. Nothing
+fails when that happens, so `ChangeListener.probe` checks it: a notification sent on
+``studio_listener_probe`` by another session must come back within a bound (``/readyz`` and
+start-up, see `app.health`).
 """
 
 from __future__ import annotations
@@ -22,15 +29,19 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.url import DatabaseURL
 
 CHANNEL = "studio_events"
+#: Where `ChangeListener.probe` sends itself a token; nothing else listens there.
+PROBE_CHANNEL = "studio_listener_probe"
 APPLICATION_NAME = "studio-api-listener"
 
 OnEvent = Callable[["ChangeEvent"], None]
@@ -121,6 +132,7 @@ class ChangeListener:
         self._task: asyncio.Task[None] | None = None
         self._attempted = asyncio.Event()
         self._wake = asyncio.Event()
+        self._probes: dict[str, asyncio.Future[None]] = {}
 
     @property
     def connected(self) -> bool:
@@ -169,6 +181,25 @@ class ChangeListener:
                 await self._attempted.wait()
         return self.connected
 
+    async def probe(self, send: Callable[[str], Awaitable[None]], *, within: float) -> bool:
+        """Whether notifications reach this listener: ``send`` makes another session notify
+        `PROBE_CHANNEL` with a token (`notify_probe`), which must arrive within ``within``
+        seconds. ``False`` while disconnected; a failing ``send`` propagates."""
+        if not self.connected:
+            return False
+        token = uuid.uuid4().hex
+        arrived = asyncio.get_running_loop().create_future()
+        self._probes[token] = arrived
+        try:
+            async with asyncio.timeout(within):
+                await send(token)
+                await arrived
+        except TimeoutError:
+            return False
+        finally:
+            del self._probes[token]
+        return True
+
     # --- the connection loop ----------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -208,6 +239,7 @@ class ChangeListener:
         )
         try:
             await connection.add_listener(CHANNEL, self._notified)
+            await connection.add_listener(PROBE_CHANNEL, self._probed)
         except BaseException:
             connection.terminate()
             raise
@@ -248,12 +280,26 @@ class ChangeListener:
         for on_event, _ in list(self._subscribers):
             self._call(on_event, event)
 
+    def _probed(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        arrived = self._probes.get(payload)
+        if arrived is not None and not arrived.done():
+            arrived.set_result(None)
+
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         # A failing callback must not take the listener down with it (nor lose the connection).
         try:
             callback(*args)
         except Exception:
             logger.exception("change listener callback %r failed", callback)
+
+
+async def notify_probe(engine: AsyncEngine, token: str) -> None:
+    """Send `ChangeListener.probe`'s token from a session of ``engine`` (as the workers' commits
+    reach the listener: from other sessions, through ``DATABASE_URL``)."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("SELECT pg_notify(:channel, :token)"), {"channel": PROBE_CHANNEL, "token": token}
+        )
 
 
 def connect_kwargs(

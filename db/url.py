@@ -5,6 +5,13 @@ Hosted PostgreSQL services hand out URLs such as
 query parameter to ``asyncpg.connect()`` as a keyword, and asyncpg has no ``sslmode`` keyword, so
 those URLs fail at the first connection. Here the libpq parameters are taken out of the URL and
 translated into asyncpg's ``ssl`` argument (SPEC §2).
+
+The same services also hand out a *pooled* URL, with PgBouncer in transaction mode in front of
+the server (Neon's ``-pooler`` host, Supabase's pooler port 6543). A `DatabaseURL` knows whether
+it goes through such a pooler (`transaction_pooler`): from ``pgbouncer=true`` in the URL (the
+convention Prisma and Supabase use), from a host name the providers give their poolers, or from
+``STUDIO_DB_POOLER`` (`app.settings`). `db.engine` then sends nothing a pooler refuses and keeps
+no prepared statement across transactions.
 """
 
 from __future__ import annotations
@@ -22,10 +29,14 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 
 # Parameters asyncpg takes as keywords, so they may stay in the URL as they are.
 _ASYNCPG_PARAMS = frozenset({"host", "port", "prepared_statement_cache_size"})
-# libpq parameters this module translates or deliberately drops.
+# libpq parameters this module translates or deliberately drops, and ``pgbouncer=true``.
 _LIBPQ_PARAMS = frozenset(
     {"sslmode", "sslrootcert", "sslcert", "sslkey", "channel_binding", "connect_timeout"}
 )
+_POOLER_PARAM = "pgbouncer"
+#: Host names hosted providers give their transaction poolers: Neon's ``ep-…-pooler.<region>…``
+#: and Supabase's ``aws-0-<region>.pooler.supabase.com``.
+_POOLER_HOST_MARKS = ("-pooler.", ".pooler.supabase.com")
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,16 @@ class DatabaseURL:
     ssl_key: str | None = None
     connect_timeout: float | None = None
     dropped: tuple[str, ...] = field(default_factory=tuple)
+    #: Connections go through a pooler in transaction mode (PgBouncer): each transaction may
+    #: run on another server session, so nothing may rely on session state.
+    transaction_pooler: bool = False
+
+    @property
+    def looks_pooled(self) -> bool:
+        """Whether the URL says it goes through a transaction pooler (``pgbouncer=true``, or a
+        host name hosted providers give their poolers)."""
+        host = (self.url.host or "").lower()
+        return self.transaction_pooler or any(mark in host for mark in _POOLER_HOST_MARKS)
 
     @property
     def database(self) -> str:
@@ -56,6 +77,7 @@ class DatabaseURL:
             "sslcert": self.ssl_cert,
             "sslkey": self.ssl_key,
             "connect_timeout": None if self.connect_timeout is None else str(self.connect_timeout),
+            _POOLER_PARAM: "true" if self.transaction_pooler else None,
         }
         url = self.url.update_query_dict({k: v for k, v in libpq.items() if v is not None})
         return url.render_as_string(hide_password=hide_password)
@@ -90,9 +112,9 @@ def parse_database_url(raw: str) -> DatabaseURL:
         raise ValueError("names no database; add it after the host, e.g. …@host:5432/studio")
 
     query = dict(url.query)
-    unknown = sorted(set(query) - _ASYNCPG_PARAMS - _LIBPQ_PARAMS)
+    unknown = sorted(set(query) - _ASYNCPG_PARAMS - _LIBPQ_PARAMS - {_POOLER_PARAM})
     if unknown:
-        supported = ", ".join(sorted(_ASYNCPG_PARAMS | _LIBPQ_PARAMS))
+        supported = ", ".join(sorted(_ASYNCPG_PARAMS | _LIBPQ_PARAMS | {_POOLER_PARAM}))
         raise ValueError(f"unsupported URL parameter(s) {', '.join(unknown)}; use {supported}")
 
     ssl_mode = _single(query.pop("sslmode", None), "sslmode")
@@ -103,6 +125,9 @@ def parse_database_url(raw: str) -> DatabaseURL:
         connect_timeout = float(timeout) if timeout is not None else None
     except ValueError:
         raise ValueError(f"connect_timeout={timeout!r} is not a number of seconds") from None
+    pooler = _single(query.pop(_POOLER_PARAM, None), _POOLER_PARAM)
+    if pooler is not None and pooler.lower() not in ("true", "false"):
+        raise ValueError(f"{_POOLER_PARAM}={pooler!r} is not true or false")
     # asyncpg cannot do channel binding; TLS (sslmode) still protects the connection.
     dropped = ("channel_binding",) if query.pop("channel_binding", None) is not None else ()
     return DatabaseURL(
@@ -112,6 +137,7 @@ def parse_database_url(raw: str) -> DatabaseURL:
         ssl_key=_single(query.pop("sslkey", None), "sslkey"),
         connect_timeout=connect_timeout,
         dropped=dropped,
+        transaction_pooler=pooler is not None and pooler.lower() == "true",
         url=url.set(drivername=DRIVER, query=query),
     )
 

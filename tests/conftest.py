@@ -18,6 +18,7 @@ from db.engine import create_engine
 from db.url import DatabaseURL
 from tests.factories import make_user
 from tests.support.graphql import GraphQLClient
+from tests.support.pgbouncer import PgBouncer, running_pgbouncer
 from tests.support.processes import TEST_MEDIA_DIR, TEST_RATE_LIMITS, TEST_RENDER
 from tests.support.server import PgServer, choose_server
 
@@ -148,3 +149,11 @@ async def owner(session: AsyncSession) -> models.User:
     user = await make_user(session)
     await session.commit()
     return user
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: PgServer) -> Iterator[PgBouncer]:
+    """A real PgBouncer in transaction mode in front of the test server (skipped without one,
+    unless STUDIO_TEST_PGBOUNCER=required)."""
+    with running_pgbouncer(pg_server.url) as pgbouncer:
+        yield pgbouncer

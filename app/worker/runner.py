@@ -95,7 +95,7 @@ class Worker:
         """Claim and run jobs until `stop()`; returns once every slot has wound down."""
         own = self._listener is None
         listener = self._listener or ChangeListener(
-            self.settings.database, application_name=LISTENER_NAME
+            self.settings.direct_database, application_name=LISTENER_NAME
         )
         logger.info(
             "worker %s started",

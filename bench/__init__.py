@@ -1,0 +1,1 @@
+"""Benchmarks: each script is run by hand and prints figures for bench/RESULTS.md."""
