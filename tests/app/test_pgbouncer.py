@@ -38,6 +38,7 @@ from tests.support.processes import (
     stop,
 )
 from tests.support.websocket import TRANSPORT_WS, websocket_url
+from tests.support.workers import Workers
 
 CSRF = {"X-Studio-CSRF": "1"}
 VIDEOS = "query($n: Int!) { viewer { videos(first: $n) { totalCount edges { node { id title status voiceProfile { name } latestJob { status } jobs(first: 3) { totalCount } } } } } }"  # noqa: E501
@@ -169,25 +170,39 @@ async def every_other_mutation(http: httpx.AsyncClient, studio: StudioProcess) -
     )
 
 
-async def test_two_api_processes_share_the_pooled_database(
-    pooled_env: dict[str, str], tmp_path: Path
+async def test_two_api_processes_and_a_worker_share_the_pooled_database(
+    pgbouncer: PgBouncer, migrated_database: DatabaseURL, tmp_path: Path
 ) -> None:
-    """A run started through one API process (its worker runs it) is watched to the end through
-    the other: notifications reach both listeners over the direct URL."""
-    env = pooled_env | {"STUDIO_INPROCESS_WORKER": "true"}
+    """A run started through one API process is run by a `studio worker` and watched to the end
+    through the other API process: all three on the pooled URL, with their listeners on the
+    direct one."""
+    direct = migrated_database.render(hide_password=False)
+    env = clean_env(
+        DATABASE_URL=pgbouncer.pooled(migrated_database).render(hide_password=False),
+        DATABASE_DIRECT_URL=direct,
+        STUDIO_INPROCESS_WORKER="false",
+    )
     token = run_studio("token", "--email", "two.pooled@example.com", env=env)
     assert token.returncode == 0, token.stderr
     bearer = f"Bearer {token.stdout.strip().splitlines()[-1]}"
-    with running_studios(env, tmp_path, 2) as (first, second):
-        async with httpx.AsyncClient(
-            base_url=first.url, headers=CSRF | {"Authorization": bearer}, timeout=60
-        ) as http:
-            video = (await mutate(http, CREATE_VIDEO, {"input": video_input("Two processes")}))[
-                "createVideo"
-            ]["video"]["id"]
-            job = await start(http, video)
-        states = await watch(second, bearer, job)
+    workers = Workers(pgbouncer.pooled(migrated_database), tmp_path)
+    try:
+        worker = workers.start(DATABASE_DIRECT_URL=direct)
+        with running_studios(env, tmp_path, 2) as (first, second):
+            async with httpx.AsyncClient(
+                base_url=first.url, headers=CSRF | {"Authorization": bearer}, timeout=60
+            ) as http:
+                video = (await mutate(http, CREATE_VIDEO, {"input": video_input("Two APIs")}))[
+                    "createVideo"
+                ]["video"]["id"]
+                job = await start(http, video)
+            states = await watch(second, bearer, job)
+    finally:
+        workers.close()
     assert states[-1]["status"] == "SUCCEEDED", states
+    messages = [entry.get("message", "") for entry in workers.entries(worker)]
+    assert not [m for m in messages if "notifications will not arrive" in m], messages
+    assert any("(transaction pooler:" in m for m in messages), messages
 
 
 def test_readyz_is_not_ready_with_only_the_pooled_url_and_says_why(
