@@ -38,7 +38,8 @@ from app.graphiql_assets import ASSETS_DIR, MANIFEST_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_SCRIPT = ROOT / "tests" / "browser" / "graphiql_smoke.mjs"
-PLAYWRIGHT_CORE = ROOT / "graphiql" / "node_modules" / "playwright-core"
+PLAYWRIGHT_CORE = ROOT / "tests" / "browser" / "node_modules" / "playwright-core"
+INSTALL_PLAYWRIGHT = "(cd tests/browser && npm ci)"
 BUILD_COMMAND = "python scripts/build_graphiql.py"
 
 
@@ -66,7 +67,7 @@ def browser_tools() -> BrowserTools:
         for reason, absent in (
             ("Chromium (`apt-get install chromium`, or set STUDIO_CHROMIUM)", chromium is None),
             ("Node.js (`node`)", node is None),
-            (f"playwright-core in graphiql/node_modules (`{BUILD_COMMAND}`)", _no_playwright()),
+            (f"playwright-core (`{INSTALL_PLAYWRIGHT}`)", _no_playwright()),
             (f"GraphiQL's built files (`{BUILD_COMMAND}`)", _no_assets()),
         )
         if absent
