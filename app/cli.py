@@ -86,7 +86,7 @@ def serve(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade_if_behind(database))
         # The API processes read their configuration from the environment: hand the resolved
         # database and worker choice down to them.
         os.environ["DATABASE_URL"] = database.render(hide_password=False)
@@ -121,7 +121,7 @@ def worker(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade_if_behind(database))
         worker_settings = load_settings(database_url=database.render(hide_password=False))
         asyncio.run(
             run_worker_process(
@@ -175,7 +175,7 @@ def seed(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade_if_behind(database))
         asyncio.run(_seed(settings, database, users, videos_per_user, random_seed))
 
 
@@ -231,7 +231,7 @@ def token(
         raise typer.Exit(1)
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(database))
+            asyncio.run(migrations.upgrade_if_behind(database))
         user_id, created = asyncio.run(_ensure_user(settings, database, email))
     issued = issue_access_token(settings, user_id)
     # Plain echo: a console would wrap the long link and break it.
@@ -314,7 +314,8 @@ def _settings() -> Settings:
 
 @contextmanager
 def _database(settings: Settings) -> Iterator[DatabaseURL]:
-    """The configured database, or the embedded one for the duration of the block."""
+    """The configured database, or the embedded one for the duration of the block (started for
+    it, or the one a running `studio serve` holds)."""
     if settings.database_url is not None:
         if settings.database.dropped:
             console.print(
@@ -323,8 +324,12 @@ def _database(settings: Settings) -> Iterator[DatabaseURL]:
             )
         yield settings.database
         return
-    console.print(f"Starting the embedded PostgreSQL in {settings.embedded_pgdata} …")
-    with EmbeddedPostgres(settings.embedded_pgdata) as database:
+    embedded = EmbeddedPostgres(settings.embedded_pgdata)
+    # Attaching to the server a running `studio serve` holds is quick and changes nothing: say
+    # nothing, so `studio token` and `studio seed` print only their own output.
+    if not embedded.is_running():
+        console.print(f"Starting the embedded PostgreSQL in {settings.embedded_pgdata} …")
+    with embedded as database:
         yield database
 
 
