@@ -234,11 +234,12 @@ def token(
             asyncio.run(migrations.upgrade_if_behind(database))
         user_id, created = asyncio.run(_ensure_user(settings, database, email))
     issued = issue_access_token(settings, user_id)
+    studio = settings.public_url or "http://127.0.0.1:8000"
     # Plain echo: a console would wrap the long link and break it.
     typer.echo(
         f"{'created' if created else 'found'} user {email} ({user_id}); "
         f"token valid until {issued.expires_at.isoformat()}\n"
-        f"GraphiQL signed in as this user: http://127.0.0.1:8000/graphql#token={issued.token}\n"
+        f"GraphiQL signed in as this user: {studio}/graphql#token={issued.token}\n"
         "Requests: send the header 'Authorization: Bearer <token>' with the token below.",
         err=True,
     )
