@@ -1,12 +1,5 @@
 # syntax=docker/dockerfile:1
 
-# --- GraphiQL's npm packages, exactly as graphiql/package-lock.json pins them ----------------
-FROM node:20-slim AS graphiql
-
-WORKDIR /src/graphiql
-COPY graphiql/package.json graphiql/package-lock.json ./
-RUN npm ci --no-audit --no-fund --ignore-scripts --omit=dev
-
 # --- build: the project and its dependencies in a virtualenv --------------------------------
 FROM python:3.11-slim AS builder
 
@@ -16,20 +9,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
+# GraphiQL's browser files come with the `app` package (app/static/graphiql), so GraphiQL works
+# offline in the image too; the runtime stage gets them with the virtualenv.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app/ app/
 COPY schema/ schema/
 COPY db/ db/
 RUN pip install .
-
-# GraphiQL works offline: the build checks each file against the integrity hash in Strawberry's
-# page and copies it into the installed `app` package (app/static/graphiql), which the runtime
-# stage gets with the virtualenv.
-COPY --from=graphiql /src/graphiql/node_modules graphiql/node_modules
-COPY graphiql/package.json graphiql/package-lock.json graphiql/
-COPY scripts/build_graphiql.py scripts/
-RUN python scripts/build_graphiql.py --no-npm
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim

@@ -86,7 +86,7 @@ def serve(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(_direct(settings, database)))
+            asyncio.run(migrations.upgrade_if_behind(_direct(settings, database)))
         # The API processes read their configuration from the environment: hand the resolved
         # database and worker choice down to them.
         os.environ["DATABASE_URL"] = database.render(hide_password=False)
@@ -121,7 +121,7 @@ def worker(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(_direct(settings, database)))
+            asyncio.run(migrations.upgrade_if_behind(_direct(settings, database)))
         worker_settings = load_settings(database_url=database.render(hide_password=False))
         asyncio.run(
             run_worker_process(
@@ -180,7 +180,7 @@ def seed(
     settings = _settings()
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(_direct(settings, database)))
+            asyncio.run(migrations.upgrade_if_behind(_direct(settings, database)))
         asyncio.run(_seed(settings, database, users, videos_per_user, random_seed))
 
 
@@ -236,14 +236,15 @@ def token(
         raise typer.Exit(1)
     with _database(settings) as database:
         if settings.run_migrations_on_start:
-            asyncio.run(migrations.upgrade(_direct(settings, database)))
+            asyncio.run(migrations.upgrade_if_behind(_direct(settings, database)))
         user_id, created = asyncio.run(_ensure_user(settings, database, email))
     issued = issue_access_token(settings, user_id)
+    studio = settings.public_url or "http://127.0.0.1:8000"
     # Plain echo: a console would wrap the long link and break it.
     typer.echo(
         f"{'created' if created else 'found'} user {email} ({user_id}); "
         f"token valid until {issued.expires_at.isoformat()}\n"
-        f"GraphiQL signed in as this user: http://127.0.0.1:8000/graphql#token={issued.token}\n"
+        f"GraphiQL signed in as this user: {studio}/graphql#token={issued.token}\n"
         "Requests: send the header 'Authorization: Bearer <token>' with the token below.",
         err=True,
     )
@@ -325,7 +326,8 @@ def _direct(settings: Settings, database: DatabaseURL) -> DatabaseURL:
 
 @contextmanager
 def _database(settings: Settings) -> Iterator[DatabaseURL]:
-    """The configured database, or the embedded one for the duration of the block."""
+    """The configured database, or the embedded one for the duration of the block (started for
+    it, or the one a running `studio serve` holds)."""
     if settings.database_url is not None:
         if settings.database.dropped:
             console.print(
@@ -334,8 +336,12 @@ def _database(settings: Settings) -> Iterator[DatabaseURL]:
             )
         yield settings.database
         return
-    console.print(f"Starting the embedded PostgreSQL in {settings.embedded_pgdata} …")
-    with EmbeddedPostgres(settings.embedded_pgdata) as database:
+    embedded = EmbeddedPostgres(settings.embedded_pgdata)
+    # Attaching to the server a running `studio serve` holds is quick and changes nothing: say
+    # nothing, so `studio token` and `studio seed` print only their own output.
+    if not embedded.is_running():
+        console.print(f"Starting the embedded PostgreSQL in {settings.embedded_pgdata} …")
+    with embedded as database:
         yield database
 
 

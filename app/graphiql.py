@@ -1,8 +1,8 @@
 """GraphiQL's page: Strawberry's, pointed at the app's own files, with headers and uploads.
 
 :func:`render_graphiql_page` swaps each CDN URL of Strawberry's page for the copy the app serves
-itself (``app.graphiql_assets``: built files, manifest, mount), so GraphiQL works without
-internet access; when the files are not built, the page says how to build them instead.
+itself (``app.graphiql_assets``: the files shipped in the package, manifest, mount), so GraphiQL
+works without internet access; when a file is missing, the page says which instead.
 
 GraphiQL itself only sends JSON. The page also gets an upload bar and a fetcher around GraphiQL's
 that sends a mutation with a chosen file as a GraphQL multipart request (SPEC §5 Uploads).
@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Final
 
@@ -36,8 +37,9 @@ def render_graphiql_page(
 ) -> str:
     """Strawberry's GraphiQL page with every CDN URL replaced by the app's own copy.
 
-    When the files are not built (or were built for another Strawberry page), the answer is a
-    short page saying how to build them, rather than GraphiQL stuck at "Loading...".
+    When a file is missing (a broken install, or a Strawberry whose page loads versions this
+    package does not ship), the answer is a short page saying so, rather than GraphiQL stuck at
+    "Loading...".
 
     ``headers`` (development: a viewer's token) fill GraphiQL's headers editor on first load,
     unless the URL carries its own ``?headers=``; GraphiQL sends the editor's headers with every
@@ -57,7 +59,7 @@ def render_graphiql_page(
     """
     local_urls, missing = local_asset_urls(original_html, assets_dir)
     if missing:
-        return _not_built_page(missing)
+        return _missing_files_page(missing)
     page = replace_asset_urls(original_html, local_urls)
     if headers is not None:
         page = _with_headers(page, script_json(headers))
@@ -76,13 +78,14 @@ def script_json(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _not_built_page(missing: list[str]) -> str:
+def _missing_files_page(missing: list[str]) -> str:
     items = "\n".join(f"      <li><code>{html.escape(url)}</code></li>" for url in missing)
+    strawberry = html.escape(f"strawberry-graphql {installed_version('strawberry-graphql')}")
     return f"""<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8" />
-    <title>GraphiQL is not built</title>
+    <title>GraphiQL's files are missing</title>
     <style>
       body {{ font: 16px/1.5 system-ui, sans-serif; margin: 3rem auto; max-width: 44rem; }}
       code, pre {{ font-family: ui-monospace, monospace; }}
@@ -90,13 +93,16 @@ def _not_built_page(missing: list[str]) -> str:
     </style>
   </head>
   <body>
-    <h1>GraphiQL's files are not built</h1>
+    <h1>GraphiQL's files are missing</h1>
     <p>
-      This server serves GraphiQL's JavaScript and CSS itself, so that GraphiQL works without
-      internet access. Build them once (it needs Node.js and npm), then reload this page:
+      This server serves GraphiQL's JavaScript and CSS itself, from files shipped in the
+      studio-api package, so that GraphiQL works without internet access. Some are missing:
+      the install is incomplete, or the GraphiQL page of {strawberry} loads versions this
+      package does not ship. Reinstall studio-api, or, in a checkout, regenerate the files
+      (it needs Node.js and npm) and reload this page:
     </p>
     <pre>{html.escape(BUILD_COMMAND)}</pre>
-    <p>The GraphQL endpoint itself works; only the in-browser IDE is missing. Files not built:</p>
+    <p>The GraphQL endpoint itself works; only the in-browser IDE is missing. Files missing:</p>
     <ul>
 {items}
     </ul>

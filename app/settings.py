@@ -14,6 +14,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -119,6 +120,9 @@ class Settings(BaseSettings):
     # --- media ------------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=10_000_000, ge=1024)
     media_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    #: Where clients reach this studio (``https://studio.example.com``, maybe with a path
+    #: prefix): the media URLs the API returns are absolute under it. Unset, they are paths.
+    public_url: str | None = None
 
     # --- fetching web pages for URL input (see app/pipeline/fetch.py) -----------------------
     #: Host names or IP addresses (as written in URLs) that may be fetched although they resolve
@@ -221,6 +225,11 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        return normalise_public_url(value)
+
     @field_validator("database_url", "database_direct_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
@@ -282,6 +291,13 @@ class Settings(BaseSettings):
         direct = parse_database_url(self.database_direct_url).url
         return (direct.host, direct.port) != (parsed.url.host, parsed.url.port)
 
+    def public_link(self, url: str) -> str:
+        """A URL the API gives clients: a path on this studio (``/media/…``) becomes absolute
+        under ``STUDIO_PUBLIC_URL`` when it is set; anything else is returned as it is."""
+        if self.public_url is None or not url.startswith("/") or url.startswith("//"):
+            return url
+        return self.public_url + url
+
     @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pgdata"
@@ -319,6 +335,35 @@ class Settings(BaseSettings):
         if self.migrate_on_start is not None:
             return self.migrate_on_start
         return self.uses_embedded_database
+
+
+def normalise_public_url(value: str | None) -> str | None:
+    """``STUDIO_PUBLIC_URL`` checked and written one way: ``scheme://host[:port][/prefix]``, the
+    scheme and host in lower case, no trailing slash; empty is unset. `ValueError` says why not."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError("must not contain spaces or control characters")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"must start with http:// or https://, not {text!r}")
+    if "?" in text or "#" in text:
+        raise ValueError("must have no query (?…) or fragment (#…): media URLs add their own")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user name or password")
+    if not parts.hostname:
+        raise ValueError(f"has no host name: {text!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"has an invalid port: {text!r}") from None
+    segments = parts.path.rstrip("/").split("/")[1:]
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise ValueError(f"has an empty, '.' or '..' path segment: {text!r}")
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    origin = f"{parts.scheme.lower()}://{host}" + ("" if port is None else f":{port}")
+    return origin + "".join(f"/{segment}" for segment in segments)
 
 
 def env_name(field: str) -> str:

@@ -9,7 +9,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from alembic import command
 from db.url import DatabaseURL
@@ -53,6 +54,26 @@ async def current_revisions(connection: AsyncConnection) -> frozenset[str]:
 async def upgrade(database: DatabaseURL, revision: str = "head") -> None:
     # Alembic's env.py runs its own event loop, so it gets a thread of its own.
     await asyncio.to_thread(command.upgrade, alembic_config(database), revision)
+
+
+async def upgrade_if_behind(database: DatabaseURL) -> bool:
+    """Upgrade to the latest revision unless the database is there already; whether it did.
+
+    A database at head is only asked its revision (one ``SELECT``): Alembic does not start, so it
+    neither logs nor takes its lock. One that is behind gets the whole `upgrade`.
+    """
+    engine = create_async_engine(
+        database.url, connect_args=database.connect_args(), poolclass=NullPool
+    )
+    try:
+        async with engine.connect() as connection:
+            current = await current_revisions(connection)
+    finally:
+        await engine.dispose()
+    if current == head_revisions():
+        return False
+    await upgrade(database)
+    return True
 
 
 async def downgrade(database: DatabaseURL, revision: str) -> None:

@@ -68,11 +68,18 @@ class Context:
 
     def media_url(self, path: str | None) -> str | None:
         """A short-lived signed URL of the stored file at ``path`` (None for no file), minted
-        for this viewer; signed per request (server key, clock), so never stored."""
+        for this viewer; signed per request (server key, clock), so never stored. Absolute
+        under ``STUDIO_PUBLIC_URL`` when it is set (`link`)."""
         if path is None:
             return None
         viewer_id = self.viewer.user_id if self.viewer else None
-        return media.signed_url(self.settings, path, viewer_id=viewer_id)
+        return self.link(media.signed_url(self.settings, path, viewer_id=viewer_id))
+
+    def link(self, url: str) -> str:
+        """A URL for the client: a path on this studio (``/published/…``) is made absolute
+        under ``STUDIO_PUBLIC_URL`` when it is set; stored URLs stay paths, so a changed
+        setting applies to them too."""
+        return self.settings.public_link(url)
 
     async def viewer_user(self) -> models.User | None:
         """The viewer's active user row (``None`` when signed out); one cached lookup."""

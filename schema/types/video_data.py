@@ -72,7 +72,7 @@ class CaptionTrack:
     @strawberry.field
     def url(self, info: Info) -> str:
         if self.path is None:
-            return self.stored_url or ""
+            return info.context.link(self.stored_url or "")
         return info.context.media_url(self.path) or ""
 
     @classmethod
@@ -91,16 +91,23 @@ class CaptionTrack:
 
 @strawberry.type(name="Publication")
 class Publication:
+    """A stored publication keeps the URL its target gave; a path on this studio (the local
+    target's ``/published/<id>.mp4``) is made absolute when read, as media URLs are."""
+
+    def _url(self, info: Info) -> str | None:
+        return None if self.stored_url is None else info.context.link(self.stored_url)
+
     target: str
-    url: str | None
+    url: str | None = strawberry.field(resolver=_url)
     published_at: datetime
+    stored_url: strawberry.Private[str | None]
 
     @classmethod
     def from_json(cls, data: list[dict[str, Any]] | None) -> list[Publication]:
         return [
             cls(
                 target=str(item["target"]),
-                url=item.get("url"),
+                stored_url=item.get("url"),
                 published_at=datetime.fromisoformat(str(item["publishedAt"])),
             )
             for item in data or []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,55 @@ def test_wrong_value_names_its_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=f"{variable}: "):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("value", "normalised"),
+    [
+        ("https://studio.example.com", "https://studio.example.com"),
+        ("https://studio.example.com/", "https://studio.example.com"),
+        ("HTTPS://Studio.Example.COM:8443/api/v1//", "https://studio.example.com:8443/api/v1"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("http://[::1]:8000/", "http://[::1]:8000"),
+        ("", None),
+    ],
+)
+def test_public_url_is_an_origin_with_an_optional_prefix(
+    monkeypatch: pytest.MonkeyPatch, value: str, normalised: str | None
+) -> None:
+    monkeypatch.setenv("STUDIO_PUBLIC_URL", value)
+    assert load_settings().public_url == normalised
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("studio.example.com", "must start with http:// or https://"),
+        ("ftp://studio.example.com", "must start with http:// or https://"),
+        ("https://studio.example.com/?v=1", "no query"),
+        ("https://studio.example.com/#top", "no query"),
+        ("https://user:secret@studio.example.com", "user name or password"),
+        ("https:///media", "no host name"),
+        ("https://studio.example.com:99999", "invalid port"),
+        ("https://studio.example.com/a/../b", "path segment"),
+        ("https://studio.example.com/a b", "spaces"),
+    ],
+)
+def test_a_wrong_public_url_is_refused_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    monkeypatch.setenv("STUDIO_PUBLIC_URL", value)
+    with pytest.raises(SettingsError, match=f"STUDIO_PUBLIC_URL: .*{re.escape(reason)}"):
+        load_settings()
+
+
+def test_public_links_are_absolute_only_when_a_public_url_is_set() -> None:
+    assert load_settings().public_link("/media/a.wav?sig=x") == "/media/a.wav?sig=x"
+    settings = load_settings(public_url="https://studio.example.com/base/")
+    assert settings.public_link("/media/a.wav?sig=x") == (
+        "https://studio.example.com/base/media/a.wav?sig=x"
+    )
+    assert settings.public_link("https://youtu.be/x") == "https://youtu.be/x"
 
 
 def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPatch) -> None:

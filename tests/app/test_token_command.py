@@ -80,6 +80,18 @@ async def test_studio_token_works_against_the_app(token_database: DatabaseURL) -
     assert response.json() == {"data": {"viewer": {"email": email}}}
 
 
+def test_studio_tokens_graphiql_link_is_under_the_public_url(token_database: DatabaseURL) -> None:
+    database = token_database.render(hide_password=False)
+    email = f"linked-{uuid.uuid4().hex[:8]}@example.com"
+    public_env = clean_env(DATABASE_URL=database, STUDIO_PUBLIC_URL="https://studio.example.com/s/")
+
+    default = run_studio("token", "--email", email, env=clean_env(DATABASE_URL=database))
+    public = run_studio("token", "--email", email, env=public_env)
+
+    assert f" http://127.0.0.1:8000/graphql#token={default.stdout.strip()}\n" in default.stderr
+    assert f" https://studio.example.com/s/graphql#token={public.stdout.strip()}\n" in public.stderr
+
+
 def test_studio_token_is_refused_in_production(token_database: DatabaseURL) -> None:
     email = f"prod-{uuid.uuid4().hex[:8]}@example.com"
     result = run_studio(

@@ -3,15 +3,15 @@
 // of every request the page makes (and of those that went elsewhere), the page's errors, and
 // GraphiQL's editors.
 //
-// playwright-core comes from graphiql/node_modules (a devDependency there); it drives the
-// system's Chromium and downloads nothing.
+// playwright-core comes from tests/browser/node_modules (`npm ci` in tests/browser/); it drives
+// the system's Chromium and downloads nothing.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const require = createRequire(new URL("../../graphiql/package.json", import.meta.url));
+const require = createRequire(new URL("./package.json", import.meta.url));
 const { chromium } = require("playwright-core");
 
 export const QUERY_EDITOR = ".graphiql-query-editor .CodeMirror";

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -98,3 +100,16 @@ async def test_step_by_step_round_trip(empty_database: DatabaseURL) -> None:
     for index in range(len(revisions) - 1, -1, -1):
         await migrations.downgrade(empty_database, "-1")
         assert await _run_sync(empty_database, _schema_objects) == snapshots[index]
+
+
+async def test_upgrade_if_behind_runs_alembic_only_when_there_is_something_to_apply(
+    empty_database: DatabaseURL, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="alembic"):
+        assert await migrations.upgrade_if_behind(empty_database) is True
+    assert any("Running upgrade" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+
+    with caplog.at_level(logging.INFO, logger="alembic"):
+        assert await migrations.upgrade_if_behind(empty_database) is False
+    assert [r for r in caplog.records if r.name.startswith("alembic")] == []

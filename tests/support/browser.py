@@ -12,8 +12,9 @@ viewer's token::
             headers={"Authorization": f"Bearer {token}"},
         )
 
-The browser tests skip on a machine without Chromium, Node.js or the built GraphiQL files, with
-the reason; ``STUDIO_TEST_BROWSER=required`` (set by ``.ci/run``) makes a missing one a failure.
+The browser tests skip on a machine without Chromium, Node.js or playwright-core (``npm ci`` in
+tests/browser/), with the reason; ``STUDIO_TEST_BROWSER=required`` (set by ``.ci/run``) makes a
+missing one a failure. GraphiQL's own files ship with the package.
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from app.graphiql_assets import ASSETS_DIR, MANIFEST_NAME
-
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_SCRIPT = ROOT / "tests" / "browser" / "graphiql_smoke.mjs"
-PLAYWRIGHT_CORE = ROOT / "graphiql" / "node_modules" / "playwright-core"
-BUILD_COMMAND = "python scripts/build_graphiql.py"
+PLAYWRIGHT_CORE = ROOT / "tests" / "browser" / "node_modules" / "playwright-core"
+INSTALL_PLAYWRIGHT = "(cd tests/browser && npm ci)"
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,7 @@ def browser_tools() -> BrowserTools:
         for reason, absent in (
             ("Chromium (`apt-get install chromium`, or set STUDIO_CHROMIUM)", chromium is None),
             ("Node.js (`node`)", node is None),
-            (f"playwright-core in graphiql/node_modules (`{BUILD_COMMAND}`)", _no_playwright()),
-            (f"GraphiQL's built files (`{BUILD_COMMAND}`)", _no_assets()),
+            (f"playwright-core (`{INSTALL_PLAYWRIGHT}`)", _no_playwright()),
         )
         if absent
     ]
@@ -171,10 +169,6 @@ def serve(app: ASGIApp) -> Iterator[str]:
 
 def _no_playwright() -> bool:
     return not (PLAYWRIGHT_CORE / "package.json").is_file()
-
-
-def _no_assets() -> bool:
-    return not (ASSETS_DIR / MANIFEST_NAME).is_file()
 
 
 def _describe_failure(error: str | None, report: SmokeReport, stderr: str) -> str:

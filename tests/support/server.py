@@ -1,4 +1,4 @@
-"""Which PostgreSQL the tests use (SPEC §6), and fresh databases on it.
+"""Which PostgreSQL the tests use (README: Quick start), and fresh databases on it.
 
 Order: ``STUDIO_TEST_DB=embedded`` forces the embedded server; else ``TEST_DATABASE_URL`` or
 ``DATABASE_URL``; else the server on 127.0.0.1:5432 when one answers; else an embedded server in a
