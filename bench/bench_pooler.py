@@ -13,9 +13,10 @@ httpx, in three set-ups over one seeded database:
 - ``PgBouncer``: through a real PgBouncer in transaction mode (needs Debian's ``pgbouncer``),
   in pooler mode: what a user of a pooled URL sees, the pooler's own hop included.
 
-Rounds are interleaved (every set-up once per round, in turn) and the figures are medians over
-rounds of each round's median. Statements per request are counted with SQLAlchemy events. Prints a
-Markdown table for bench/RESULTS.md.
+Rounds are interleaved (every set-up once per round, in turn); a round's figure is its median,
+and the table gives the median over rounds, and the median of each round's ratio to ``direct``.
+Statements per request are counted with SQLAlchemy events. Prints a Markdown table for
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ async def measure(
 
 async def run(
     setups: dict[str, tuple[DatabaseURL, str]], requests: int, rounds: int, videos: int
-) -> dict[tuple[str, int], tuple[float, float]]:
+) -> dict[tuple[str, int], tuple[float, float, float]]:
+    """(set-up, N) -> (median ms, median of the rounds' ratios to ``direct``, statements)."""
     direct = next(iter(setups.values()))[0]
     settings = load_settings(database_url=direct.render(hide_password=False))
     seeder = create_app(settings)
@@ -109,10 +111,16 @@ async def run(
                 for name, (client, counter) in clients.items():
                     sample = await measure(client, counter, headers, n, requests)
                     samples.setdefault((name, n), []).append(sample)
-    return {
-        key: (statistics.median(m for m, _ in values), statistics.median(s for _, s in values))
-        for key, values in samples.items()
-    }
+    results = {}
+    for (name, n), values in samples.items():
+        baseline = samples[("direct", n)]
+        ratios = [m / base for (m, _), (base, _) in zip(values, baseline, strict=True)]
+        results[(name, n)] = (
+            statistics.median(m for m, _ in values),
+            statistics.median(ratios),
+            statistics.median(s for _, s in values),
+        )
+    return results
 
 
 def main() -> None:
@@ -139,13 +147,12 @@ def main() -> None:
         f"{platform.python_version()}, PostgreSQL: {server.kind}; "
         f"{args.rounds} rounds x {args.requests} sequential requests"
     )
-    print("| set-up | N | median ms | x direct | statements/request |")
+    print("| set-up | N | median ms | x direct (median of rounds) | statements/request |")
     print("| --- | --- | --- | --- | --- |")
     for n in PAGE_SIZES:
-        base = results[("direct", n)][0]
         for name in setups:
-            median, statements = results[(name, n)]
-            print(f"| {name} | {n} | {median:.1f} | {median / base:.2f} | {statements:.1f} |")
+            median, ratio, statements = results[(name, n)]
+            print(f"| {name} | {n} | {median:.1f} | {ratio:.2f} | {statements:.1f} |")
 
 
 if __name__ == "__main__":
