@@ -276,3 +276,81 @@ async def test_media_route_only_answers_get(
     assert head.content == b""
     refused = await http.post(url, headers={"X-Studio-CSRF": "1"})
     assert refused.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "range_header",
+    [
+        "items=0-1",  # a unit the server does not know: MUST be ignored (RFC 9110 §14.2)
+        "bytes",
+        "bytes=",
+        "bytes=abc",
+        "bytes=5-2",  # last before first: an invalid range-spec
+        "bytes=1-2-3",
+        "bytes=--1",
+        "bytes=0-1,x",  # one invalid range-spec: the whole header is invalid
+        "bytes=1e3-",
+        "bytes=+5-",
+        ",".join(["bytes=0-0", *["1-1"] * 100]),  # more ranges than are worth serving
+    ],
+)
+async def test_a_range_header_that_cannot_be_read_is_ignored(
+    http: httpx.AsyncClient, media_settings: Settings, stored: str, range_header: str
+) -> None:
+    """RFC 9110 §14.2: a server ignores a Range with a unit it does not understand, and may
+    ignore one that is invalid: the whole file, 200 (Starlette answered 400)."""
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    response = await http.get(url, headers={"Range": range_header})
+    assert response.status_code == 200
+    assert response.content == CONTENT
+    assert "content-range" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("range_header", "first", "last"),
+    [
+        ("Bytes=100-199", 100, 199),  # the unit is case-insensitive
+        (f"bytes={len(CONTENT) + 5}-, 100-199", 100, 199),  # the unsatisfiable one is dropped
+        ("bytes=1000-99999999999999999999999999", 1000, len(CONTENT) - 1),
+        (f"bytes=-{len(CONTENT) * 2}", 0, len(CONTENT) - 1),
+        ("bytes= 10-19 ,", 10, 19),
+    ],
+)
+async def test_the_satisfiable_ranges_are_served(
+    http: httpx.AsyncClient,
+    media_settings: Settings,
+    stored: str,
+    range_header: str,
+    first: int,
+    last: int,
+) -> None:
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    response = await http.get(url, headers={"Range": range_header})
+    assert response.status_code == 206
+    assert response.headers["content-range"] == f"bytes {first}-{last}/{len(CONTENT)}"
+    assert response.content == CONTENT[first : last + 1]
+
+
+@pytest.mark.parametrize(
+    "range_header",
+    [f"bytes={len(CONTENT)}-", "bytes=-0", "bytes=99999999999999999999999-", "bytes=2000-3000"],
+)
+async def test_a_range_entirely_outside_the_file_is_416(
+    http: httpx.AsyncClient, media_settings: Settings, stored: str, range_header: str
+) -> None:
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    response = await http.get(url, headers={"Range": range_header})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(CONTENT)}"
+
+
+async def test_if_range_that_does_not_match_serves_the_whole_file(
+    http: httpx.AsyncClient, media_settings: Settings, stored: str
+) -> None:
+    """RFC 9110 §13.1.5: a Range whose If-Range validator no longer matches is ignored, even
+    one that could not be satisfied."""
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    for range_header in ("bytes=0-9", "bytes=5000-"):
+        response = await http.get(url, headers={"Range": range_header, "If-Range": '"stale"'})
+        assert response.status_code == 200
+        assert response.content == CONTENT
