@@ -9,6 +9,7 @@ from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -167,6 +168,11 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> dict[str, str]:
         try:
             form = await request.get_form_data()
+        except StarletteHTTPException as exc:
+            # Starlette's own refusal of the body (no boundary, a part without a name, too many
+            # parts or fields, a part too large …), which would leave as plain text.
+            message = f"Unable to parse the multipart body: {exc.detail}"
+            raise RequestRefused(400, message) from exc
         except ValueError as exc:
             raise RequestRefused(400, "Unable to parse the multipart body.") from exc
         return http_protocol.operations_with_files(form.form, form.files, self.parse_json)
