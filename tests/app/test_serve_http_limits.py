@@ -1,4 +1,5 @@
-"""HTTP limits as a client of a real ``studio serve`` meets them, over raw sockets: a body over
+"""HTTP limits as a client of a real ``studio serve`` meets them, over raw sockets: a request head
+over STUDIO_MAX_HEADER_BYTES is 431 (`app.server_protocol`), and a body over
 STUDIO_MAX_BODY_BYTES gets its 413 answer (the server reads what is left of it before
 answering, instead of closing while it still arrives)."""
 
@@ -14,8 +15,10 @@ import pytest
 from tests.support.processes import StudioProcess, clean_env, running_studio
 from tests.support.server import PgServer
 
-#: The default STUDIO_MAX_BODY_BYTES, which `studio serve` runs with here.
+#: The defaults of STUDIO_MAX_BODY_BYTES and STUDIO_MAX_HEADER_BYTES, which `studio serve`
+#: runs with here.
 MAX_BODY_BYTES = 1_000_000
+MAX_HEADER_BYTES = 16 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +75,40 @@ def test_a_3_mb_chunked_body_gets_its_413_answer(studio: StudioProcess) -> None:
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(30)) + b"0\r\n\r\n"
     status, _, content = exchange(studio, post_head(None), chunks)
     assert_too_large(status, content)
+
+
+def get_head(target: str = "/healthz", *, header: str = "") -> bytes:
+    extra = f"{header}\r\n" if header else ""
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: studio.test\r\n{extra}Connection: close\r\n\r\n".encode()
+    )
+
+
+@pytest.mark.parametrize("size", [1_000_000, 8_000_000])
+def test_a_header_of_megabytes_is_431(studio: StudioProcess, size: int) -> None:
+    """It was answered 200: llhttp keeps header fields of any size."""
+    status, headers, content = exchange(studio, get_head(header="X-Padding: " + "a" * size))
+    assert status == 431
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    (error,) = json.loads(content)["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "limit": "max_header_bytes"}
+    assert str(MAX_HEADER_BYTES) in error["message"]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        get_head("/healthz?" + "a" * MAX_HEADER_BYTES),  # the request line counts
+        get_head(header="\r\n".join(f"X-Field-{n}: {'v' * 100}" for n in range(200))),
+    ],
+    ids=["long-url", "many-fields"],
+)
+def test_a_head_over_the_limit_in_any_part_is_431(studio: StudioProcess, head: bytes) -> None:
+    assert exchange(studio, head)[0] == 431
+
+
+def test_a_head_within_the_limit_is_served(studio: StudioProcess) -> None:
+    status, _, content = exchange(studio, get_head(header="X-Padding: " + "a" * 15_000))
+    assert status == 200
+    assert json.loads(content) == {"status": "ok"}
