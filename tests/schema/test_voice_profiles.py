@@ -28,7 +28,7 @@ from db import models
 from db.models import AuditEvent, VoiceProfile
 from db.queries import voice_profiles
 from schema.relay import to_global_id
-from tests.app.test_audio import PNG, flac_bytes, wav_bytes
+from tests.app.test_audio import HTML, PNG, encoded, wav_bytes
 from tests.factories import make_user, make_video, make_voice_profile
 from tests.support.graphql import GraphQLClient, GraphQLResponse
 
@@ -233,7 +233,7 @@ async def test_sample_url_is_signed_short_lived_and_ranged(
 async def test_the_stored_kind_comes_from_the_bytes_not_the_name(
     session: AsyncSession, owner: models.User, uploader: Uploader, http: httpx.AsyncClient
 ) -> None:
-    response = await uploader.create(owner, ("voice.wav", flac_bytes(), "audio/wav"))
+    response = await uploader.create(owner, ("voice.wav", encoded("-f", "flac"), "audio/wav"))
     url = response.ok()["createVoiceProfile"]["voiceProfile"]["sampleUrl"]
     row = await session.scalar(select(VoiceProfile))
     assert row is not None
@@ -282,8 +282,16 @@ async def test_an_upload_larger_than_the_body_limit_but_within_the_upload_limit_
         (("sample.wav", wav_bytes(frames=UPLOAD_LIMIT // 2), "audio/wav"), "limited to"),
         (("../../etc/passwd.wav", b"<html>not audio</html>", "audio/wav"), "must be a WAV"),
         (("sample.wav", SAMPLE[:30], "audio/wav"), "must be a WAV"),
+        (("sample.wav", SAMPLE[:36] + HTML, "audio/wav"), "does not decode"),
     ],
-    ids=["png-named-wav", "zero-bytes", "too-big", "path-like-and-not-audio", "truncated"],
+    ids=[
+        "png-named-wav",
+        "zero-bytes",
+        "too-big",
+        "path-like-and-not-audio",
+        "truncated",
+        "wav-header-then-html",
+    ],
 )
 async def test_a_rejected_sample_names_the_field_and_leaves_everything_as_it_was(
     session: AsyncSession,
