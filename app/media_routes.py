@@ -51,7 +51,11 @@ async def serve_media(request: Request) -> Response:
         file = media.resolve(state.settings, path)
     except media.MediaPathError:
         return _error(404, "No such media.")
-    if not await _still_published(state, path) or not await anyio.Path(file).is_file():
+    try:
+        served = await _still_published(state, path) and await anyio.Path(file).is_file()
+    except media.StorageUnavailable as unavailable:  # a missing preview could not be stored
+        return _error(503, unavailable.message)
+    if not served:
         return _error(404, "No such media.")
     assert expires is not None  # verified above
     max_age = max(0, int(expires) - int(time.time()))

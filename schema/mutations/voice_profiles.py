@@ -206,11 +206,12 @@ async def _create(info: Info, input: CreateVoiceProfileInput) -> models.VoicePro
 
 async def _make_preview(info: Info, profile: models.VoiceProfile) -> None:
     """Synthesize the profile's preview now, so that ``previewUrl`` plays at once. A failure
-    does not fail the mutation: the media route makes the preview on first fetch instead."""
+    (of synthesis, or of storage that is full) does not fail the mutation: the media route
+    makes the preview on first fetch instead."""
     settings = info.context.settings
     try:
         path = await preview.make_preview(settings, profile)
-    except speech.SpeechError as exc:
+    except (speech.SpeechError, media.StorageUnavailable) as exc:
         logger.warning("voice profile %s: no preview (%s)", profile.id, exc)
         return
     if path is not None:

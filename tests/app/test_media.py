@@ -5,6 +5,7 @@ file only for a valid, unexpired signature, privately, with range requests."""
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import os
@@ -95,6 +96,48 @@ def test_a_failed_write_leaves_nothing(
     with pytest.raises(OSError, match="disk full"):
         media.write_file(media_settings, media.voice_sample_path(uuid.uuid4(), "wav"), b"x")
     assert _files(media_settings.resolved_media_dir) == []
+
+
+def test_a_media_folder_that_is_not_writable_is_said_so_and_logged_with_the_path(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tests run as root, whom permissions do not stop: the media folder's path leads through a
+    file instead, which stops root too (ENOTDIR), a real condition and no simulation."""
+    (tmp_path / "not-a-folder").write_bytes(b"")
+    blocked = load_settings(
+        database_url=settings.database_url, media_dir=tmp_path / "not-a-folder" / "media"
+    )
+    with pytest.raises(media.StorageUnavailable) as refused:
+        media.write_file(blocked, "voice-samples/x/take.wav", b"RIFF")
+    assert refused.value.message == "The studio's media storage is not writable."
+    assert refused.value.code == "INTERNAL"
+    [record] = [r for r in caplog.records if r.name == "app.media"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage().startswith(
+        f"media storage is not writable: cannot write {tmp_path / 'not-a-folder' / 'media'}"
+    )
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_media_folder_is_said_so_and_leaves_nothing(
+    media_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    code: int,
+) -> None:
+    """No file system here fills up (no tmpfs, no loop device): the error is raised where a
+    full disk reports it, flushing the file's data."""
+
+    def full(descriptor: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", full)
+    path = media.voice_sample_path(uuid.uuid4(), "wav")
+    with pytest.raises(media.StorageUnavailable, match="storage is full"):
+        media.write_file(media_settings, path, b"RIFF")
+    root = media_settings.resolved_media_dir
+    assert _files(root) == []
+    assert f"media storage is full: cannot write {(root / path).resolve()}" in caplog.text
 
 
 def test_delete_removes_the_file_and_its_empty_profile_folder(media_settings: Settings) -> None:

@@ -8,7 +8,10 @@ were; a stored sample is served through a signed URL that an ``<audio>`` element
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -389,6 +392,56 @@ async def test_invalid_fields_are_named_and_nothing_is_stored(
     response = await uploader.create(owner, ("take.wav", SAMPLE, "audio/wav"), **fields)
     assert response.codes == ["BAD_USER_INPUT"]
     assert response.errors[0]["extensions"]["field"] == field
+    assert await _snapshot(session, media_dir) == before
+
+
+@pytest.fixture
+def samples_blocked(media_dir: Path) -> Path:
+    """A real condition that holds for root too (tests run as root, for whom permissions do
+    not stop a write): a file where the media folder's ``voice-samples`` folder should be."""
+    media_dir.mkdir(parents=True, exist_ok=True)
+    blocker = media_dir / media.VOICE_SAMPLES
+    blocker.write_bytes(b"in the way")
+    return blocker
+
+
+async def test_a_media_folder_that_cannot_take_the_sample_is_said_so_and_changes_nothing(
+    session: AsyncSession,
+    owner: models.User,
+    uploader: Uploader,
+    media_dir: Path,
+    samples_blocked: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = await _snapshot(session, media_dir)
+    caplog.set_level(logging.ERROR, logger="app.media")
+    response = await uploader.create(owner, ("take-1.wav", SAMPLE, "audio/wav"))
+    assert response.codes == ["INTERNAL"]
+    assert response.errors[0]["message"] == "The studio's media storage is not writable."
+    assert response.errors[0]["extensions"]["requestId"]
+    assert await _snapshot(session, media_dir) == before
+    assert f"media storage is not writable: cannot write {samples_blocked}/" in caplog.text
+
+
+async def test_a_full_media_folder_is_said_so_and_changes_nothing(
+    session: AsyncSession,
+    owner: models.User,
+    uploader: Uploader,
+    media_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ENOSPC needs a file system that fills up, which the tests do not have (no tmpfs, no
+    loop device): the refusal is made at the OS boundary, where a full disk reports it."""
+
+    def no_space(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    await uploader.create(owner, ("keep.wav", SAMPLE, "audio/wav"))  # the folders exist
+    before = await _snapshot(session, media_dir)
+    monkeypatch.setattr(os, "fsync", no_space)
+    response = await uploader.create(owner, ("take-2.wav", SAMPLE, "audio/wav"))
+    assert response.codes == ["INTERNAL"]
+    assert response.errors[0]["message"] == "The studio's media storage is full."
     assert await _snapshot(session, media_dir) == before
 
 
