@@ -2,8 +2,8 @@
 
 The file name and the content type a client sends are never consulted: both are the client's
 claim, and a PNG named ``sample.wav`` is still a PNG. The checks read the container's own headers
-(WAV, MP3, Ogg Vorbis/Opus, FLAC) far enough to be sure the file is what it says it is; they do
-not decode the audio.
+(WAV, MP3, Ogg Vorbis/Opus, FLAC) far enough to be sure the file is what it says it is; whether
+what follows the headers is audio, `app.audio_decode` finds out by decoding it.
 """
 
 from __future__ import annotations

@@ -106,6 +106,9 @@ def serve(
                 server_header=False,
                 # A larger websocket frame is refused (1009) before it is read whole.
                 ws_max_size=settings.ws_max_message_bytes,
+                # httptools with a bound on request heads (431), which h11 keeps as well.
+                http="app.server_protocol:HeadLimitedHttpToolsProtocol",
+                h11_max_incomplete_event_size=settings.max_header_bytes,
             )
 
 

@@ -4,7 +4,8 @@ Files live under ``settings.resolved_media_dir`` with names the server chooses
 (``voice-samples/<profile id>/<random hex>.<ext>``); a client-sent file name never reaches the
 file system. Every relative path is resolved and checked to stay inside the media folder, so a
 stored path that was tampered with (``../``, an absolute path, a symlink leading out) is refused
-rather than followed.
+rather than followed. A write the media folder cannot take (full, read-only) is
+`StorageUnavailable`, with a message for people and a log line with the path.
 
 Media URLs are capabilities: ``<audio src>`` sends no ``Authorization`` header, so whoever holds
 the URL may fetch the file until it expires. The signature therefore binds exactly what the URL
@@ -15,19 +16,25 @@ purpose alone (a media signature can never be replayed as a token or a cursor MA
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
+import logging
 import math
 import os
 import secrets
 import tempfile
 import time
 import uuid
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlencode
 
+from app.errors import StudioError
 from app.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 VOICE_SAMPLES = "voice-samples"
 URL_PREFIX = "/media/"
@@ -69,29 +76,80 @@ def media_root(settings: Settings) -> Path:
     return settings.resolved_media_dir.resolve()
 
 
+# --- storage that cannot take a file ------------------------------------------------------
+
+STORAGE_FULL = "The studio's media storage is full."
+STORAGE_NOT_WRITABLE = "The studio's media storage is not writable."
+
+#: What the media folder's file system says when it cannot take a file: full (or over a
+#: quota, or past a file size limit) …
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: … or not writable: read-only, no permission, or a file where a folder of the media folder
+#: should be.
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST})
+
+
+class StorageUnavailable(StudioError):
+    """The media folder cannot take a file: full, or not writable. Not the client's doing,
+    hence ``INTERNAL``, but with a message people can act on (an upload answers it, a job fails
+    with it); the log line has the path and the system's own words."""
+
+    code = "INTERNAL"
+
+
+def storage_unavailable(code: int | None, path: Path | str, reason: str) -> StorageUnavailable:
+    """The error for a write to ``path`` that failed with ``errno`` ``code``, logged as such;
+    `ValueError` for a code that says neither full nor not writable."""
+    if code in _FULL:
+        state, message = "full", STORAGE_FULL
+    elif code in _NOT_WRITABLE:
+        state, message = "not writable", STORAGE_NOT_WRITABLE
+    else:
+        raise ValueError(f"errno {code} says nothing about the storage")
+    logger.error("media storage is %s: cannot write %s (%s)", state, path, reason)
+    return StorageUnavailable(message)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Writes to ``path`` in the block: an `OSError` that says the storage is full or not
+    writable leaves it as `StorageUnavailable` (logged); any other as it was."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _FULL | _NOT_WRITABLE:
+            raise
+        where = error.filename or path
+        raise storage_unavailable(error.errno, where, error.strerror or str(error)) from error
+
+
 # --- writing and deleting (blocking: call them with asyncio.to_thread) --------------------
 
 
 def write_file(settings: Settings, relative: str, data: bytes) -> Path:
-    """Store ``data`` atomically: readers see the whole file or none of it.
+    """Store ``data`` atomically: readers see the whole file or none of it; `StorageUnavailable`
+    when the media folder cannot take it.
 
     Written to a temporary file in the same folder, flushed to disk, then renamed into place
     (a rename within one file system is atomic); the folder entry is flushed too.
     """
     target = resolve(settings, relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(target.parent)
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=".upload-", suffix=".part"
+        )
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        _fsync_directory(target.parent)
     return target
 
 
@@ -102,7 +160,8 @@ def delete_file(settings: Settings, relative: str) -> None:
     other profiles stay, so a concurrent upload never finds its folder gone.
     """
     target = resolve(settings, relative)
-    target.unlink(missing_ok=True)
+    with suppress(FileNotFoundError, NotADirectoryError):  # gone, or its folder never was
+        target.unlink()
     parent = target.parent
     if parent != media_root(settings) and parent.parent != media_root(settings):
         with suppress(OSError):  # not empty (another sample), or already gone

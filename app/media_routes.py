@@ -6,7 +6,7 @@ profile was deleted or replaced, or for a video's file that the video no longer 
 or replaced by a newer run), is 404. A voice profile's preview is made here if it is
 missing (`app.pipeline.preview`). Only regular files are served: never a folder listing.
 Range requests (seeking in a ``<video>`` or ``<audio>`` element) are answered by Starlette's
-`FileResponse`.
+`FileResponse`, with the ``Range`` header read as RFC 9110 says (`app.byte_ranges`).
 
 ``GET /published/<video id>.mp4`` serves a video published to this studio to anyone.
 """
@@ -16,14 +16,16 @@ from __future__ import annotations
 import mimetypes
 import time
 import uuid
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from app import media
+from app import byte_ranges, media
 from app.audio import MEDIA_TYPES
 from app.pipeline import preview, speech
 from app.pipeline.run_media import VIDEOS
@@ -49,14 +51,16 @@ async def serve_media(request: Request) -> Response:
         file = media.resolve(state.settings, path)
     except media.MediaPathError:
         return _error(404, "No such media.")
-    if not await _still_published(state, path) or not await anyio.Path(file).is_file():
+    try:
+        served = await _still_published(state, path) and await anyio.Path(file).is_file()
+    except media.StorageUnavailable as unavailable:  # a missing preview could not be stored
+        return _error(503, unavailable.message)
+    if not served:
         return _error(404, "No such media.")
     assert expires is not None  # verified above
     max_age = max(0, int(expires) - int(time.time()))
-    return FileResponse(
-        file,
-        media_type=_media_type(file.name),
-        headers={"Cache-Control": f"private, max-age={max_age}"} | _SAFE_HEADERS,
+    return await _file_response(
+        request, file, _media_type(file.name), f"private, max-age={max_age}"
     )
 
 
@@ -74,11 +78,7 @@ async def serve_published(request: Request) -> Response:
     file = media.resolve(state.settings, path)
     if not await anyio.Path(file).is_file():
         return _error(404, "No such video.")
-    return FileResponse(
-        file,
-        media_type="video/mp4",
-        headers={"Cache-Control": "public, max-age=60"} | _SAFE_HEADERS,
-    )
+    return await _file_response(request, file, "video/mp4", "public, max-age=60")
 
 
 def media_routes() -> list[Route]:
@@ -132,6 +132,42 @@ async def _preview_ready(state: AppState, path: str) -> bool:
         return False
     await preview.prune(state.settings, profile)
     return True
+
+
+async def _file_response(
+    request: Request, file: Path, media_type: str, cache_control: str
+) -> Response:
+    """The file, whole or the ranges its ``Range`` header asks for, as RFC 9110 reads that
+    header (`app.byte_ranges`): ignored when it cannot be read, 416 only when no range fits."""
+    stat = await anyio.Path(file).stat()
+    try:
+        ranges = byte_ranges.satisfiable_ranges(request.headers.get("range"), stat.st_size)
+    except byte_ranges.RangeNotSatisfiable:
+        # A range that starts at the end: Starlette answers 416 (with `Content-Range: bytes
+        # */size`) itself, after `If-Range`, which may still ask for the whole file.
+        ranges = [(stat.st_size, stat.st_size)]
+    return _RangedFileResponse(
+        file,
+        byte_ranges.as_header(ranges) if ranges is not None else None,
+        media_type=media_type,
+        headers={"Cache-Control": cache_control} | _SAFE_HEADERS,
+        stat_result=stat,
+    )
+
+
+class _RangedFileResponse(FileResponse):
+    """Starlette's file response, reading ``range_header`` instead of the client's ``Range``
+    (None: as if the client had sent none)."""
+
+    def __init__(self, path: Path, range_header: str | None, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self.range_header = range_header
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(name, value) for name, value in scope["headers"] if name != b"range"]
+        if self.range_header is not None:
+            headers.append((b"range", self.range_header.encode("latin-1")))
+        await super().__call__({**scope, "headers": headers}, receive, send)
 
 
 def _media_type(name: str) -> str:

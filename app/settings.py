@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     # --- HTTP and GraphQL limits ------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    #: Largest request head (request line and header fields) `studio serve` reads; 431 beyond.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    #: Deepest nesting of arrays and objects in any JSON a client sends (`schema.client_json`).
+    max_json_depth: int = Field(default=64, ge=2, le=200)
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_tokens: int = Field(default=5000, ge=100, le=100_000)

@@ -1,7 +1,9 @@
 """One place where failures become GraphQL errors (SPEC §4).
 
 * `app.errors.StudioError` (raised by `db/`, `app/` or resolvers): its message and
-  ``extensions.code`` (plus ``field`` when it names an input field).
+  ``extensions.code`` (plus ``field`` when it names an input field). One coded ``INTERNAL``
+  (a known outage: the media storage is full, `app.media.StorageUnavailable`) keeps its
+  message and carries the request id.
 * Documents that do not parse or validate: ``BAD_USER_INPUT`` (a limit's refusal carries it
   already, with ``extensions.limit``, `schema.limits`).
 * Anything else is a bug: logged with the request id and its traceback, and sent to the client
@@ -46,18 +48,24 @@ class ErrorCodes(SchemaExtension):
 
 
 def coded_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """``error`` as a client may see it; an error this made already is returned as it is (some
+    paths code errors twice)."""
+    if isinstance(error, _CodedError):
+        return error
     original = error.original_error
     extensions: dict[str, Any] = dict(error.extensions or {})
     if isinstance(original, StudioError):
         extensions["code"] = original.code
         if original.field is not None:
             extensions["field"] = original.field
+        if original.code == "INTERNAL":  # a known outage (storage full): said, with the id
+            extensions["requestId"] = request_id
         return _copy(error, original.message, extensions)
     if original is None or isinstance(original, GraphQLError):
         error = relabel_parser_limit(error)
         extensions = dict(error.extensions or {})
         code = extensions.setdefault("code", "BAD_USER_INPUT")
-        if code == "INTERNAL":  # masked already (this runs again on some paths)
+        if code == "INTERNAL":  # coded so outside this module: masked all the same
             request_id = extensions.get("requestId") or request_id
             return _copy(error, INTERNAL_MESSAGE, {"code": "INTERNAL", "requestId": request_id})
         if code in SPEC_CODES:
@@ -77,8 +85,12 @@ def strip_suggestions(error: GraphQLError) -> None:
     error.message = _SUGGESTION.sub("", error.message)
 
 
+class _CodedError(GraphQLError):
+    """An error `coded_error` made: what the client sees."""
+
+
 def _copy(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
-    return GraphQLError(
+    return _CodedError(
         message,
         nodes=error.nodes,
         source=error.source,

@@ -68,16 +68,18 @@ class RequestRefused(Exception):
         *,
         code: str = "BAD_USER_INPUT",
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
 
     def body(self) -> bytes:
         """A GraphQL response with the one request error (no ``data``: nothing ran)."""
-        error = {"message": self.message, "extensions": {"code": self.code}}
+        error = {"message": self.message, "extensions": {"code": self.code, **self.extensions}}
         return json.dumps({"errors": [error]}, separators=(",", ":")).encode()
 
 

@@ -4,11 +4,12 @@ answering as GraphQL over HTTP specifies (media types and status codes: schema/h
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
+from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
@@ -24,7 +25,7 @@ from app.graphiql import render_graphiql_page
 from app.middleware import scope_viewer
 from app.settings import Environment, Settings
 from app.state import AppState
-from schema import http_protocol
+from schema import client_json, http_protocol
 from schema.context import Context
 from schema.errors import coded_error
 from schema.http_protocol import RequestRefused
@@ -167,18 +168,32 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> dict[str, str]:
         try:
             form = await request.get_form_data()
+        except StarletteHTTPException as exc:
+            # Starlette's own refusal of the body (no boundary, a part without a name, too many
+            # parts or fields, a part too large …), which would leave as plain text.
+            message = f"Unable to parse the multipart body: {exc.detail}"
+            raise RequestRefused(400, message) from exc
         except ValueError as exc:
             raise RequestRefused(400, "Unable to parse the multipart body.") from exc
         return http_protocol.operations_with_files(form.form, form.files, self.parse_json)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        # An HTTP request's JSON: the body, a GET's parameters, a multipart request's fields.
+        try:
+            return super().parse_json(data)
+        except client_json.ClientJSONError as exc:
+            limit = {"limit": exc.limit} if exc.limit else None
+            raise RequestRefused(400, exc.message, extensions=limit) from exc
+
     def decode_json(self, data: str | bytes) -> object:
+        # Every JSON a client sends, websocket messages included (`schema.client_json`).
         # Request bodies are UTF-8 (GraphQL over HTTP); `json.loads` would guess UTF-16/32.
         if isinstance(data, bytes):
             try:
                 data = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise RequestRefused(400, "The request body is not valid UTF-8.") from exc
-        return json.loads(data)
+        return client_json.loads(data, max_depth=self.settings.max_json_depth)
 
     async def execute_single(
         self,

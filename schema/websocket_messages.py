@@ -20,6 +20,7 @@ from strawberry.http.async_base_view import AsyncBaseHTTPView
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
 from app.state import AppState
+from schema.client_json import ClientJSONError
 
 #: RFC 6455 "Message Too Big".
 CLOSE_TOO_BIG = 1009
@@ -51,7 +52,7 @@ class SizeLimitedWebSocket(ASGIWebSocketAdapter):
                     return
                 try:
                     message = self.view.decode_json(text)
-                except (JSONDecodeError, RecursionError) as error:  # `[[[[…` nested too deep
+                except (JSONDecodeError, ClientJSONError) as error:  # e.g. nested too deep
                     if ignore_parsing_errors:
                         continue
                     raise NonJsonMessageReceived from error

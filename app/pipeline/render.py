@@ -37,7 +37,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg  # type: ignore[import-untyped]
+from app.ffmpeg import FfmpegMissing, bundled_ffmpeg
 
 logger = logging.getLogger("studio.render")
 
@@ -319,8 +319,8 @@ async def _font_works(exe: str, font: str, work: Path) -> bool:
 
 async def _bundled_ffmpeg() -> str:
     try:
-        return str(await asyncio.to_thread(imageio_ffmpeg.get_ffmpeg_exe))
-    except RuntimeError as error:
+        return await bundled_ffmpeg()
+    except FfmpegMissing as error:
         raise RenderError("The video renderer (ffmpeg) is not installed.", str(error)) from error
 
 

@@ -10,7 +10,8 @@ folder (`app.pipeline.run_media`): each segment's WAV and timing (VOICE) and the
 ffmpeg's own progress moves the stage's share of the progress bar; a cancelled job kills ffmpeg
 (`StageContext.report` raises inside the progress callback). A render that fails ends the job
 with a message a person can read (ffmpeg's stderr goes to the log, not to the user), and the
-attempt's folder is removed, so the next attempt starts clean.
+attempt's folder is removed, so the next attempt starts clean; one that fails because the media
+folder is full or not writable fails as `app.media.StorageUnavailable` says.
 
 Results (read by `app.worker.stages.video_artefacts`)::
 
@@ -19,7 +20,9 @@ Results (read by `app.worker.stages.video_artefacts`)::
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from typing import Any
 
 from app import media
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 MEDIA_FILE = "video.mp4"
 POSTER_FILE = "poster.png"
+#: How ffmpeg reports a write that failed for want of space (the system's strerror(ENOSPC)).
+_NO_SPACE = os.strerror(errno.ENOSPC)
 
 
 class FfmpegRender:
@@ -67,23 +72,27 @@ class FfmpegRender:
         async def on_progress(fraction: float) -> None:
             context.report(fraction)  # raises JobStopped once the job must stop: ffmpeg is killed
 
+        folder = media.resolve(settings, run.relative)
         try:
-            rendered = await render_video(
-                segments=[
-                    RenderSegment(texts[t["index"]], int(t["startMs"]), int(t["endMs"]))
-                    for t in timings
-                ],
-                narration_wavs=[media.resolve(settings, t["audioPath"]) for t in timings],
-                captions_vtt=media.resolve(settings, vtt) if vtt else None,
-                output_mp4=media.resolve(settings, media_path),
-                poster_png=media.resolve(settings, poster_path),
-                width=settings.render_width,
-                height=settings.render_height,
-                fps=settings.render_fps,
-                font_file=settings.render_font_file,
-                on_progress=on_progress,
-            )
+            with media.writing(folder):  # its work folder, made beside the video
+                rendered = await render_video(
+                    segments=[
+                        RenderSegment(texts[t["index"]], int(t["startMs"]), int(t["endMs"]))
+                        for t in timings
+                    ],
+                    narration_wavs=[media.resolve(settings, t["audioPath"]) for t in timings],
+                    captions_vtt=media.resolve(settings, vtt) if vtt else None,
+                    output_mp4=media.resolve(settings, media_path),
+                    poster_png=media.resolve(settings, poster_path),
+                    width=settings.render_width,
+                    height=settings.render_height,
+                    fps=settings.render_fps,
+                    font_file=settings.render_font_file,
+                    on_progress=on_progress,
+                )
         except RenderError as error:
+            if _NO_SPACE in error.detail:  # ffmpeg could not write its output
+                raise media.storage_unavailable(errno.ENOSPC, folder, _NO_SPACE) from error
             logger.warning("render of job %s failed: %s", context.job_id, error)
             raise StageError(error.user_message) from error
         return {

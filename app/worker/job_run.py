@@ -22,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.media import StorageUnavailable
 from app.observability.worker import WorkerMetrics
 from app.settings import Settings
 from app.worker.job_monitor import JobMonitor
@@ -133,8 +134,8 @@ class JobRun:
             except LeaseLost as lost:
                 self.stop(str(lost))
                 return JobStopped(str(lost))
-            except (JobStopped, StageError) as ended:
-                return ended
+            except (JobStopped, StageError, StorageUnavailable) as ended:
+                return ended  # StorageUnavailable: logged where the write failed
             except Exception as exc:
                 logger.exception("stage %s of job %s failed", stage.name, self.lease.job_id)
                 return exc
@@ -172,12 +173,12 @@ class JobRun:
             recorded, _ = await self._final_write(job_leases.hand_back, lease)
             return Outcome.HANDED_BACK if recorded else Outcome.STOPPED
         if isinstance(results, BaseException):
-            user_error = isinstance(results, StageError)
+            message, retry = _failure(results)
             recorded, status = await self._final_write(
                 job_leases.fail,
                 lease,
-                results.user_message if isinstance(results, StageError) else UNEXPECTED_FAILURE,
-                retry=not user_error,
+                message,
+                retry=retry,
                 backoff_seconds=self._settings.job_retry_backoff_seconds,
             )
             if not recorded:
@@ -221,3 +222,14 @@ class JobRun:
                 if attempt < _FINAL_WRITE_TRIES:
                     await asyncio.sleep(PROGRESS_INTERVAL * 2**attempt)
         return False, None
+
+
+def _failure(error: BaseException) -> tuple[str, bool]:
+    """What the user reads of a failed run, and whether the job is run again: a stage's own
+    error is final; storage that is full or not writable is an outage, retried, and says so;
+    anything else is a bug or an outage, retried, and says nothing more."""
+    if isinstance(error, StageError):
+        return error.user_message, False
+    if isinstance(error, StorageUnavailable):
+        return error.message, True
+    return UNEXPECTED_FAILURE, True

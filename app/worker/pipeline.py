@@ -6,8 +6,9 @@ results)``: it reads the video and what earlier stages returned, reports how far
 ``context.report(fraction)``, and returns its own results as a dict. A hosted model or service
 replaces a stage by being another class with the same three members.
 
-A stage fails in a way the user should read by raising `StageError(user_message)`; anything else
-it raises is a bug or an outage, shown as a generic message and retried.
+A stage fails in a way the user should read by raising `StageError(user_message)`; media storage
+that is full or not writable (`app.media.StorageUnavailable`) is retried and named as such;
+anything else it raises is a bug or an outage, shown as a generic message and retried.
 
 Stages share the worker's event loop with the job's lease heartbeat: blocking work (synthesis,
 encoding) belongs in a thread or subprocess (``asyncio.to_thread``), or the lease runs out.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -104,7 +104,8 @@ async def count_for_owners(
 
 
 def search_query(text_: str) -> str | None:
-    """A prefix ``tsquery`` for free text: every word must start a word of title/description.
+    """A prefix ``tsquery`` for free text: every word must start a word of title/description;
+    None when the text has no word at all.
 
     Words are reduced to letters and digits, so no ``tsquery`` syntax from the client survives.
     """
@@ -125,11 +126,20 @@ def _video_conditions(video_filter: VideoFilter) -> list[ColumnElement[bool]]:
         conditions.append(Video.created_at >= _in_utc(video_filter.created_after))
     if video_filter.created_before is not None:
         conditions.append(Video.created_at < _in_utc(video_filter.created_before))
-    if video_filter.search and (query := search_query(video_filter.search)):
-        # Matches the GIN index ix_videos_search (same expression, same 'simple' dictionary).
-        document = search_document(Video.title, Video.description)
-        conditions.append(document.bool_op("@@")(func.to_tsquery("simple", query)))
+    if video_filter.search is not None:
+        conditions.append(_matches_search(video_filter.search))
     return conditions
+
+
+def _matches_search(text_: str) -> ColumnElement[bool]:
+    query = search_query(text_)
+    if query is None:
+        # Nothing to look for ("%", "   ", punctuation): a search that matches no video, not a
+        # filter that went missing.
+        return false()
+    # Matches the GIN index ix_videos_search (same expression, same 'simple' dictionary).
+    document = search_document(Video.title, Video.description)
+    return document.bool_op("@@")(func.to_tsquery("simple", query))
 
 
 def _in_utc(moment: datetime) -> datetime:

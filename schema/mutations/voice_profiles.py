@@ -1,7 +1,8 @@
 """Voice profile mutations (SPEC §4): create (with an optional uploaded sample), update, delete.
 
 A sample arrives as an ``Upload`` through the GraphQL multipart request spec. It is read with a
-hard cap and checked to be audio before anything is written; then the row is inserted, the file
+hard cap and checked to be audio (its container's headers, `app.audio`, then a short decode,
+`app.audio_decode`) before anything is written; then the row is inserted, the file
 stored under a name the server chooses, and the row pointed at it. If the mutation's transaction
 rolls back after the file was stored, the rollback hook removes the file: a failed
 ``createVoiceProfile`` leaves neither a row nor a file behind.
@@ -26,7 +27,7 @@ import strawberry
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
-from app import audio, media, validation
+from app import audio, audio_decode, media, validation
 from app.errors import BadUserInput
 from app.pipeline import preview, speech
 from db import models
@@ -205,11 +206,12 @@ async def _create(info: Info, input: CreateVoiceProfileInput) -> models.VoicePro
 
 async def _make_preview(info: Info, profile: models.VoiceProfile) -> None:
     """Synthesize the profile's preview now, so that ``previewUrl`` plays at once. A failure
-    does not fail the mutation: the media route makes the preview on first fetch instead."""
+    (of synthesis, or of storage that is full) does not fail the mutation: the media route
+    makes the preview on first fetch instead."""
     settings = info.context.settings
     try:
         path = await preview.make_preview(settings, profile)
-    except speech.SpeechError as exc:
+    except (speech.SpeechError, media.StorageUnavailable) as exc:
         logger.warning("voice profile %s: no preview (%s)", profile.id, exc)
         return
     if path is not None:
@@ -244,7 +246,9 @@ async def _read_sample(upload: object, limit: int) -> _Sample | None:
             raise BadUserInput(f"`sample` is limited to {limit} bytes.", field="sample")
         chunks.append(chunk)
     data = b"".join(chunks)
-    return _Sample(data=data, kind=audio.detect(data))
+    kind = audio.detect(data)
+    await audio_decode.check_decodes(data, kind)  # a header is not audio yet
+    return _Sample(data=data, kind=kind)
 
 
 def _given(value: T | None) -> T | None:

@@ -49,7 +49,7 @@ class VideoFilter:
             )
         return VideoFilterQuery(
             statuses=tuple(dict.fromkeys(_given(self.status) or ())),
-            search=(search or "").strip() or None,
+            search=search,  # "" or "   " is a search too: for no word, it finds nothing
             input_type=_given(self.input_type),
             created_after=_given(self.created_after),
             created_before=_given(self.created_before),

@@ -1,18 +1,20 @@
 """Uploads are audio by their bytes alone (app/audio.py): WAV, MP3, Ogg Vorbis/Opus and FLAC are
 recognised from their own headers; anything else, truncated or empty, is BAD_USER_INPUT on
-``sample``. The builders below make small real files byte by byte (the voice profile tests use
-them too)."""
+``sample``. The builders below make small real files byte by byte, or with the bundled ffmpeg
+(the voice profile tests use them too)."""
 
 from __future__ import annotations
 
 import io
 import struct
+import subprocess
 import wave
 
 import pytest
 
 from app import audio
 from app.errors import BadUserInput
+from tests.support.video import FFMPEG
 
 # --- builders -----------------------------------------------------------------------------
 
@@ -88,6 +90,14 @@ def ogg_vorbis_bytes() -> bytes:
 
 def ogg_opus_bytes() -> bytes:
     return ogg_page(opus_head_packet())
+
+
+def encoded(*output: str) -> bytes:
+    """`wav_bytes` encoded by the bundled ffmpeg with ``output``'s options (``-f flac``, or
+    ``-c:a libopus -f ogg``): real audio of another kind, for the checks that decode it."""
+    encoder = [FFMPEG, "-v", "error", "-f", "wav", "-i", "pipe:0", *output, "pipe:1"]
+    done = subprocess.run(encoder, input=wav_bytes(), capture_output=True, check=True)
+    return done.stdout
 
 
 def _crc(data: bytes) -> int:

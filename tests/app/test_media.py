@@ -5,6 +5,7 @@ file only for a valid, unexpired signature, privately, with range requests."""
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import os
@@ -95,6 +96,48 @@ def test_a_failed_write_leaves_nothing(
     with pytest.raises(OSError, match="disk full"):
         media.write_file(media_settings, media.voice_sample_path(uuid.uuid4(), "wav"), b"x")
     assert _files(media_settings.resolved_media_dir) == []
+
+
+def test_a_media_folder_that_is_not_writable_is_said_so_and_logged_with_the_path(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tests run as root, whom permissions do not stop: the media folder's path leads through a
+    file instead, which stops root too (ENOTDIR), a real condition and no simulation."""
+    (tmp_path / "not-a-folder").write_bytes(b"")
+    blocked = load_settings(
+        database_url=settings.database_url, media_dir=tmp_path / "not-a-folder" / "media"
+    )
+    with pytest.raises(media.StorageUnavailable) as refused:
+        media.write_file(blocked, "voice-samples/x/take.wav", b"RIFF")
+    assert refused.value.message == "The studio's media storage is not writable."
+    assert refused.value.code == "INTERNAL"
+    [record] = [r for r in caplog.records if r.name == "app.media"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage().startswith(
+        f"media storage is not writable: cannot write {tmp_path / 'not-a-folder' / 'media'}"
+    )
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_media_folder_is_said_so_and_leaves_nothing(
+    media_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    code: int,
+) -> None:
+    """No file system here fills up (no tmpfs, no loop device): the error is raised where a
+    full disk reports it, flushing the file's data."""
+
+    def full(descriptor: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", full)
+    path = media.voice_sample_path(uuid.uuid4(), "wav")
+    with pytest.raises(media.StorageUnavailable, match="storage is full"):
+        media.write_file(media_settings, path, b"RIFF")
+    root = media_settings.resolved_media_dir
+    assert _files(root) == []
+    assert f"media storage is full: cannot write {(root / path).resolve()}" in caplog.text
 
 
 def test_delete_removes_the_file_and_its_empty_profile_folder(media_settings: Settings) -> None:
@@ -276,3 +319,81 @@ async def test_media_route_only_answers_get(
     assert head.content == b""
     refused = await http.post(url, headers={"X-Studio-CSRF": "1"})
     assert refused.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "range_header",
+    [
+        "items=0-1",  # a unit the server does not know: MUST be ignored (RFC 9110 §14.2)
+        "bytes",
+        "bytes=",
+        "bytes=abc",
+        "bytes=5-2",  # last before first: an invalid range-spec
+        "bytes=1-2-3",
+        "bytes=--1",
+        "bytes=0-1,x",  # one invalid range-spec: the whole header is invalid
+        "bytes=1e3-",
+        "bytes=+5-",
+        ",".join(["bytes=0-0", *["1-1"] * 100]),  # more ranges than are worth serving
+    ],
+)
+async def test_a_range_header_that_cannot_be_read_is_ignored(
+    http: httpx.AsyncClient, media_settings: Settings, stored: str, range_header: str
+) -> None:
+    """RFC 9110 §14.2: a server ignores a Range with a unit it does not understand, and may
+    ignore one that is invalid: the whole file, 200 (Starlette answered 400)."""
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    response = await http.get(url, headers={"Range": range_header})
+    assert response.status_code == 200
+    assert response.content == CONTENT
+    assert "content-range" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("range_header", "first", "last"),
+    [
+        ("Bytes=100-199", 100, 199),  # the unit is case-insensitive
+        (f"bytes={len(CONTENT) + 5}-, 100-199", 100, 199),  # the unsatisfiable one is dropped
+        ("bytes=1000-99999999999999999999999999", 1000, len(CONTENT) - 1),
+        (f"bytes=-{len(CONTENT) * 2}", 0, len(CONTENT) - 1),
+        ("bytes= 10-19 ,", 10, 19),
+    ],
+)
+async def test_the_satisfiable_ranges_are_served(
+    http: httpx.AsyncClient,
+    media_settings: Settings,
+    stored: str,
+    range_header: str,
+    first: int,
+    last: int,
+) -> None:
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    response = await http.get(url, headers={"Range": range_header})
+    assert response.status_code == 206
+    assert response.headers["content-range"] == f"bytes {first}-{last}/{len(CONTENT)}"
+    assert response.content == CONTENT[first : last + 1]
+
+
+@pytest.mark.parametrize(
+    "range_header",
+    [f"bytes={len(CONTENT)}-", "bytes=-0", "bytes=99999999999999999999999-", "bytes=2000-3000"],
+)
+async def test_a_range_entirely_outside_the_file_is_416(
+    http: httpx.AsyncClient, media_settings: Settings, stored: str, range_header: str
+) -> None:
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    response = await http.get(url, headers={"Range": range_header})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(CONTENT)}"
+
+
+async def test_if_range_that_does_not_match_serves_the_whole_file(
+    http: httpx.AsyncClient, media_settings: Settings, stored: str
+) -> None:
+    """RFC 9110 §13.1.5: a Range whose If-Range validator no longer matches is ignored, even
+    one that could not be satisfied."""
+    url = media.signed_url(media_settings, stored, viewer_id=None)
+    for range_header in ("bytes=0-9", "bytes=5000-"):
+        response = await http.get(url, headers={"Range": range_header, "If-Range": '"stale"'})
+        assert response.status_code == 200
+        assert response.content == CONTENT

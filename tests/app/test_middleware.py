@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from app.main import create_app
+from app.middleware import DRAIN_FACTOR, BodySizeLimitMiddleware
 from app.settings import Settings, load_settings
 
 GENERATED_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -95,3 +98,77 @@ def _assert_too_large(response: httpx.Response) -> None:
     [error] = response.json()["errors"]
     assert str(BODY_LIMIT) in error["message"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+# --- what is left of a refused body -------------------------------------------------------------
+
+
+async def _refuse(
+    chunks: list[bytes], headers: dict[str, str], *, app_reads: bool = False
+) -> tuple[int, dict[str, str], int]:
+    """A body sent in ``chunks`` to `BodySizeLimitMiddleware` (limit `BODY_LIMIT`) in front of
+    an app that reads it (or not): the status, the response headers, and how many chunks the
+    middleware and the app took from the client."""
+    messages: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+    taken = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal taken
+        taken += 1
+        return messages[taken - 1] if taken <= len(messages) else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while app_reads and (await receive()).get("more_body"):
+            pass
+        await PlainTextResponse("read")(scope, receive, send)
+
+    raw_headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    scope: Scope = {"type": "http", "method": "POST", "path": "/", "headers": raw_headers}
+    await BodySizeLimitMiddleware(app, max_bytes=BODY_LIMIT)(scope, receive, send)
+    start = sent[0]
+    response_headers = {name.decode(): value.decode() for name, value in start["headers"]}
+    return start["status"], response_headers, taken
+
+
+@pytest.mark.parametrize(
+    ("declared", "app_reads"),
+    [(True, False), (True, True), (False, True)],
+    ids=["declared", "declared-app-reading", "chunked"],
+)
+async def test_a_refused_body_is_read_to_its_end_before_the_413(
+    declared: bool, app_reads: bool
+) -> None:
+    """The client can read the 413: the server does not close while the body is arriving (a
+    declared length is refused before the app runs; a chunked body once the app reads it)."""
+    chunks = [b"x" * 1024] * (3 * BODY_LIMIT // 1024)
+    headers = {"Content-Length": str(3 * BODY_LIMIT)} if declared else {}
+    status, response_headers, taken = await _refuse(chunks, headers, app_reads=app_reads)
+    assert status == 413
+    assert taken == len(chunks)
+    assert "connection" not in response_headers  # the connection may go on
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_a_body_far_over_the_limit_is_answered_at_once_and_the_connection_closed(
+    declared: bool,
+) -> None:
+    chunks = [b"x" * 1024] * (DRAIN_FACTOR * BODY_LIMIT // 1024 + 8)
+    headers = {"Content-Length": str(len(chunks) * 1024)} if declared else {}
+    status, response_headers, taken = await _refuse(chunks, headers, app_reads=True)
+    assert status == 413
+    assert taken < len(chunks)
+    assert response_headers["connection"] == "close"
+
+
+async def test_a_client_waiting_for_100_continue_is_answered_without_reading() -> None:
+    headers = {"Content-Length": str(3 * BODY_LIMIT), "Expect": "100-continue"}
+    status, response_headers, taken = await _refuse([b"x" * 3 * BODY_LIMIT], headers)
+    assert (status, taken) == (413, 0)
+    assert response_headers["connection"] == "close"

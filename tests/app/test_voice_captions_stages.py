@@ -18,7 +18,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import media
+from app.pipeline import render_stage
 from app.pipeline.captions import TimedCaptions, narration_cues, webvtt
+from app.pipeline.render import RenderError
 from app.pipeline.render_stage import FfmpegRender
 from app.pipeline.run_media import RunFolder
 from app.pipeline.voice import MIN_SEGMENT_MS, PAUSE_MS, EspeakVoice
@@ -289,6 +291,26 @@ async def test_a_failed_render_is_readable_and_leaves_no_attempt_folder(
     with pytest.raises(StageError) as failed:
         await FfmpegRender(media_settings).run(_context(job_id), video, results)
     assert failed.value.user_message == "The narration audio of part 2 is missing."
+    assert not (root / RunFolder(video.id, job_id, 1).relative).exists()
+
+
+async def test_a_render_that_runs_out_of_space_fails_as_storage_full(
+    media_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ffmpeg reports a full disk in its own words (the system's message for ENOSPC); no file
+    system here fills up, so the renderer is replaced by one that fails as ffmpeg does."""
+    video, job_id = _video(), uuid.uuid4()
+    results = await _run(media_settings, video, job_id)
+
+    async def out_of_space(**kwargs: Any) -> None:
+        detail = "[out#0/mp4] Error writing trailer: No space left on device"
+        raise RenderError("The video could not be rendered.", detail)
+
+    monkeypatch.setattr(render_stage, "render_video", out_of_space)
+    with pytest.raises(media.StorageUnavailable) as failed:
+        await FfmpegRender(media_settings).run(_context(job_id), video, results)
+    assert failed.value.message == "The studio's media storage is full."
+    root = media_settings.resolved_media_dir
     assert not (root / RunFolder(video.id, job_id, 1).relative).exists()
 
 

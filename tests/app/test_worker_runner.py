@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -188,6 +190,32 @@ async def test_an_unexpected_error_is_retried_then_fails_without_details(
         done = await _finished(sessions, job.id)
     assert (done.status, done.attempt) == (JobStatus.FAILED, 2)
     assert done.error == "Generation failed because of an internal error."
+
+
+async def test_media_storage_that_is_not_writable_fails_the_job_saying_so(
+    migrated_database: DatabaseURL,
+    sessions: Sessions,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The media folder's path leads through a file (a condition that stops root too): VOICE
+    cannot store its audio. An outage, so the job is tried again, and it fails saying what."""
+    (tmp_path / "not-a-folder").write_bytes(b"")
+    media_dir = tmp_path / "not-a-folder" / "media"
+    settings = _settings(migrated_database, job_retry_backoff_seconds=0, media_dir=media_dir)
+    caplog.set_level(logging.ERROR, logger="app.media")
+    async with _running_worker(migrated_database, settings):
+        (job,) = await start_jobs(sessions, max_attempts=2)
+        done = await _finished(sessions, job.id, within=30)
+    assert (done.status, done.attempt) == (JobStatus.FAILED, 2)
+    assert done.error == "The studio's media storage is not writable."
+    video = await load_video(sessions, job.video_id)
+    assert (video.status, video.error_message) == (VideoStatus.ERROR, done.error)
+    logged = [r.getMessage() for r in caplog.records if r.name == "app.media"]
+    assert len(logged) == 2  # once an attempt
+    assert all(
+        m.startswith(f"media storage is not writable: cannot write {media_dir}") for m in logged
+    )
 
 
 async def test_stopping_hands_a_job_back_when_its_stage_overruns_the_grace(

@@ -102,6 +102,27 @@ async def test_a_missing_preview_is_made_when_fetched(
     assert (await http.get(forged)).status_code == 404
 
 
+@pytest.fixture
+def previews_blocked(media_settings: Settings) -> None:
+    """A file where the previews folder should be: the media folder cannot take a preview (a
+    condition that stops root too, unlike permissions)."""
+    root = media_settings.resolved_media_dir
+    root.mkdir(parents=True, exist_ok=True)
+    (root / preview.PREVIEWS).write_bytes(b"in the way")
+
+
+async def test_a_preview_that_cannot_be_stored_fails_neither_the_mutation_nor_quietly(
+    owner: models.User, graphql: GraphQLClient, http: httpx.AsyncClient, previews_blocked: None
+) -> None:
+    """The profile is created without its preview (made on first fetch, as after a failed
+    synthesis); the fetch says the storage is the trouble: 503, not a 404 or a 500."""
+    created = await graphql.as_user(owner.id).execute(CREATE, {"input": {"name": "Ada"}})
+    url = created.ok()["createVoiceProfile"]["voiceProfile"]["previewUrl"]
+    response = await http.get(url)
+    assert response.status_code == 503
+    assert response.json() == {"error": "The studio's media storage is not writable."}
+
+
 async def test_caption_tracks_get_a_fresh_signed_url_for_their_stored_file(
     session: AsyncSession,
     owner: models.User,

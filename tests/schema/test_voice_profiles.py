@@ -8,7 +8,10 @@ were; a stored sample is served through a signed URL that an ``<audio>`` element
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from db import models
 from db.models import AuditEvent, VoiceProfile
 from db.queries import voice_profiles
 from schema.relay import to_global_id
-from tests.app.test_audio import PNG, flac_bytes, wav_bytes
+from tests.app.test_audio import HTML, PNG, encoded, wav_bytes
 from tests.factories import make_user, make_video, make_voice_profile
 from tests.support.graphql import GraphQLClient, GraphQLResponse
 
@@ -233,7 +236,7 @@ async def test_sample_url_is_signed_short_lived_and_ranged(
 async def test_the_stored_kind_comes_from_the_bytes_not_the_name(
     session: AsyncSession, owner: models.User, uploader: Uploader, http: httpx.AsyncClient
 ) -> None:
-    response = await uploader.create(owner, ("voice.wav", flac_bytes(), "audio/wav"))
+    response = await uploader.create(owner, ("voice.wav", encoded("-f", "flac"), "audio/wav"))
     url = response.ok()["createVoiceProfile"]["voiceProfile"]["sampleUrl"]
     row = await session.scalar(select(VoiceProfile))
     assert row is not None
@@ -282,8 +285,16 @@ async def test_an_upload_larger_than_the_body_limit_but_within_the_upload_limit_
         (("sample.wav", wav_bytes(frames=UPLOAD_LIMIT // 2), "audio/wav"), "limited to"),
         (("../../etc/passwd.wav", b"<html>not audio</html>", "audio/wav"), "must be a WAV"),
         (("sample.wav", SAMPLE[:30], "audio/wav"), "must be a WAV"),
+        (("sample.wav", SAMPLE[:36] + HTML, "audio/wav"), "does not decode"),
     ],
-    ids=["png-named-wav", "zero-bytes", "too-big", "path-like-and-not-audio", "truncated"],
+    ids=[
+        "png-named-wav",
+        "zero-bytes",
+        "too-big",
+        "path-like-and-not-audio",
+        "truncated",
+        "wav-header-then-html",
+    ],
 )
 async def test_a_rejected_sample_names_the_field_and_leaves_everything_as_it_was(
     session: AsyncSession,
@@ -381,6 +392,56 @@ async def test_invalid_fields_are_named_and_nothing_is_stored(
     response = await uploader.create(owner, ("take.wav", SAMPLE, "audio/wav"), **fields)
     assert response.codes == ["BAD_USER_INPUT"]
     assert response.errors[0]["extensions"]["field"] == field
+    assert await _snapshot(session, media_dir) == before
+
+
+@pytest.fixture
+def samples_blocked(media_dir: Path) -> Path:
+    """A real condition that holds for root too (tests run as root, for whom permissions do
+    not stop a write): a file where the media folder's ``voice-samples`` folder should be."""
+    media_dir.mkdir(parents=True, exist_ok=True)
+    blocker = media_dir / media.VOICE_SAMPLES
+    blocker.write_bytes(b"in the way")
+    return blocker
+
+
+async def test_a_media_folder_that_cannot_take_the_sample_is_said_so_and_changes_nothing(
+    session: AsyncSession,
+    owner: models.User,
+    uploader: Uploader,
+    media_dir: Path,
+    samples_blocked: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = await _snapshot(session, media_dir)
+    caplog.set_level(logging.ERROR, logger="app.media")
+    response = await uploader.create(owner, ("take-1.wav", SAMPLE, "audio/wav"))
+    assert response.codes == ["INTERNAL"]
+    assert response.errors[0]["message"] == "The studio's media storage is not writable."
+    assert response.errors[0]["extensions"]["requestId"]
+    assert await _snapshot(session, media_dir) == before
+    assert f"media storage is not writable: cannot write {samples_blocked}/" in caplog.text
+
+
+async def test_a_full_media_folder_is_said_so_and_changes_nothing(
+    session: AsyncSession,
+    owner: models.User,
+    uploader: Uploader,
+    media_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ENOSPC needs a file system that fills up, which the tests do not have (no tmpfs, no
+    loop device): the refusal is made at the OS boundary, where a full disk reports it."""
+
+    def no_space(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    await uploader.create(owner, ("keep.wav", SAMPLE, "audio/wav"))  # the folders exist
+    before = await _snapshot(session, media_dir)
+    monkeypatch.setattr(os, "fsync", no_space)
+    response = await uploader.create(owner, ("take-2.wav", SAMPLE, "audio/wav"))
+    assert response.codes == ["INTERNAL"]
+    assert response.errors[0]["message"] == "The studio's media storage is full."
     assert await _snapshot(session, media_dir) == before
 
 

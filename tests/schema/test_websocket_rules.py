@@ -117,6 +117,11 @@ async def test_a_bad_or_missing_token_closes_with_4403(
     [
         ("{not json", "WebSocket message must be valid JSON"),
         ("[" * 1500, "WebSocket message must be valid JSON"),  # deeper than Python parses
+        # Valid JSON, but nested deeper than STUDIO_MAX_JSON_DEPTH (`schema.client_json`).
+        (
+            '{"type": "ping", "payload": {"a": ' + "[" * 100 + "]" * 100 + "}}",
+            "WebSocket message must be valid JSON",
+        ),
         (b'{"type": "ping"}', "WebSocket message type must be text"),
         ('["subscribe"]', "Message must be a JSON object"),
         ("{}", "Unknown message type: None"),

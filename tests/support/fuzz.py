@@ -4,8 +4,8 @@
 queries, mutations and now and then a subscription (refused over HTTP), with fields, aliases,
 inline and named fragments, ``@include``/``@skip``, arguments written inline or as variables,
 nested selections down to a drawn depth, and a few documents broken on purpose. `raw_requests`
-draws what a client could send that is not a GraphQL request at all (bad JSON, odd content types,
-multipart uploads with any bytes).
+draws what a client could send that is not a GraphQL request at all (bad JSON, JSON nested
+deeper than anything parses, odd content types, multipart uploads with any bytes).
 
 Values are usually right for their type and now and then wrong: null for a non-null, a string for
 an `Int`, an `Int` past 32 bits or past a float, an unknown enum value, a variable declared with
@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from graphql import (
     GraphQLArgument,
@@ -72,6 +73,7 @@ from tests.support.fuzz_values import (
     cursor_values,
     global_ids,
     mostly,
+    nested_json,
 )
 
 
@@ -142,8 +144,10 @@ def graphql_requests(draw: st.DrawFn, schema: GraphQLSchema, seeds: Seeds) -> Fu
 
 @st.composite
 def raw_requests(draw: st.DrawFn) -> RawRequest:
-    kind = draw(st.sampled_from(("json", "bytes", "multipart", "form", "get")))
+    kind = draw(st.sampled_from(("json", "bytes", "multipart", "form", "get", "nested")))
     csrf = {} if chance(draw, 5) else {"Apollo-Require-Preflight": "true"}
+    if kind == "nested":
+        return _nested_json_request(draw, csrf)
     if kind == "json":
         content = json.dumps(draw(JSON_BODIES)).encode()
         return RawRequest("POST", {"Content-Type": "application/json"}, content=content)
@@ -444,6 +448,29 @@ def _multipart_upload(draw: st.DrawFn, csrf: dict[str, str]) -> RawRequest:
     }
     files = {"0": ("take.wav", prefix + draw(st.binary(max_size=120)), "audio/wav")}
     return RawRequest("POST", csrf, files=files, data=data)
+
+
+#: The longest URL httpx sends.
+_MAX_URL_CHARACTERS = 60_000
+
+
+def _nested_json_request(draw: st.DrawFn, csrf: dict[str, str]) -> RawRequest:
+    """JSON nested a drawn depth (`nested_json`) wherever the server parses a client's JSON: a
+    POST body or a value in it, a GET's ``variables``/``extensions``, a multipart field."""
+    nested = draw(nested_json())
+    where = draw(st.sampled_from(("body", "variables", "extensions", "operations", "map")))
+    query = '"query": "{ __typename }"'
+    if where == "body":
+        return RawRequest("POST", {"Content-Type": "application/json"}, content=nested.encode())
+    if where in ("operations", "map"):
+        fields = {"operations": "{" + query + "}", "map": "{}"} | {where: nested}
+        files = {"0": ("take.wav", b"RIFF", "audio/wav")}
+        return RawRequest("POST", csrf, files=files, data=fields)
+    parameter = '{"a": ' + nested + "}"
+    if chance(draw, 2) and len(quote(parameter)) < _MAX_URL_CHARACTERS:
+        return RawRequest("GET", {}, params={"query": "{ __typename }", where: parameter})
+    content = ("{" + query + f', "{where}": {{"a": {nested}}}}}').encode()
+    return RawRequest("POST", {"Content-Type": "application/json"}, content=content)
 
 
 def _escape_surrogates(text: str) -> str:

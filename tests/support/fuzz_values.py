@@ -277,6 +277,24 @@ def mostly(
     return st.integers(1, one_in).flatmap(lambda n: other if n == one_in else usual)
 
 
+#: How deeply `nested_json` nests: mostly a little, now and then at and past
+#: STUDIO_MAX_JSON_DEPTH (64), and past what Python's json module parses at all (about 1,000).
+JSON_DEPTHS = mostly(st.integers(1, 8), st.sampled_from((63, 64, 65, 200, 1100, 5000)), one_in=3)
+#: Nestings of arrays and objects, one level per character: ``[`` an array, ``{`` an object.
+_NESTINGS = st.text(alphabet="[{", min_size=1, max_size=3)
+
+
+@st.composite
+def nested_json(draw: st.DrawFn) -> str:
+    """JSON text that nests arrays and objects `JSON_DEPTHS` deep, written out by hand
+    (``json.dumps`` cannot write what Python cannot parse); now and then left unclosed."""
+    depth, nesting = draw(JSON_DEPTHS), draw(_NESTINGS)
+    levels = [nesting[index % len(nesting)] for index in range(depth)]
+    opening = "".join("[" if level == "[" else '{"a": ' for level in levels)
+    closing = "".join("]" if level == "[" else "}" for level in reversed(levels))
+    return opening + "1" + ("" if chance(draw, 8) else closing)
+
+
 def _tamper(text: str, position: int, replacement: str) -> str:
     """``text`` with one character changed, or cut short (positions past its end)."""
     if position < len(text):

@@ -78,10 +78,12 @@ class GraphQLWebSocket:
         return payload
 
     async def closed(self, *, within: float = TIMEOUT) -> tuple[int | None, str]:
-        """Wait for the server to close the connection; its close code and reason."""
+        """Wait (``within`` seconds in all, keep-alives or not) for the server to close the
+        connection; its close code and reason."""
         try:
-            while True:
-                await _within(self.connection.recv(), within)
+            async with asyncio.timeout(within):
+                while True:
+                    await self.connection.recv()
         except ConnectionClosed as closed:
             if closed.rcvd is None:
                 return None, ""
