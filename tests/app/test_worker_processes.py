@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,14 @@ async def test_a_killed_workers_job_is_finished_by_another_after_the_lease(
     assert (await load_video(sessions, job.video_id)).status is VideoStatus.READY
     (restart,) = [e for e in workers.entries(second) if e.get("job_id") == str(job.id)][:1]
     assert restart["attempt"] == 2
-    assert restart["at"] - killed_at < 2 + 3  # the lease, plus the second worker's start-up
+    (up,) = [
+        e for e in workers.entries(second) if e["message"] == f"worker {e.get('worker_id')} started"
+    ]
+    up_at = datetime.fromisoformat(up["time"]).timestamp()
+    # Taken over at once when both the lease (2 s, renewed until the kill) had run out and the
+    # second worker was up, whichever came last (how long a process takes to start is not the
+    # studio's to promise).
+    assert restart["at"] - max(killed_at + 2, up_at) < 1.0
     assert _terminate(workers, second) == 0
 
 
@@ -170,7 +178,7 @@ async def test_cancel_during_a_stage_stops_it_within_a_second(
     cancelled_at = time.time()
     async with sessions.begin() as session:
         owner = (await load_video(sessions, job.video_id)).user_id
-        await job_queue.cancel(session, owner, job.id, request_id=None)
+        at_cancel = await job_queue.cancel(session, owner, job.id, request_id=None)
 
     async def next_job_running() -> GenerationJob | None:
         other = await load_job(sessions, waiting.id)
@@ -187,7 +195,9 @@ async def test_cancel_during_a_stage_stops_it_within_a_second(
     assert moved_on.lease_owner == running.lease_owner
     cancelled = await load_job(sessions, job.id)
     assert cancelled.status is JobStatus.CANCELLED
-    assert cancelled.progress <= running.progress + 10  # nothing written after the cancel
+    # Nothing written after the cancel: the row is as the cancel left it (any write would have
+    # moved its version on).
+    assert (cancelled.version, cancelled.progress) == (at_cancel.version, at_cancel.progress)
     assert (await load_video(sessions, job.video_id)).status is VideoStatus.DRAFT
 
 
