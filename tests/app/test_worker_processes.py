@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.worker.runner import LISTENER_NAME
 from db.models import GenerationJob, JobStage, JobStatus, VideoStatus
 from db.queries import job_queue
 from db.url import DatabaseURL
@@ -78,6 +80,21 @@ async def _finished(sessions: Sessions, job_id: uuid.UUID, within: float = 20) -
         return None if job.status.is_active else job
 
     return await wait_for(check, within=within, what=f"job {job_id} to finish")
+
+
+async def _listening_workers(sessions: Sessions, count: int) -> None:
+    async def listening() -> bool:
+        async with sessions() as session:
+            found = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"
+                ),
+                {"name": LISTENER_NAME},
+            )
+        return bool(found == count)
+
+    await wait_for(listening, within=30, what=f"{count} workers listening")
 
 
 def test_studio_worker_has_help() -> None:
@@ -140,6 +157,9 @@ async def test_fifty_jobs_on_four_workers_each_run_once(
     processes = [
         workers.start(concurrency=2, STUDIO_PIPELINE_STAGE_DELAY_MS="20") for _ in range(4)
     ]
+    # Every worker listening before the jobs come, so that all of them hear of the jobs (else
+    # the first one up could run them all before the others have started).
+    await _listening_workers(sessions, 4)
     jobs = await start_jobs(sessions, 50)
 
     for job in jobs:
