@@ -18,6 +18,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
 from db.url import DatabaseURL
+from tests.support.live_states import assert_job_states
 from tests.support.processes import StudioProcess, clean_env, running_studio
 from tests.support.websocket import TRANSPORT_WS, websocket_url
 from tests.support.workers import Workers
@@ -108,14 +109,8 @@ async def test_a_killed_workers_job_is_seen_through_to_the_end_by_a_subscriber(
     finally:
         follower.cancel()
 
-    assert (last["status"], last["progress"], last["video"]["status"]) == (
-        "SUCCEEDED",
-        100,
-        "READY",
-    )
-    attempts = [state["attempt"] for state in history]
-    assert attempts == sorted(attempts)
-    assert {1, 2} <= set(attempts)
-    for attempt in (1, 2):
-        progress = [state["progress"] for state in history if state["attempt"] == attempt]
-        assert progress == sorted(progress), f"progress went backwards in attempt {attempt}"
+    assert_job_states(history)  # through the kill and the second attempt, never backwards
+    assert last["video"]["status"] == "READY"
+    # The subscriber saw the first attempt (its VOICE was held open and waited for) and the
+    # second (which ended it); what it saw in between is up to timing.
+    assert {1, 2} <= {state["attempt"] for state in history}

@@ -1,7 +1,7 @@
 """A person's whole walk through the studio, in a real Chromium with no internet: from GraphiQL
 create a video (from a description, or from a page served on 127.0.0.1), start its generation,
-watch the stages and progress arrive over the subscription, and play the finished MP4 — sound
-decoded, captions loaded and shown — in a ``<video>`` element
+watch its progress arrive over the subscription until it has succeeded, and play the finished
+MP4 — sound decoded, captions loaded and shown — in a ``<video>`` element
 (tests/browser/studio_walkthrough.mjs)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from db.url import DatabaseURL
 from tests.support.browser import ROOT, browser_tools, run_browser_script
-from tests.support.live_jobs import assert_stages_in_order
+from tests.support.live_states import assert_job_states
 from tests.support.pages import ARTICLE_TITLE
 from tests.support.processes import USER_RENDER, clean_env, running_studio
 
@@ -52,14 +52,11 @@ def walk(url: str, video_input: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_watched_and_played(report: dict[str, Any]) -> None:
-    states = report["states"]
-    assert states[-1]["status"] == "SUCCEEDED", states[-1]
-    # The subscription starts after `startGeneration`, as a person runs them, one after the other.
-    assert_stages_in_order(states)
-    rendering = {
-        s["progress"] for s in states if s["stage"] == "RENDER" and s["status"] == "RUNNING"
-    }
-    assert len(rendering) >= 2  # the bar moved during the render, as the person watched
+    # What the result pane showed, through to SUCCEEDED and never backwards. Which states in
+    # between it showed is up to timing: the subscription starts after `startGeneration`, as a
+    # person runs them, and states that change faster than they are read (SCRIPT and CAPTIONS
+    # take milliseconds, a render's progress can be one value) merge into the newest.
+    assert_job_states(report["states"])
 
     video, player = report["video"], report["player"]
     assert video["status"] == "READY"

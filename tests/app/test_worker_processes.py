@@ -15,12 +15,15 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.worker.runner import LISTENER_NAME
 from db.models import GenerationJob, JobStage, JobStatus, VideoStatus
 from db.queries import job_queue
 from db.url import DatabaseURL
@@ -79,6 +82,21 @@ async def _finished(sessions: Sessions, job_id: uuid.UUID, within: float = 20) -
     return await wait_for(check, within=within, what=f"job {job_id} to finish")
 
 
+async def _listening_workers(sessions: Sessions, count: int) -> None:
+    async def listening() -> bool:
+        async with sessions() as session:
+            found = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND datname = current_database()"
+                ),
+                {"name": LISTENER_NAME},
+            )
+        return bool(found == count)
+
+    await wait_for(listening, within=30, what=f"{count} workers listening")
+
+
 def test_studio_worker_has_help() -> None:
     result = run_studio("worker", "--help", env=clean_env())
     assert result.returncode == 0, result.stderr
@@ -122,7 +140,14 @@ async def test_a_killed_workers_job_is_finished_by_another_after_the_lease(
     assert (await load_video(sessions, job.video_id)).status is VideoStatus.READY
     (restart,) = [e for e in workers.entries(second) if e.get("job_id") == str(job.id)][:1]
     assert restart["attempt"] == 2
-    assert restart["at"] - killed_at < 2 + 3  # the lease, plus the second worker's start-up
+    (up,) = [
+        e for e in workers.entries(second) if e["message"] == f"worker {e.get('worker_id')} started"
+    ]
+    up_at = datetime.fromisoformat(up["time"]).timestamp()
+    # Taken over at once when both the lease (2 s, renewed until the kill) had run out and the
+    # second worker was up, whichever came last (how long a process takes to start is not the
+    # studio's to promise).
+    assert restart["at"] - max(killed_at + 2, up_at) < 1.0
     assert _terminate(workers, second) == 0
 
 
@@ -132,6 +157,9 @@ async def test_fifty_jobs_on_four_workers_each_run_once(
     processes = [
         workers.start(concurrency=2, STUDIO_PIPELINE_STAGE_DELAY_MS="20") for _ in range(4)
     ]
+    # Every worker listening before the jobs come, so that all of them hear of the jobs (else
+    # the first one up could run them all before the others have started).
+    await _listening_workers(sessions, 4)
     jobs = await start_jobs(sessions, 50)
 
     for job in jobs:
@@ -170,7 +198,7 @@ async def test_cancel_during_a_stage_stops_it_within_a_second(
     cancelled_at = time.time()
     async with sessions.begin() as session:
         owner = (await load_video(sessions, job.video_id)).user_id
-        await job_queue.cancel(session, owner, job.id, request_id=None)
+        at_cancel = await job_queue.cancel(session, owner, job.id, request_id=None)
 
     async def next_job_running() -> GenerationJob | None:
         other = await load_job(sessions, waiting.id)
@@ -187,7 +215,9 @@ async def test_cancel_during_a_stage_stops_it_within_a_second(
     assert moved_on.lease_owner == running.lease_owner
     cancelled = await load_job(sessions, job.id)
     assert cancelled.status is JobStatus.CANCELLED
-    assert cancelled.progress <= running.progress + 10  # nothing written after the cancel
+    # Nothing written after the cancel: the row is as the cancel left it (any write would have
+    # moved its version on).
+    assert (cancelled.version, cancelled.progress) == (at_cancel.version, at_cancel.progress)
     assert (await load_video(sessions, job.video_id)).status is VideoStatus.DRAFT
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // What a person does in the studio's GraphiQL, in a real Chromium with no internet: create a
-// video, start its generation, watch the job's stages and progress arrive over the subscription,
-// then play the finished MP4 in a <video> element with its captions in a <track>.
+// video, start its generation, watch the job's progress arrive over the subscription until it
+// ends, then play the finished MP4 in a <video> element with its captions in a <track>.
 //
 //   node tests/browser/studio_walkthrough.mjs '{"url": "http://127.0.0.1:8000/graphql#token=…",
 //     "input": {"title": "…", "description": "…", "inputType": "DESCRIPTION"},
@@ -9,10 +9,11 @@
 //
 // stdout: one JSON report {ok, error, videoId, states, video, player, requests, external,
 // pageErrors, consoleErrors}. `states` are the subscription's results in the order the result
-// pane showed them; `player` is what the <video> element reported (duration, size, time played,
-// decoded audio bytes, cues). Exit status: 0 passed, 1 a request went to another host, 2
-// anything else failed. tests/app/test_graphiql_walkthrough.py runs this; graphiql_page.mjs
-// holds what it shares with graphiql_smoke.mjs.
+// pane showed them, through to the job's end (the pane shows the newest: a result replaced
+// before it was looked at is not among them); `player` is what the <video> element reported
+// (duration, size, time played, decoded audio bytes, cues). Exit status: 0 passed, 1 a request
+// went to another host, 2 anything else failed. tests/app/test_graphiql_walkthrough.py runs
+// this; graphiql_page.mjs holds what it shares with graphiql_smoke.mjs.
 
 import {
   EXECUTE_BUTTON,

@@ -36,6 +36,7 @@ from tests.support.live_jobs import (
     update_job,
     update_video,
 )
+from tests.support.live_states import assert_job_states
 from tests.support.websocket import (
     LEGACY_WS,
     TRANSPORT_WS,
@@ -95,20 +96,20 @@ async def test_a_burst_of_changes_arrives_in_order_without_duplicates(
     async with open_websocket(server) as ws:
         await ws.init(bearer(job.token))
         await ws.subscribe("1", JOB_PROGRESS, {"id": job.job_gid})
-        assert await _progress(ws) == ("QUEUED", None, 0)
+        seen = [(await ws.next_data("1"))["data"]["jobProgress"]]
+        assert seen[0]["status"] == "QUEUED"
         for progress in range(1, 41):
             await update_job(writer, job.job_id, status=JobStatus.RUNNING, progress=progress)
         await update_job(writer, job.job_id, status=JobStatus.FAILED, error="boom")
 
-        seen: list[tuple[str, int]] = []
         while (message := await ws.receive())["type"] == "next":
-            state = message["payload"]["data"]["jobProgress"]
-            seen.append((state["status"], state["progress"]))
+            seen.append(message["payload"]["data"]["jobProgress"])
         assert message == {"id": "1", "type": "complete"}
-    # Each state once, in commit order; states written faster than they are read may coalesce
-    # into the newest, but the last one always arrives.
-    assert seen[-1] == ("FAILED", 40)
-    running = [progress for status, progress in seen if status == "RUNNING"]
+    # In commit order, the last one always: states written faster than they are read merge
+    # into the newest. Nothing twice: each state sent has a newer version than the one before.
+    assert_job_states(seen, ends="FAILED")
+    assert seen[-1]["progress"] == 40
+    running = [state["progress"] for state in seen if state["status"] == "RUNNING"]
     assert running == sorted(set(running))
 
 
@@ -167,12 +168,19 @@ async def test_viewer_jobs_sees_every_job_of_the_viewer_and_no_one_elses(
     async with open_websocket(server) as ws:
         await ws.init(bearer(job.token))
         await ws.subscribe("mine", VIEWER_JOBS)
-        # Nothing is sent before a change; then each change of either job, in commit order.
+        # Nothing is sent before a change; then each change of either job. Each change is
+        # waited for before the next is made: changes made faster than they are read may merge
+        # (the viewer's first job at 10 and then 30 would arrive as 30 alone).
         await update_job(writer, stranger.job_id, status=JobStatus.RUNNING, progress=5)
-        await update_job(writer, job.job_id, status=JobStatus.RUNNING, progress=10)
-        await update_job(writer, second.job_id, status=JobStatus.RUNNING, progress=20)
-        await update_job(writer, job.job_id, progress=30)
-        seen = [(await ws.next_data("mine"))["data"]["viewerJobs"] for _ in range(3)]
+        seen = []
+        for changed, values in (
+            (job, {"status": JobStatus.RUNNING, "progress": 10}),
+            (second, {"status": JobStatus.RUNNING, "progress": 20}),
+            (job, {"progress": 30}),
+        ):
+            await update_job(writer, changed.job_id, **values)
+            seen.append((await ws.next_data("mine"))["data"]["viewerJobs"])
+    # The stranger's change came first: had it been sent, it would have been the first seen.
     assert [(state["id"], state["progress"]) for state in seen] == [
         (job.job_gid, 10),
         (second.job_gid, 20),

@@ -2,8 +2,8 @@
 
 The app under test runs in another thread or process, so these rows are committed for real (each
 call is its own transaction, as each progress write of a worker is). Every test makes its own
-user, so tests sharing a database never see each other's events. `assert_stages_in_order` checks
-what a subscriber saw of a job that ran for real.
+user, so tests sharing a database never see each other's events. What a subscriber of a job that
+ran for real may expect to see is `tests.support.live_states`.
 """
 
 from __future__ import annotations
@@ -114,24 +114,6 @@ async def update_video(engine: AsyncEngine, video_id: uuid.UUID, **values: Any) 
             )
         ).scalar_one()
     return version
-
-
-#: The stages of a generation job, in the order the pipeline runs them.
-PIPELINE = ["SCRIPT", "VOICE", "CAPTIONS", "RENDER"]
-
-
-def assert_stages_in_order(states: list[dict[str, Any]]) -> None:
-    """The ``jobProgress`` states a subscriber saw, through to the end: the stages seen running
-    come in the pipeline's order and end with RENDER, and progress never goes back.
-
-    The first stages may be missed: the subscription starts once ``startGeneration`` has
-    answered, and SCRIPT takes milliseconds.
-    """
-    stages = [s["stage"] for s in states if s["status"] == "RUNNING" and s["stage"]]
-    seen = sorted(set(stages), key=stages.index)
-    assert seen == PIPELINE[PIPELINE.index(seen[0]) :], stages
-    progress = [s["progress"] for s in states]
-    assert progress == sorted(progress)
 
 
 async def eventually(condition: Callable[[], bool], *, within: float, what: str) -> None:
