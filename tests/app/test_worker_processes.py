@@ -228,9 +228,14 @@ async def test_sigterm_hands_the_job_back_and_exits_cleanly(
     (job,) = await start_jobs(sessions)
     await _job_in_stage(sessions, job.id, JobStage.VOICE, workers)
 
-    stopping_at = time.monotonic()
     assert _terminate(workers, process) == 0
-    assert time.monotonic() - stopping_at < 1.0 + 1.0  # the rest of the stage, then out
+    entries = workers.entries(process)
+    (stopping,) = [e for e in entries if str(e.get("message", "")).endswith(" stopping")]
+    (handed_back,) = [e for e in entries if e.get("outcome") == "handed back"]
+    # The rest of the stage (at most its 1 s), then the hand-back: timed by the worker itself,
+    # so a loaded machine's slow process exit does not count.
+    stopped_at = datetime.fromisoformat(stopping["time"]).timestamp()
+    assert handed_back["at"] - stopped_at < 1.0 + 1.0
 
     handed = await load_job(sessions, job.id)
     assert (handed.status, handed.lease_owner, handed.attempt) == (JobStatus.QUEUED, None, 1)
