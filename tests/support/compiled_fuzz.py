@@ -1,0 +1,156 @@
+"""Hypothesis strategy for query documents within what the compiled read path translates.
+
+The fields come from the live schema, kept to those `schema.compiled` has a translation for
+(a field whose source declaration is a column or a global id, the relations and connections the
+plan names, ``__typename``), so that most drawn documents compile and the differential test
+compares the two paths on them; arguments are drawn from real ids and cursors, some of another
+user, deleted, or of another ordering, whose answers (errors included) must match too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, get_named_type
+from hypothesis import strategies as st
+
+from schema.mapping import Column, GlobalId, mapping_of
+from schema.types.generation_job import GenerationJob
+from schema.types.user import User
+from schema.types.video import Video
+from schema.types.voice_profile import VoiceProfile
+
+_MAPPED = {
+    "User": mapping_of(User),
+    "Video": mapping_of(Video),
+    "GenerationJob": mapping_of(GenerationJob),
+    "VoiceProfile": mapping_of(VoiceProfile),
+}
+_OBJECT_FIELDS = {
+    "Video": ("owner", "voiceProfile", "latestJob", "jobs"),
+    "VoiceProfile": ("owner",),
+    "GenerationJob": ("video",),
+    "User": ("videos", "voiceProfiles"),
+}
+_ROOTS = ("viewer", "video", "generationJob", "videos", "voiceProfiles", "__typename")
+_CONNECTION_FIELDS = ("edges", "pageInfo", "totalCount", "__typename")
+_EDGE_FIELDS = ("node", "cursor", "__typename")
+_PAGE_SIZES = (None, 0, 1, 2, 3, 5, 100)
+
+
+def compilable_fields(graphql_type: GraphQLObjectType) -> list[str]:
+    """The fields of ``graphql_type`` the compiled path translates."""
+    name = graphql_type.name
+    if name == "Query":
+        return list(_ROOTS)
+    if name.endswith("Connection"):
+        return list(_CONNECTION_FIELDS)
+    if name.endswith("Edge"):
+        return list(_EDGE_FIELDS)
+    if name == "PageInfo":
+        return [*graphql_type.fields, "__typename"]
+    mapped = _MAPPED[name]
+    plain = [f for f, source in mapped.items() if isinstance(source, Column | GlobalId)]
+    return [*plain, *_OBJECT_FIELDS[name], "__typename"]
+
+
+class _Writer:
+    def __init__(
+        self,
+        draw: st.DrawFn,
+        schema: GraphQLSchema,
+        ids: Mapping[str, Sequence[str]],
+        cursors: Sequence[str],
+    ) -> None:
+        self.draw, self.schema, self.ids, self.cursors = draw, schema, ids, cursors
+        self.variables: dict[str, tuple[str, Any]] = {}  # name -> (type, value)
+        self.aliases = 0
+
+    def value(self, type_name: str, value: Any) -> str:
+        """``value`` inline, or as a variable now and then."""
+        if self.draw(st.booleans()):
+            name = f"v{len(self.variables)}"
+            self.variables[name] = (type_name, value)
+            return f"${name}"
+        return json.dumps(value) if not isinstance(value, dict) else _object_literal(value)
+
+    def selection(self, graphql_type: GraphQLObjectType, depth: int) -> str:
+        names = compilable_fields(graphql_type)
+        if depth >= 4:  # leaves only
+            names = [n for n in names if _is_leaf(graphql_type, n)] or ["__typename"]
+        chosen = self.draw(st.lists(st.sampled_from(names), min_size=1, max_size=4, unique=True))
+        parts = [self.field(graphql_type, name, depth) for name in chosen]
+        if self.draw(st.integers(0, 4)) == 0:  # a fragment around some of them
+            parts = [f"... on {graphql_type.name} {{ {' '.join(parts)} }}"]
+        elif self.draw(st.integers(0, 6)) == 0:
+            parts = [f"... {{ {' '.join(parts)} }}"]
+        return "{ " + " ".join(parts) + " }"
+
+    def field(self, parent: GraphQLObjectType, name: str, depth: int) -> str:
+        self.aliases += 1
+        alias = f"a{self.aliases}: " if self.draw(st.integers(0, 3)) == 0 else ""
+        directive = ""
+        if self.draw(st.integers(0, 4)) == 0:
+            which = self.draw(st.sampled_from(("include", "skip")))
+            directive = f" @{which}(if: {self.value('Boolean!', self.draw(st.booleans()))})"
+        if name == "__typename":
+            return f"{alias}__typename{directive}"
+        definition = parent.fields[name]
+        arguments = self.arguments(parent.name, name, definition)
+        named = get_named_type(definition.type)
+        sub = ""
+        if isinstance(named, GraphQLObjectType):
+            sub = " " + self.selection(named, depth + 1)
+        return f"{alias}{name}{arguments}{directive}{sub}"
+
+    def arguments(self, parent: str, name: str, definition: GraphQLField) -> str:
+        given: list[str] = []
+        if name in ("video", "generationJob"):
+            type_name = "Video" if name == "video" else "GenerationJob"
+            global_id = self.draw(st.sampled_from([*self.ids[type_name], "bm90IGFuIGlk"]))
+            given.append(f"id: {self.value('ID!', global_id)}")
+        elif "first" in definition.args:
+            size = self.draw(st.sampled_from(_PAGE_SIZES))
+            backward = self.draw(st.integers(0, 3)) == 0
+            if size is not None:
+                given.append(f"{'last' if backward else 'first'}: {self.value('Int', size)}")
+            if self.cursors and self.draw(st.integers(0, 3)) == 0:
+                cursor = self.draw(st.sampled_from(list(self.cursors)))
+                given.append(f"{'before' if backward else 'after'}: {self.value('String', cursor)}")
+            if "orderBy" in definition.args and self.draw(st.booleans()):
+                order = {
+                    "field": self.draw(st.sampled_from(("CREATED_AT", "UPDATED_AT", "TITLE"))),
+                    "direction": self.draw(st.sampled_from(("ASC", "DESC"))),
+                }
+                given.append(f"orderBy: {self.value('VideoOrder', order)}")
+        return f"({', '.join(given)})" if given else ""
+
+
+@st.composite
+def compilable_requests(
+    draw: st.DrawFn,
+    schema: GraphQLSchema,
+    ids: Mapping[str, Sequence[str]],
+    cursors: Sequence[str],
+) -> tuple[str, dict[str, Any]]:
+    """(document, variables) of one query within the compiled path's fields."""
+    writer = _Writer(draw, schema, ids, cursors)
+    query = schema.query_type
+    assert query is not None
+    body = writer.selection(query, 0)
+    declared = ", ".join(f"${name}: {type_}" for name, (type_, _) in writer.variables.items())
+    header = f"query Drawn({declared})" if declared else "query Drawn"
+    return f"{header} {body}", {name: value for name, (_, value) in writer.variables.items()}
+
+
+def _is_leaf(graphql_type: GraphQLObjectType, name: str) -> bool:
+    if name == "__typename":
+        return True
+    return not isinstance(get_named_type(graphql_type.fields[name].type), GraphQLObjectType)
+
+
+def _object_literal(value: dict[str, Any]) -> str:
+    # Enum values of an input object literal are names, unquoted.
+    return "{" + ", ".join(f"{key}: {item}" for key, item in value.items()) + "}"
