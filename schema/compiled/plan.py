@@ -31,13 +31,14 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
-    get_named_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
 from app.errors import BadUserInput
 from schema.compiled import connections
 from schema.compiled.sql import (
+    BY_ID,
+    RELATIONS,
     TABLES,
     VIEWER,
     Fallback,
@@ -69,40 +70,6 @@ _MAPPINGS = {
         ("GenerationJob", GenerationJob),
         ("VoiceProfile", VoiceProfile),
     )
-}
-
-#: (type, field) -> (child type, table, join condition on the child alias ``{c}`` and the
-#: parent alias ``{p}``, ORDER BY and LIMIT). Each is the resolver's loader, ownership included.
-_RELATIONS: dict[tuple[str, str], tuple[str, str, str]] = {
-    ("Video", "owner"): ("User", "{c}.id = {p}.user_id AND {c}.deleted_at IS NULL", ""),
-    ("VoiceProfile", "owner"): ("User", "{c}.id = {p}.user_id AND {c}.deleted_at IS NULL", ""),
-    ("Video", "voiceProfile"): (
-        "VoiceProfile",
-        f"{{c}}.id = {{p}}.voice_profile_id AND {{c}}.user_id = {VIEWER}"
-        " AND {c}.deleted_at IS NULL",
-        "",
-    ),
-    # `jobs.latest_for_videos`: the most recently queued (ties: the greatest id).
-    ("Video", "latestJob"): (
-        "GenerationJob",
-        "{c}.video_id = {p}.id",
-        " ORDER BY {c}.queued_at DESC, {c}.id DESC LIMIT 1",
-    ),
-    ("GenerationJob", "video"): (
-        "Video",
-        f"{{c}}.id = {{p}}.video_id AND {{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL",
-        "",
-    ),
-}
-
-#: Query's by-id roots: (type, the row's visibility to the viewer on alias ``{c}``).
-_BY_ID: dict[str, tuple[str, str]] = {
-    "video": ("Video", f"{{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL"),
-    "generationJob": (
-        "GenerationJob",
-        "EXISTS (SELECT 1 FROM videos jv WHERE jv.id = {c}.video_id"
-        f" AND jv.user_id = {VIEWER} AND jv.deleted_at IS NULL)",
-    ),
 }
 
 
@@ -245,7 +212,7 @@ class Builder:
             return global_id(source.type_name, f"{alias}.id")
         if isinstance(source, Column):
             return column_value(source.attribute, alias)
-        relation = _RELATIONS.get((type_name, name))
+        relation = RELATIONS.get((type_name, name))
         if relation is not None:
             child_type, condition, tail = relation
             child = self.alias()
@@ -269,8 +236,8 @@ class Builder:
                 f"(SELECT {body} FROM users {child}"
                 f" WHERE {child}.id = {VIEWER} AND {child}.deleted_at IS NULL)"
             )
-        if name in _BY_ID:
-            return self.by_id(query.fields[name], nodes, *_BY_ID[name])
+        if name in BY_ID:
+            return self.by_id(query.fields[name], nodes, *BY_ID[name])
         spec = connections.root(name)
         if spec is not None:
             return connections.connection_sql(self, spec, VIEWER, query.fields[name], nodes)
@@ -305,10 +272,6 @@ class Builder:
 
     def arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
         return get_argument_values(definition, node, self.variables)
-
-
-def named_type(definition: GraphQLField) -> str:
-    return get_named_type(definition.type).name
 
 
 def _object(parts: list[str]) -> str:

@@ -105,6 +105,44 @@ TABLES: dict[str, Table] = {
 }
 
 
+_OWNER = f"{{c}}.id = {{p}}.user_id AND {{c}}.id = {VIEWER} AND {{c}}.deleted_at IS NULL"
+
+#: (type, field) -> (child type, join condition on the child alias ``{c}`` and the
+#: parent alias ``{p}``, ORDER BY and LIMIT). Each is the resolver's loader, ownership included.
+RELATIONS: dict[tuple[str, str], tuple[str, str, str]] = {
+    # `users.users_by_ids`: the viewer only, while active.
+    ("Video", "owner"): ("User", _OWNER, ""),
+    ("VoiceProfile", "owner"): ("User", _OWNER, ""),
+    ("Video", "voiceProfile"): (
+        "VoiceProfile",
+        f"{{c}}.id = {{p}}.voice_profile_id AND {{c}}.user_id = {VIEWER}"
+        " AND {c}.deleted_at IS NULL",
+        "",
+    ),
+    # `jobs.latest_for_videos`: the most recently queued (ties: the greatest id).
+    ("Video", "latestJob"): (
+        "GenerationJob",
+        "{c}.video_id = {p}.id",
+        " ORDER BY {c}.queued_at DESC, {c}.id DESC LIMIT 1",
+    ),
+    ("GenerationJob", "video"): (
+        "Video",
+        f"{{c}}.id = {{p}}.video_id AND {{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL",
+        "",
+    ),
+}
+
+#: Query's by-id roots: (type, the row's visibility to the viewer on alias ``{c}``).
+BY_ID: dict[str, tuple[str, str]] = {
+    "video": ("Video", f"{{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL"),
+    "generationJob": (
+        "GenerationJob",
+        "EXISTS (SELECT 1 FROM videos jv WHERE jv.id = {c}.video_id"
+        f" AND jv.user_id = {VIEWER} AND jv.deleted_at IS NULL)",
+    ),
+}
+
+
 def column_value(attribute: InstrumentedAttribute[Any], alias: str) -> str:
     """A column as the resolver path serialises it: enums by name, timestamps in ISO form."""
     column = attribute.property.columns[0]
@@ -114,8 +152,3 @@ def column_value(attribute: InstrumentedAttribute[Any], alias: str) -> str:
     if isinstance(column.type, DateTime):
         return iso_datetime(reference)
     return reference
-
-
-def column_name(attribute: InstrumentedAttribute[Any]) -> str:
-    name: str = attribute.property.columns[0].name
-    return name

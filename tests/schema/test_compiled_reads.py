@@ -480,3 +480,14 @@ async def test_drawn_queries_answer_the_same_both_ways(
 
 #: How many drawn queries each path served (printed with -s; Hypothesis also reports events).
 DRAWN: dict[str, int] = {}
+
+
+async def test_the_json_text_is_passed_through(graphql: GraphQLClient, world: World) -> None:
+    """The body carries PostgreSQL's own JSON text (its `" : "` spacing): never re-encoded."""
+    client = graphql.as_user(world.owner.id)
+    headers = {"Authorization": f"Bearer {client.token}"}
+    body = {"query": "{ viewer { email } }"}
+    response = await client.http.post("/graphql", json=body, headers=headers)
+    assert (
+        response.content == b'{"data":{"viewer" : {"email" : "%s"}}}' % world.owner.email.encode()
+    )
