@@ -6,6 +6,8 @@ import contextlib
 import json
 import logging
 import os
+import random
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,12 +17,15 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.main import create_app
 from app.settings import Settings, load_settings
 from db.models import JobStage, JobStatus, User, VideoStatus
 from schema import create_schema
+from schema.compiled.sql import global_id as global_id_sql
+from schema.compiled.sql import iso_datetime
 from schema.relay import to_global_id
 from tests.factories import make_job, make_user, make_video, make_voice_profile
 from tests.schema.test_batching import NESTED_QUERY
@@ -491,3 +496,37 @@ async def test_the_json_text_is_passed_through(graphql: GraphQLClient, world: Wo
     assert (
         response.content == b'{"data":{"viewer" : {"email" : "%s"}}}' % world.owner.email.encode()
     )
+
+
+async def test_sql_global_ids_and_timestamps_are_pythons(session: AsyncSession) -> None:
+    """The SQL forms of `to_global_id` and `datetime.isoformat` on many values: every type
+    name, uuids whose base64 crosses PostgreSQL's 76-character line breaks, timestamps with and
+    without microseconds, midnight and the last microsecond of a year (asyncpg sends
+    the ends of `datetime`'s range as infinities, which no column holds)."""
+    rng = random.Random(7)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(200)]
+    moments = [
+        datetime(
+            2000 + rng.randrange(60),
+            1 + rng.randrange(12),
+            1 + rng.randrange(28),
+            rng.randrange(24),
+            rng.randrange(60),
+            rng.randrange(60),
+            rng.choice((0, 0, 1, 999_999, rng.randrange(1_000_000))),
+            tzinfo=UTC,
+        )
+        for _ in range(200)
+    ] + [datetime(1970, 1, 1, tzinfo=UTC), datetime(2099, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)]
+    for type_name in ("User", "Video", "GenerationJob", "VoiceProfile", "AuditEvent"):
+        expression = global_id_sql(type_name, "x")
+        rows = await session.execute(
+            text(f"SELECT {expression} FROM unnest(CAST(:ids AS uuid[])) AS x"),  # noqa: S608
+            {"ids": ids},
+        )
+        assert [row[0] for row in rows] == [to_global_id(type_name, i) for i in ids]
+    rows = await session.execute(
+        text(f"SELECT {iso_datetime('x')} FROM unnest(CAST(:m AS timestamptz[])) AS x"),  # noqa: S608
+        {"m": moments},
+    )
+    assert [row[0] for row in rows] == [moment.isoformat() for moment in moments]
