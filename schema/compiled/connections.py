@@ -9,7 +9,7 @@ the SQL does not reproduce, so selecting them falls back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from graphql import FieldNode, GraphQLField, GraphQLObjectType, get_named_type
 from graphql.execution.values import VariableValues, get_argument_values
 
 from app.errors import BadUserInput
+from schema.compiled.filters import video_filter_params, video_filter_sql
 from schema.compiled.sql import (
     TABLES,
     VIEWER,
@@ -83,8 +84,8 @@ def connection_sql(
     builder: Builder, spec: Spec, parent: str, definition: GraphQLField, nodes: list[FieldNode]
 ) -> str:
     args = builder.arguments(definition, nodes[0])
-    if args.get("filter") is not None:
-        raise Fallback("video filter")
+    n = len(builder.binders)
+    condition = spec.condition + video_filter_sql(args.get("filter"), n)
     field, descending = spec.columns[0][0], True
     order = args.get("orderBy") if spec.orderable else None
     if order is not None:
@@ -95,12 +96,12 @@ def connection_sql(
     backward = args.get("last") is not None or args.get("before") is not None
     has_cursor = args.get("after") is not None or args.get("before") is not None
 
-    n = len(builder.binders)
     limit, value, row_id = f"CAST(:lim{n} AS integer)", f":cv{n}", f"CAST(:cid{n} AS uuid)"
     value = f"CAST({value} AS {'text' if free_text else 'timestamptz'})"
     builder.binders.append(
         _binder(definition, nodes[0], n, ordering, free_text, backward, has_cursor)
     )
+    spec = replace(spec, condition=condition)
 
     reading = "DESC" if descending != backward else "ASC"
     table = TABLES[spec.node_type].name
@@ -208,6 +209,7 @@ def _binder(
         if page.backward != backward or (page.cursor is not None) != has_cursor:
             raise Fallback("arguments changed shape")  # the plan key rules it out
         params: dict[str, Any] = {f"lim{n}": page.limit}
+        params |= video_filter_params(args.get("filter"), n)
         if page.cursor is not None:
             params[f"cv{n}"], params[f"cid{n}"] = page.cursor
         return params

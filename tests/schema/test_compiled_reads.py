@@ -239,6 +239,37 @@ COMPILED: list[tuple[str, dict[str, Any]]] = [
         {},
     ),
     (
+        "{ videos(filter: {status: [READY, ERROR, READY]}) { totalCount "
+        "edges { node { title } } } }",
+        {},
+    ),
+    ("{ videos(filter: {status: []}) { totalCount } }", {}),
+    (
+        "query($f: VideoFilter) { videos(filter: $f, first: 2) { totalCount "
+        "edges { cursor node { title } } pageInfo { hasNextPage endCursor } } }",
+        {
+            "f": {
+                "inputType": "DESCRIPTION",
+                "createdAfter": "2026-03-01T12:01:00+00:00",
+                "createdBefore": "2026-03-01T14:02:00+01:00",
+            }
+        },
+    ),
+    (
+        "query($f: VideoFilter) { videos(filter: $f) { totalCount edges { node { title } } } }",
+        {"f": {"search": "plain"}},
+    ),
+    (
+        "query($f: VideoFilter) { videos(filter: $f) { totalCount edges { node { title } } } }",
+        {"f": {"search": "émoji ünï"}},
+    ),
+    ("query($f: VideoFilter) { videos(filter: $f) { totalCount } }", {"f": {"search": "  %  "}}),
+    (
+        "query($f: VideoFilter) { videos(filter: $f) { totalCount } }",
+        {"f": {"createdAfter": "2026-03-01T12:01:00"}},
+    ),
+    ('{ viewer { videos(filter: {search: "about", status: [DRAFT]}) { totalCount } } }', {}),
+    (
         "{ videos(orderBy: {field: TITLE, direction: ASC}) { edges { node { title } } "
         "pageInfo { hasNextPage } totalCount } }",
         {},
@@ -296,7 +327,7 @@ RESOLVED: list[tuple[str, dict[str, Any]]] = [
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "video"}),
     ("{ viewer { auditEvents { totalCount } } }", {}),
     ("{ voiceProfiles { edges { node { previewUrl engineSettings { rate } } } } }", {}),
-    ("{ videos(filter: {status: [READY]}) { totalCount } }", {}),
+    ('{ videos(filter: {search: "%s"}) { totalCount } }' % ("x" * 201), {}),
     ("{ videos(first: 101) { totalCount } }", {}),
     ("{ videos(first: 1, last: 1) { totalCount } }", {}),
     ('{ videos(after: "junk") { totalCount } }', {}),

@@ -38,6 +38,8 @@ _ROOTS = ("viewer", "video", "generationJob", "videos", "voiceProfiles", "__type
 _CONNECTION_FIELDS = ("edges", "pageInfo", "totalCount", "__typename")
 _EDGE_FIELDS = ("node", "cursor", "__typename")
 _PAGE_SIZES = (None, 0, 1, 2, 3, 5, 100)
+_MOMENTS = ("2026-03-01T12:00:00+00:00", "2026-03-01T12:01:00.001", "2026-03-01T13:00:00+01:00")
+_SEARCHES = ("plain", "about pl", "ünï", "", "%", "x" * 201, 'Quote "this"')
 
 
 def compilable_fields(graphql_type: GraphQLObjectType) -> list[str]:
@@ -125,7 +127,24 @@ class _Writer:
                     "direction": self.draw(st.sampled_from(("ASC", "DESC"))),
                 }
                 given.append(f"orderBy: {self.value('VideoOrder', order)}")
+            if "filter" in definition.args and self.draw(st.integers(0, 2)) == 0:
+                given.append(f"filter: {self.value('VideoFilter', self.video_filter())}")
         return f"({', '.join(given)})" if given else ""
+
+    def video_filter(self) -> dict[str, Any]:
+        drawn: dict[str, Any] = {}
+        if self.draw(st.booleans()):
+            statuses = ("DRAFT", "READY", "ERROR", "QUEUED")
+            drawn["status"] = self.draw(st.lists(st.sampled_from(statuses), max_size=3))
+        if self.draw(st.integers(0, 2)) == 0:
+            drawn["inputType"] = self.draw(st.sampled_from(("URL", "DESCRIPTION")))
+        if self.draw(st.integers(0, 2)) == 0:
+            drawn["createdAfter"] = self.draw(st.sampled_from(_MOMENTS))
+        if self.draw(st.integers(0, 2)) == 0:
+            drawn["createdBefore"] = self.draw(st.sampled_from(_MOMENTS))
+        if self.draw(st.integers(0, 2)) == 0:
+            drawn["search"] = self.draw(st.sampled_from(_SEARCHES))
+        return drawn
 
 
 @st.composite
@@ -151,6 +170,15 @@ def _is_leaf(graphql_type: GraphQLObjectType, name: str) -> bool:
     return not isinstance(get_named_type(graphql_type.fields[name].type), GraphQLObjectType)
 
 
+_ENUM_KEYS = ("field", "direction", "inputType", "status")
+
+
 def _object_literal(value: dict[str, Any]) -> str:
-    # Enum values of an input object literal are names, unquoted.
-    return "{" + ", ".join(f"{key}: {item}" for key, item in value.items()) + "}"
+    """An input object as a GraphQL literal: enum values (and lists of them) unquoted."""
+
+    def one(key: str, item: Any) -> str:
+        if isinstance(item, list):
+            return "[" + ", ".join(one(key, element) for element in item) + "]"
+        return str(item) if key in _ENUM_KEYS else json.dumps(item)
+
+    return "{" + ", ".join(f"{key}: {one(key, item)}" for key, item in value.items()) + "}"
