@@ -24,6 +24,8 @@ from app.main import create_app
 from app.settings import Settings, load_settings
 from db.models import JobStage, JobStatus, User, VideoStatus
 from schema import create_schema
+from schema.compiled import PlanCache
+from schema.compiled.plan import Plan
 from schema.compiled.sql import global_id as global_id_sql
 from schema.compiled.sql import iso_datetime
 from schema.relay import to_global_id
@@ -561,3 +563,31 @@ async def test_sql_global_ids_and_timestamps_are_pythons(session: AsyncSession) 
         {"m": moments},
     )
     assert [row[0] for row in rows] == [moment.isoformat() for moment in moments]
+
+
+async def test_the_operation_named_is_the_one_compiled(paths: Paths, world: World) -> None:
+    document = "query A { viewer { email } } query B { videos(first: 1) { totalCount } }"
+    for name in ("A", "B"):
+        paths.served.clear()
+        answers = []
+        for client in (paths.compiled, paths.resolver):
+            signed = client.as_user(world.owner.id)
+            body = {"query": document, "operationName": name}
+            headers = {"Authorization": f"Bearer {signed.token}"}
+            response = await signed.http.post("/graphql", json=body, headers=headers)
+            answers.append(json.dumps(response.json(), sort_keys=True))
+        assert answers[0] == answers[1]
+        assert ("email" in answers[0]) == (name == "A")
+        assert paths.served == ["compiled", "resolver"]
+
+
+def test_the_plan_cache_is_bounded_and_keeps_the_recent() -> None:
+    cache = PlanCache(size=2)
+    plan = Plan("SELECT 1", ())
+    cache.put("a", plan)
+    cache.put("b", None)  # a document that does not compile is remembered too
+    assert cache.get("a") == (True, plan)  # "a" is now the most recent
+    cache.put("c", plan)
+    assert len(cache) == 2
+    assert cache.get("b") == (False, None)
+    assert cache.get("a") == (True, plan)
