@@ -41,6 +41,7 @@ from schema.compiled.sql import (
     RELATIONS,
     TABLES,
     VIEWER,
+    VISIBLE,
     Fallback,
     column_value,
     global_id,
@@ -237,41 +238,58 @@ class Builder:
                 f" WHERE {child}.id = {VIEWER} AND {child}.deleted_at IS NULL)"
             )
         if name in BY_ID:
-            return self.by_id(query.fields[name], nodes, *BY_ID[name])
+            return self.by_id(query.fields[name], nodes, BY_ID[name])
         spec = connections.root(name)
         if spec is not None:
             return connections.connection_sql(self, spec, VIEWER, query.fields[name], nodes)
         raise Fallback(f"Query.{name}")
 
-    def by_id(
-        self, definition: GraphQLField, nodes: list[FieldNode], type_name: str, visible: str
-    ) -> str:
-        """`video(id:)`, `generationJob(id:)`: a malformed id, or one the viewer cannot see,
-        is an error on the resolver path (BAD_USER_INPUT, NOT_FOUND): the statement's ``ok``
-        is false then, and the operation is resolved instead."""
-        parameter = f"id{len(self.binders)}"
+    def by_id(self, definition: GraphQLField, nodes: list[FieldNode], expected: str | None) -> str:
+        """`video(id:)`, `generationJob(id:)`, `node(id:)`: a malformed id, or one the viewer
+        cannot see, is an error on the resolver path (BAD_USER_INPUT, NOT_FOUND): the
+        statement's ``ok`` is false then, and the operation is resolved instead. ``node``
+        chooses its type by the id's (a CASE over every type that compiles)."""
+        n = len(self.binders)
+        parameter, kind = f"id{n}", f"type{n}"
+        choices = list(VISIBLE) if expected is None else [expected]
         node = nodes[0]
 
         def bind(variables: VariableValues, context: Context) -> dict[str, Any]:
             given = get_argument_values(definition, node, variables)["id"]
             try:
-                _, row_id = from_global_id(given, expected=type_name)
+                type_name, row_id = from_global_id(given, expected=expected)
             except BadUserInput:
                 raise Fallback("malformed id") from None
-            return {parameter: row_id}
+            if type_name not in choices:
+                raise Fallback(f"node of type {type_name}")
+            return {parameter: row_id} | ({kind: type_name} if expected is None else {})
 
         self.binders.append(bind)
-        child = self.alias()
-        table = TABLES[type_name].name
-        where = f"{child}.id = CAST(:{parameter} AS uuid) AND {visible.format(c=child)}"
-        probe = self.alias()
-        probe_where = f"{probe}.id = CAST(:{parameter} AS uuid) AND {visible.format(c=probe)}"
-        self.checks.append(f"EXISTS (SELECT 1 FROM {table} {probe} WHERE {probe_where})")
-        body = self.object_json(type_name, child, nodes)
-        return f"(SELECT {body} FROM {table} {child} WHERE {where})"
+        rows, probes = [], []
+        for type_name in choices:
+            child, probe = self.alias(), self.alias()
+            table, visible = TABLES[type_name].name, VISIBLE[type_name]
+            where = f"{child}.id = CAST(:{parameter} AS uuid) AND {visible.format(c=child)}"
+            body = self.object_json(type_name, child, nodes)
+            rows.append(f"(SELECT {body} FROM {table} {child} WHERE {where})")
+            found = f"{probe}.id = CAST(:{parameter} AS uuid) AND {visible.format(c=probe)}"
+            probes.append(f"EXISTS (SELECT 1 FROM {table} {probe} WHERE {found})")
+        if expected is not None:
+            self.checks.append(probes[0])
+            return rows[0]
+        self.checks.append(_case(kind, choices, probes))
+        return _case(kind, choices, rows)
 
     def arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
         return get_argument_values(definition, node, self.variables)
+
+
+def _case(kind: str, choices: list[str], values: list[str]) -> str:
+    branches = " ".join(
+        f"WHEN {text_literal(choice)} THEN {value}"
+        for choice, value in zip(choices, values, strict=True)
+    )
+    return f"CASE CAST(:{kind} AS text) {branches} END"
 
 
 def _object(parts: list[str]) -> str:

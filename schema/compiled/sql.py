@@ -132,15 +132,19 @@ RELATIONS: dict[tuple[str, str], tuple[str, str, str]] = {
     ),
 }
 
-#: Query's by-id roots: (type, the row's visibility to the viewer on alias ``{c}``).
-BY_ID: dict[str, tuple[str, str]] = {
-    "video": ("Video", f"{{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL"),
-    "generationJob": (
-        "GenerationJob",
+#: Each type's visibility to the viewer on alias ``{c}``, as its by-id loader filters.
+VISIBLE: dict[str, str] = {
+    "User": f"{{c}}.id = {VIEWER} AND {{c}}.deleted_at IS NULL",
+    "Video": f"{{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL",
+    "GenerationJob": (
         "EXISTS (SELECT 1 FROM videos jv WHERE jv.id = {c}.video_id"
-        f" AND jv.user_id = {VIEWER} AND jv.deleted_at IS NULL)",
+        f" AND jv.user_id = {VIEWER} AND jv.deleted_at IS NULL)"
     ),
+    "VoiceProfile": f"{{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL",
 }
+
+#: Query's by-id roots -> the type their id must name (None: any type of `VISIBLE`).
+BY_ID: dict[str, str | None] = {"video": "Video", "generationJob": "GenerationJob", "node": None}
 
 
 def column_value(attribute: InstrumentedAttribute[Any], alias: str) -> str:

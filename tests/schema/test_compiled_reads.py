@@ -170,6 +170,11 @@ async def make_world(session: AsyncSession) -> World:
         "theirs": to_global_id("Video", theirs.id),
         "job": to_global_id("GenerationJob", first_job.id),
         "theirJob": to_global_id("GenerationJob", their_job.id),
+        "voice": to_global_id("VoiceProfile", voice.id),
+        "goneVoice": to_global_id("VoiceProfile", gone_voice.id),
+        "me": to_global_id("User", owner.id),
+        "them": to_global_id("User", other.id),
+        "event": to_global_id("AuditEvent", owner.id),
     }
     return World(owner, other, ids)
 
@@ -197,6 +202,15 @@ COMPILED: list[tuple[str, dict[str, Any]]] = [
         "jobs(first: 5) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor "
         "endCursor } edges { cursor node { id queuedAt video { id title } } } } } }",
         {"id": "video3"},
+    ),
+    *(
+        (
+            "query($id: ID!) { node(id: $id) { __typename id ... on Video { title "
+            "owner { email } } ... on GenerationJob { status video { id } } "
+            "... on VoiceProfile { name owner { id } } ... on User { email } } }",
+            {"id": name},
+        )
+        for name in ("video", "job", "voice", "me")
     ),
     (
         "query($id: ID!) { generationJob(id: $id) { " + JOB_FIELDS + " video { title } } }",
@@ -326,7 +340,12 @@ RESOLVED: list[tuple[str, dict[str, Any]]] = [
     ("query($id: ID!) { generationJob(id: $id) { status } }", {"id": "theirJob"}),
     ("query($id: ID!) { video(id: $id) { title mediaUrl posterUrl } }", {"id": "video"}),
     ("query($id: ID!) { video(id: $id) { audioSettings { speed } } }", {"id": "video"}),
-    ("query($id: ID!) { node(id: $id) { id } }", {"id": "video"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "theirs"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "goneVoice"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "them"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "event"}),  # not compiled
+    ("query($id: ID!) { node(id: $id) { ... on Video { mediaUrl } } }", {"id": "video"}),
+    ("{ nodes(ids: []) { id } }", {}),
     ("{ viewer { auditEvents { totalCount } } }", {}),
     ("{ voiceProfiles { edges { node { previewUrl engineSettings { rate } } } } }", {}),
     ('{ videos(filter: {search: "%s"}) { totalCount } }' % ("x" * 201), {}),
@@ -469,7 +488,7 @@ async def test_the_setting_turns_the_compiled_path_off(
 
 # --- differential fuzzing ---------------------------------------------------------------------
 
-DIFF_EXAMPLES = 50
+DIFF_EXAMPLES = 100
 _ON_DEMAND = os.environ.get("STUDIO_FUZZ_EXAMPLES")
 SCHEMA = create_schema()._schema
 
@@ -507,6 +526,8 @@ async def test_drawn_queries_answer_the_same_both_ways(
     ids = {
         "Video": [world.ids[k] for k in ("video", "video3", "deleted", "theirs")],
         "GenerationJob": [world.ids[k] for k in ("job", "theirJob")],
+        "Other": [world.ids[k] for k in ("goneVoice", "them", "event")],
+        "visible": [world.ids[k] for k in ("video", "job", "voice", "me")],
     }
     query, variables = data.draw(compilable_requests(SCHEMA, ids, world.cursors))
     paths.served.clear()

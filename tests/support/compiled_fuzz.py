@@ -13,7 +13,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema, get_named_type
+from graphql import (
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    get_named_type,
+)
 from hypothesis import strategies as st
 
 from schema.mapping import Column, GlobalId, mapping_of
@@ -34,7 +40,8 @@ _OBJECT_FIELDS = {
     "GenerationJob": ("video",),
     "User": ("videos", "voiceProfiles"),
 }
-_ROOTS = ("viewer", "video", "generationJob", "videos", "voiceProfiles", "__typename")
+_ROOTS = ("viewer", "video", "generationJob", "node", "videos", "voiceProfiles", "__typename")
+_NODE_TYPES = ("User", "Video", "GenerationJob", "VoiceProfile")
 _CONNECTION_FIELDS = ("edges", "pageInfo", "totalCount", "__typename")
 _EDGE_FIELDS = ("node", "cursor", "__typename")
 _PAGE_SIZES = (None, 0, 1, 2, 3, 5, 100)
@@ -105,13 +112,25 @@ class _Writer:
         sub = ""
         if isinstance(named, GraphQLObjectType):
             sub = " " + self.selection(named, depth + 1)
+        elif isinstance(named, GraphQLInterfaceType):  # `node`: fragments on its types
+            types = self.draw(st.lists(st.sampled_from(_NODE_TYPES), max_size=2, unique=True))
+            parts = ["id", "__typename"][: self.draw(st.integers(1, 2))]
+            for type_name in types:
+                object_type = self.schema.get_type(type_name)
+                assert isinstance(object_type, GraphQLObjectType)
+                parts.append(f"... on {type_name} {self.selection(object_type, depth + 1)}")
+            sub = " { " + " ".join(parts) + " }"
         return f"{alias}{name}{arguments}{directive}{sub}"
 
     def arguments(self, parent: str, name: str, definition: GraphQLField) -> str:
         given: list[str] = []
-        if name in ("video", "generationJob"):
-            type_name = "Video" if name == "video" else "GenerationJob"
-            global_id = self.draw(st.sampled_from([*self.ids[type_name], "bm90IGFuIGlk"]))
+        if name in ("video", "generationJob", "node"):
+            type_name = {"video": "Video", "generationJob": "GenerationJob"}.get(name)
+            # Mostly the viewer's (those compile); now and then anyone's, or no id at all.
+            visible = self.ids["visible"] if type_name is None else self.ids[type_name][:1]
+            choices = [*(i for v in self.ids.values() for i in v), "bm90IGFuIGlk"]
+            pool = visible if self.draw(st.integers(0, 3)) else choices
+            global_id = self.draw(st.sampled_from(pool))
             given.append(f"id: {self.value('ID!', global_id)}")
         elif "first" in definition.args:
             size = self.draw(st.sampled_from(_PAGE_SIZES))
