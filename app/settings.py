@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     graphiql: bool | None = None
     #: ``__schema``/``__type`` (and "Did you mean" hints): unset means on in development only.
     introspection: bool | None = None
+    #: Answer a query whose fields all compile with one SQL statement (`schema.compiled`);
+    #: false resolves every operation field by field.
+    compiled_reads: bool = True
 
     # --- websockets (subscriptions) ---------------------------------------------------------
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)

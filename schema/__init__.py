@@ -11,6 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
+from schema.compiled import compiled_reads_extension
 from schema.errors import ErrorCodes, strip_suggestions
 from schema.http_protocol import RequestPhase
 from schema.limits import limits_extension
@@ -63,6 +64,9 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings is not None:
         # Parses and validates within the limits (and caches both), before any resolver.
         extensions.append(limits_extension(settings))
+        if settings.compiled_reads:
+            # Last: its `on_execute` runs innermost, after the limits and rate limits.
+            extensions.append(compiled_reads_extension())
     return StudioSchema(
         query=Query,
         mutation=Mutation,

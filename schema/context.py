@@ -31,6 +31,8 @@ class Context:
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
     cursor_key: bytes = field(init=False)
+    #: Which path answered the operation: ``resolver``, or ``compiled`` (`schema.compiled`).
+    read_path: str = "resolver"
     _rollback_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -141,6 +141,7 @@ class OperationTelemetry(SchemaExtension):
                 "outcome": outcome,
                 "error_codes": list(self._codes),
                 "transport": "websocket" if isinstance(request, WebSocket) else "http",
+                "path": getattr(context, "read_path", "resolver"),
             },
         )
 

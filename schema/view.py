@@ -26,6 +26,7 @@ from app.middleware import scope_viewer
 from app.settings import Environment, Settings
 from app.state import AppState
 from schema import client_json, http_protocol
+from schema.compiled.json_text import encode_response
 from schema.context import Context
 from schema.errors import coded_error
 from schema.http_protocol import RequestRefused
@@ -184,6 +185,10 @@ class GraphQLView(GraphQL[Context, None]):
         except client_json.ClientJSONError as exc:
             limit = {"limit": exc.limit} if exc.limit else None
             raise RequestRefused(400, exc.message, extensions=limit) from exc
+
+    def encode_json(self, data: object) -> str:
+        # A compiled read's `data` is JSON text from PostgreSQL: spliced in, never re-parsed.
+        return encode_response(data)
 
     def decode_json(self, data: str | bytes) -> object:
         # Every JSON a client sends, websocket messages included (`schema.client_json`).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.settings import Settings, load_settings
 from db.models import JobStatus, User
 from tests.factories import make_job, make_user, make_video, make_voice_profile
 from tests.support.graphql import GraphQLClient, count_statements
@@ -37,6 +38,13 @@ query Nested($n: Int!) {
 # the jobs pages, their totalCount. Free: `owner` (the viewer, cached) and `job.video` (the
 # videos of the page, primed in the video_by_id loader).
 EXPECTED_STATEMENTS = 7
+
+
+@pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    """The resolver path: its dataloaders are what this module measures (the compiled path's
+    one statement is measured in test_compiled_reads.py)."""
+    return load_settings(database_url=settings.database_url, compiled_reads=False)
 
 
 async def _user_with_videos(session: AsyncSession, n: int) -> User:

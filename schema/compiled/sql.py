@@ -1,0 +1,158 @@
+"""SQL fragments that render values exactly as the resolver path serialises them.
+
+Every fragment here is an expression over a row alias (``t3.created_at``) and server-side
+constants (table, column and type names, cursor orderings); client values only ever arrive as
+bound parameters. The JSON is built with ``json_build_object``/``json_agg`` (``json``, not
+``jsonb``: it keeps the keys in the order the query asked for them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import DateTime, Enum
+from sqlalchemy.orm import InstrumentedAttribute
+
+from db import models
+
+#: What a GraphQL name may be: the parser allows nothing else, and the SQL relies on it.
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+
+#: The parameters every compiled statement binds from the request (not from the document).
+VIEWER = "CAST(:viewer AS uuid)"
+_INNER_KEY = "CAST(:hmac_inner AS bytea)"
+_OUTER_KEY = "CAST(:hmac_outer AS bytea)"
+
+
+class Fallback(Exception):
+    """The operation (or this request's variables) is outside what compiles: resolve it."""
+
+
+def key_literal(name: str) -> str:
+    """A response key (alias or field name) as an SQL string literal; GraphQL names only."""
+    if not _NAME.match(name):
+        raise Fallback(f"not a GraphQL name: {name!r}")
+    return f"'{name}'"
+
+
+def text_literal(value: str) -> str:
+    """A server constant (type name, ordering) as a text literal."""
+    if not re.match(r"^[_0-9A-Za-z:]+$", value):
+        raise Fallback(f"unexpected constant {value!r}")
+    return f"'{value}'::text"
+
+
+def iso_datetime(expression: str) -> str:
+    """``datetime.isoformat()`` of a timestamptz as asyncpg returns it (UTC): microseconds only
+    when they are not zero, and ``+00:00``. NULL stays NULL."""
+    utc = f"({expression} AT TIME ZONE 'UTC')"
+    return (
+        f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+        f"CASE WHEN to_char({utc}, 'US') = '000000' THEN '' ELSE to_char({utc}, '.US') END"
+        " || '+00:00')"
+    )
+
+
+def base64url(bytes_expression: str) -> str:
+    """``urlsafe_b64encode(...).rstrip("=")``; PostgreSQL's base64 breaks lines every 76
+    characters, so the newlines go too."""
+    return f"rtrim(translate(encode({bytes_expression}, 'base64'), '+/' || chr(10), '-_'), '=')"
+
+
+def global_id(type_name: str, id_expression: str) -> str:
+    """`schema.relay.to_global_id` in SQL."""
+    prefix = text_literal(f"{type_name}:")
+    return base64url(f"convert_to({prefix} || {id_expression}::text, 'UTF8')")
+
+
+def cursor(ordering: str, value_text: str, id_expression: str) -> str:
+    """`CursorCodec.encode` in SQL: ``base64url(mac + body)``, ``mac`` the first 12 bytes of
+    HMAC-SHA256 over the body. The HMAC's two padded keys are bound (`hmac_parameters`), so
+    PostgreSQL's ``sha256`` is all it needs. ``value_text`` must be ASCII without quotes or
+    backslashes (a timestamp), so the body is byte-identical to ``json.dumps``'s."""
+    body = (
+        f"convert_to('[\"' || {text_literal(ordering)} || '\",\"' || {value_text} || "
+        f"'\",\"' || {id_expression}::text || '\"]', 'UTF8')"
+    )
+    mac = f"substring(sha256({_OUTER_KEY} || sha256({_INNER_KEY} || {body})) FROM 1 FOR 12)"
+    return base64url(f"{mac} || {body}")
+
+
+def hmac_parameters(key: bytes) -> dict[str, bytes]:
+    """The HMAC-SHA256 pads of ``key`` (RFC 2104), for `cursor`."""
+    padded = key.ljust(64, b"\0")  # cursor keys are 32 bytes: never longer than a block
+    return {
+        "hmac_inner": bytes(byte ^ 0x36 for byte in padded),
+        "hmac_outer": bytes(byte ^ 0x5C for byte in padded),
+    }
+
+
+@dataclass(frozen=True)
+class Table:
+    """The table behind a GraphQL object type."""
+
+    name: str
+    model: type[Any]
+
+
+TABLES: dict[str, Table] = {
+    "User": Table("users", models.User),
+    "Video": Table("videos", models.Video),
+    "GenerationJob": Table("generation_jobs", models.GenerationJob),
+    "VoiceProfile": Table("voice_profiles", models.VoiceProfile),
+}
+
+
+_OWNER = f"{{c}}.id = {{p}}.user_id AND {{c}}.id = {VIEWER} AND {{c}}.deleted_at IS NULL"
+
+#: (type, field) -> (child type, join condition on the child alias ``{c}`` and the
+#: parent alias ``{p}``, ORDER BY and LIMIT). Each is the resolver's loader, ownership included.
+RELATIONS: dict[tuple[str, str], tuple[str, str, str]] = {
+    # `users.users_by_ids`: the viewer only, while active.
+    ("Video", "owner"): ("User", _OWNER, ""),
+    ("VoiceProfile", "owner"): ("User", _OWNER, ""),
+    ("Video", "voiceProfile"): (
+        "VoiceProfile",
+        f"{{c}}.id = {{p}}.voice_profile_id AND {{c}}.user_id = {VIEWER}"
+        " AND {c}.deleted_at IS NULL",
+        "",
+    ),
+    # `jobs.latest_for_videos`: the most recently queued (ties: the greatest id).
+    ("Video", "latestJob"): (
+        "GenerationJob",
+        "{c}.video_id = {p}.id",
+        " ORDER BY {c}.queued_at DESC, {c}.id DESC LIMIT 1",
+    ),
+    ("GenerationJob", "video"): (
+        "Video",
+        f"{{c}}.id = {{p}}.video_id AND {{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL",
+        "",
+    ),
+}
+
+#: Each type's visibility to the viewer on alias ``{c}``, as its by-id loader filters.
+VISIBLE: dict[str, str] = {
+    "User": f"{{c}}.id = {VIEWER} AND {{c}}.deleted_at IS NULL",
+    "Video": f"{{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL",
+    "GenerationJob": (
+        "EXISTS (SELECT 1 FROM videos jv WHERE jv.id = {c}.video_id"
+        f" AND jv.user_id = {VIEWER} AND jv.deleted_at IS NULL)"
+    ),
+    "VoiceProfile": f"{{c}}.user_id = {VIEWER} AND {{c}}.deleted_at IS NULL",
+}
+
+#: Query's by-id roots -> the type their id must name (None: any type of `VISIBLE`).
+BY_ID: dict[str, str | None] = {"video": "Video", "generationJob": "GenerationJob", "node": None}
+
+
+def column_value(attribute: InstrumentedAttribute[Any], alias: str) -> str:
+    """A column as the resolver path serialises it: enums by name, timestamps in ISO form."""
+    column = attribute.property.columns[0]
+    reference = f"{alias}.{column.name}"
+    if isinstance(column.type, Enum):
+        return f"{reference}::text"
+    if isinstance(column.type, DateTime):
+        return iso_datetime(reference)
+    return reference

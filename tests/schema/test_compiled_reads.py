@@ -1,0 +1,614 @@
+"""The compiled read path answers exactly what the resolvers answer (schema/compiled/)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from app.main import create_app
+from app.settings import Settings, load_settings
+from db.models import JobStage, JobStatus, User, VideoStatus
+from schema import create_schema
+from schema.compiled import PlanCache
+from schema.compiled.plan import Plan
+from schema.compiled.sql import global_id as global_id_sql
+from schema.compiled.sql import iso_datetime
+from schema.relay import to_global_id
+from tests.factories import make_job, make_user, make_video, make_voice_profile
+from tests.schema.test_batching import NESTED_QUERY
+from tests.support.compiled_fuzz import compilable_requests
+from tests.support.graphql import GraphQLClient, count_statements
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+#: At most one active job per video (a unique index): the last of four.
+JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.RUNNING)
+
+
+class Paths:
+    """One app per path, on the test's sessions: the same data seen both ways."""
+
+    def __init__(self, compiled: GraphQLClient, resolver: GraphQLClient) -> None:
+        self.compiled, self.resolver = compiled, resolver
+        self.served: list[str] = []  # the access log's `path` of each request, in order
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.served.append(getattr(record, "path", "?"))
+
+    async def both(
+        self, user: User | None, query: str, variables: dict[str, Any] | None = None
+    ) -> tuple[str, str]:
+        answers = []
+        for client in (self.compiled, self.resolver):
+            signed = client if user is None else client.as_user(user.id)
+            headers = {"Content-Type": "application/json"}
+            if signed.token is not None:
+                headers["Authorization"] = f"Bearer {signed.token}"
+            body = {"query": query, "variables": variables or {}}
+            response = await signed.http.post("/graphql", json=body, headers=headers)
+            answers.append(json.dumps(response.json(), sort_keys=True))
+        return answers[0], answers[1]
+
+    async def same(
+        self,
+        user: User | None,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        path: str = "compiled",
+    ) -> Any:
+        """Both answers, equal after key-order normalisation; ``path``: what served the first."""
+        self.served.clear()
+        compiled, resolver = await self.both(user, query, variables)
+        assert compiled == resolver, query
+        assert self.served == [path, "resolver"], query
+        return json.loads(resolver)
+
+
+@pytest.fixture
+async def paths(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Paths]:
+    clients = []
+    async with contextlib.AsyncExitStack() as stack:
+        for compiled in (True, False):
+            app_settings = load_settings(
+                database_url=settings.database_url, compiled_reads=compiled
+            )
+            app = create_app(app_settings, sessionmaker=sessionmaker)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://studio.test"
+                )
+            )
+            clients.append(GraphQLClient(http, app_settings))
+        paths = Paths(*clients)
+        handler = logging.Handler()
+        handler.emit = paths.emit  # type: ignore[method-assign]
+        access = logging.getLogger("studio.access")
+        access.addHandler(handler)
+        try:
+            yield paths
+        finally:
+            access.removeHandler(handler)
+
+
+@dataclass
+class World:
+    owner: User
+    other: User
+    ids: dict[str, str]
+    cursors: list[str] = field(default_factory=list)
+
+
+async def make_world(session: AsyncSession) -> World:
+    """Two users; videos with equal timestamps, unicode and quoting titles, nulls, soft-deleted
+    videos and voice profiles, jobs with and without stages, microseconds and whole seconds."""
+    owner = await make_user(session, display_name='Zoë "Z" Ünal', avatar_url=None)
+    other = await make_user(session, display_name=None)
+    voice = await make_voice_profile(session, owner, name="Erzähler", created_at=T0)
+    gone_voice = await make_voice_profile(
+        session, owner, name="Gone", created_at=T0, deleted_at=T0 + timedelta(days=1)
+    )
+    await make_voice_profile(session, owner, name="Plain", language=None, description="d")
+    titles = ["Ünïcödé ✓ 日本語", 'Quote "this" \\ back', "plain", "plain", "Émoji 🎬", "z"]
+    videos = []
+    for index, title in enumerate(titles):
+        stamp = T0 + timedelta(minutes=index // 2, microseconds=(index % 3) * 1000)
+        videos.append(
+            await make_video(
+                session,
+                owner,
+                title=title,
+                description=None if index % 2 else f"About {title}",
+                created_at=stamp,
+                updated_at=stamp,
+                voice_profile_id=(voice.id, gone_voice.id, None)[index % 3],
+                status=(VideoStatus.DRAFT, VideoStatus.READY, VideoStatus.ERROR)[index % 3],
+                error_message="Broke\nline" if index == 2 else None,
+            )
+        )
+    deleted = await make_video(session, owner, title="Deleted", deleted_at=T0)
+    await make_job(session, deleted, queued_at=T0)
+    for index, video in enumerate(videos[:4]):
+        for n in range(index + 1):
+            await make_job(
+                session,
+                video,
+                queued_at=T0 + timedelta(seconds=n // 2),
+                status=JOB_STATUSES[n],
+                stage=JobStage.VOICE if n % 2 else None,
+                started_at=T0 + timedelta(seconds=1, microseconds=n) if n else None,
+                execution_time_ms=n * 10 if n else None,
+                error="x" if n == 2 else None,
+            )
+    theirs = await make_video(session, other, title="Theirs")
+    their_job = await make_job(session, theirs)
+    await make_voice_profile(session, other, name="Theirs")
+    await session.commit()
+    first_job = await make_job(session, videos[0], queued_at=T0 - timedelta(days=1))
+    await session.commit()
+    ids: dict[str, str] = {
+        "video": to_global_id("Video", videos[0].id),
+        "video3": to_global_id("Video", videos[3].id),
+        "deleted": to_global_id("Video", deleted.id),
+        "theirs": to_global_id("Video", theirs.id),
+        "job": to_global_id("GenerationJob", first_job.id),
+        "theirJob": to_global_id("GenerationJob", their_job.id),
+        "voice": to_global_id("VoiceProfile", voice.id),
+        "goneVoice": to_global_id("VoiceProfile", gone_voice.id),
+        "me": to_global_id("User", owner.id),
+        "them": to_global_id("User", other.id),
+        "event": to_global_id("AuditEvent", owner.id),
+    }
+    return World(owner, other, ids)
+
+
+@pytest.fixture
+async def world(session: AsyncSession) -> World:
+    return await make_world(session)
+
+
+VIDEO_FIELDS = """id __typename title description inputType sourceUrl status progress
+  errorMessage"""
+JOB_FIELDS = """id status stage progress attempt error queuedAt startedAt finishedAt
+  executionTimeMs"""
+VOICE_FIELDS = "id name description language createdAt updatedAt"
+USER_FIELDS = "id email displayName avatarUrl createdAt updatedAt"
+
+#: Queries answered by the compiled path: (document, variables).
+COMPILED: list[tuple[str, dict[str, Any]]] = [
+    ("{ __typename viewer { " + USER_FIELDS + " __typename } }", {}),
+    ("{ me: viewer { mail: email ID: id } again: viewer { email } }", {}),
+    ("query($id: ID!) { video(id: $id) { " + VIDEO_FIELDS + " } }", {"id": "video"}),
+    ('{ video(id: "@video3") { title owner { email } voiceProfile { name } } }', {}),
+    (
+        "query($id: ID!) { video(id: $id) { latestJob { " + JOB_FIELDS + " } "
+        "jobs(first: 5) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor "
+        "endCursor } edges { cursor node { id queuedAt video { id title } } } } } }",
+        {"id": "video3"},
+    ),
+    *(
+        (
+            "query($id: ID!) { node(id: $id) { __typename id ... on Video { title "
+            "owner { email } } ... on GenerationJob { status video { id } } "
+            "... on VoiceProfile { name owner { id } } ... on User { email } } }",
+            {"id": name},
+        )
+        for name in ("video", "job", "voice", "me")
+    ),
+    (
+        "query($id: ID!) { generationJob(id: $id) { " + JOB_FIELDS + " video { title } } }",
+        {"id": "job"},
+    ),
+    (
+        "fragment V on Video { title ... on Node { id } }\n"
+        "fragment U on User { email videos(first: 2) { edges { node { ...V } } } }\n"
+        "query Q { viewer { ...U ... on User { displayName } ... { avatarUrl } } }",
+        {},
+    ),
+    (
+        "query($yes: Boolean!, $no: Boolean = false) { viewer { email @include(if: $yes) "
+        "id @skip(if: $yes) displayName @include(if: $no) createdAt @skip(if: false) "
+        "updatedAt @include(if: true) @skip(if: $no) } }",
+        {"yes": True},
+    ),
+    (
+        "query($yes: Boolean!) { viewer { email @include(if: $yes) id @skip(if: $yes) } }",
+        {"yes": False},
+    ),
+    (
+        "{ viewer { voiceProfiles { totalCount edges { cursor node { "
+        + VOICE_FIELDS
+        + " owner { id } } } pageInfo { hasNextPage hasPreviousPage } } } }",
+        {},
+    ),
+    (
+        "{ voiceProfiles(first: 1) { edges { node { name } } "
+        "pageInfo { hasNextPage endCursor } } }",
+        {},
+    ),
+    ("{ voiceProfiles(last: 1) { edges { node { name } } pageInfo { hasPreviousPage } } }", {}),
+    (
+        "{ videos(first: 0) { totalCount edges { cursor } pageInfo { hasNextPage startCursor } } }",
+        {},
+    ),
+    ("{ videos(first: 100) { edges { cursor node { " + VIDEO_FIELDS + " } } } }", {}),
+    (
+        "{ videos(last: 3) { edges { cursor node { title } } pageInfo { hasNextPage "
+        "hasPreviousPage startCursor endCursor } } }",
+        {},
+    ),
+    (
+        "{ videos(filter: {status: [READY, ERROR, READY]}) { totalCount "
+        "edges { node { title } } } }",
+        {},
+    ),
+    ("{ videos(filter: {status: []}) { totalCount } }", {}),
+    (
+        "query($f: VideoFilter) { videos(filter: $f, first: 2) { totalCount "
+        "edges { cursor node { title } } pageInfo { hasNextPage endCursor } } }",
+        {
+            "f": {
+                "inputType": "DESCRIPTION",
+                "createdAfter": "2026-03-01T12:01:00+00:00",
+                "createdBefore": "2026-03-01T14:02:00+01:00",
+            }
+        },
+    ),
+    (
+        "query($f: VideoFilter) { videos(filter: $f) { totalCount edges { node { title } } } }",
+        {"f": {"search": "plain"}},
+    ),
+    (
+        "query($f: VideoFilter) { videos(filter: $f) { totalCount edges { node { title } } } }",
+        {"f": {"search": "émoji ünï"}},
+    ),
+    ("query($f: VideoFilter) { videos(filter: $f) { totalCount } }", {"f": {"search": "  %  "}}),
+    (
+        "query($f: VideoFilter) { videos(filter: $f) { totalCount } }",
+        {"f": {"createdAfter": "2026-03-01T12:01:00"}},
+    ),
+    ('{ viewer { videos(filter: {search: "about", status: [DRAFT]}) { totalCount } } }', {}),
+    (
+        "{ videos(orderBy: {field: TITLE, direction: ASC}) { edges { node { title } } "
+        "pageInfo { hasNextPage } totalCount } }",
+        {},
+    ),
+    (
+        "query($o: VideoOrder) { videos(orderBy: $o, first: 3) { edges { cursor node { title } } "
+        "pageInfo { hasNextPage endCursor } } }",
+        {"o": {"field": "UPDATED_AT", "direction": "ASC"}},
+    ),
+    (
+        "{ videos(first: 4) { edges { node { __typename title jobs(last: 2) { "
+        "__typename totalCount edges { __typename cursor node { status } } "
+        "pageInfo { __typename hasNextPage hasPreviousPage } } } } } }",
+        {},
+    ),
+    (
+        "query($n: Int) { viewer { videos(first: $n) { totalCount edges { node { title "
+        "owner { email videos(first: 1) { totalCount } } voiceProfile { name owner { id } } "
+        "latestJob { status progress } jobs(first: 5) { totalCount pageInfo { hasNextPage "
+        "endCursor } edges { node { status queuedAt video { title } } } } } } } } }",
+        {"n": 10},
+    ),
+]
+
+
+def _variables(world: World, variables: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: world.ids.get(value, value) if isinstance(value, str) else value
+        for name, value in variables.items()
+    }
+
+
+def _document(world: World, query: str) -> str:
+    for name, global_id in world.ids.items():
+        query = query.replace(f'"@{name}"', json.dumps(global_id))
+    return query
+
+
+@pytest.mark.parametrize(("query", "variables"), COMPILED)
+async def test_compiled_answers_as_the_resolvers_do(
+    paths: Paths, world: World, query: str, variables: dict[str, Any]
+) -> None:
+    await paths.same(world.owner, _document(world, query), _variables(world, variables))
+
+
+#: Queries (or variables) the compiled path leaves to the resolvers; the answers still match.
+RESOLVED: list[tuple[str, dict[str, Any]]] = [
+    ("query($id: ID!) { video(id: $id) { title } }", {"id": "theirs"}),  # NOT_FOUND
+    ("query($id: ID!) { video(id: $id) { title } }", {"id": "deleted"}),
+    ("query($id: ID!) { video(id: $id) { title } }", {"id": "job"}),  # another type's id
+    ("query($id: ID!) { video(id: $id) { title } }", {"id": "not an id"}),
+    ("query($id: ID!) { generationJob(id: $id) { status } }", {"id": "theirJob"}),
+    ("query($id: ID!) { video(id: $id) { title mediaUrl posterUrl } }", {"id": "video"}),
+    ("query($id: ID!) { video(id: $id) { audioSettings { speed } } }", {"id": "video"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "theirs"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "goneVoice"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "them"}),
+    ("query($id: ID!) { node(id: $id) { id } }", {"id": "event"}),  # not compiled
+    ("query($id: ID!) { node(id: $id) { ... on Video { mediaUrl } } }", {"id": "video"}),
+    ("{ nodes(ids: []) { id } }", {}),
+    ("{ viewer { auditEvents { totalCount } } }", {}),
+    ("{ voiceProfiles { edges { node { previewUrl engineSettings { rate } } } } }", {}),
+    ('{ videos(filter: {search: "%s"}) { totalCount } }' % ("x" * 201), {}),
+    ("{ videos(first: 101) { totalCount } }", {}),
+    ("{ videos(first: 1, last: 1) { totalCount } }", {}),
+    ('{ videos(after: "junk") { totalCount } }', {}),
+    ("{ videos(orderBy: {field: TITLE}) { edges { cursor } } }", {}),
+    ("{ __schema { queryType { name } } }", {}),
+    ("{ viewer { email @deprecated } }", {}),  # validation refuses it, both ways
+    ("query($n: Int) { videos(first: $n) { totalCount } }", {"n": "ten"}),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), RESOLVED)
+async def test_what_does_not_compile_is_resolved(
+    paths: Paths, world: World, query: str, variables: dict[str, Any]
+) -> None:
+    await paths.same(
+        world.owner,
+        _document(world, query),
+        _variables(world, variables),
+        path="resolver",
+    )
+
+
+async def test_another_users_ids_answer_the_same(paths: Paths, world: World) -> None:
+    """Theirs is NOT_FOUND to the owner; the owner's is NOT_FOUND to them (both resolved)."""
+    query = "query($id: ID!) { video(id: $id) { title } }"
+    answer = await paths.same(world.owner, query, {"id": world.ids["theirs"]}, path="resolver")
+    assert answer["data"] == {"video": None}
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["NOT_FOUND"]
+    mine = await paths.same(world.other, query, {"id": world.ids["video"]}, path="resolver")
+    assert mine["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    theirs = await paths.same(world.other, query, {"id": world.ids["theirs"]})
+    assert theirs["data"] == {"video": {"title": "Theirs"}}
+
+
+async def test_signed_out_reads_are_resolved(paths: Paths, world: World) -> None:
+    answer = await paths.same(None, "{ viewer { email } }", path="resolver")
+    assert answer == {"data": {"viewer": None}}
+
+
+PAGE = """query($first: Int, $after: String, $last: Int, $before: String, $o: VideoOrder) {
+  videos(first: $first, after: $after, last: $last, before: $before, orderBy: $o) {
+    edges { cursor node { title createdAt } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"""
+
+
+@pytest.mark.parametrize("field", ["CREATED_AT", "UPDATED_AT"])
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+async def test_cursors_page_through_both_ways(
+    paths: Paths, world: World, field: str, direction: str
+) -> None:
+    """Cursors the compiled path signs are the resolvers' own: walk forward page by page
+    (equal timestamps straddle pages), then back from the end."""
+    order = {"field": field, "direction": direction}
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        page = await paths.same(world.owner, PAGE, {"first": 2, "after": after, "o": order})
+        videos = page["data"]["videos"]
+        seen += [edge["node"]["title"] for edge in videos["edges"]]
+        if not videos["pageInfo"]["hasNextPage"]:
+            break
+        after = videos["pageInfo"]["endCursor"]
+    assert len(seen) == 6
+    before = after
+    for _ in range(10):
+        page = await paths.same(world.owner, PAGE, {"last": 2, "before": before, "o": order})
+        videos = page["data"]["videos"]
+        if not videos["pageInfo"]["hasPreviousPage"]:
+            break
+        before = videos["pageInfo"]["startCursor"]
+
+
+async def test_title_order_pages_with_cursors_given(paths: Paths, world: World) -> None:
+    """A TITLE cursor given (decoded in Python) compiles; selecting one does not."""
+    order = {"field": "TITLE", "direction": "ASC"}
+    first = await paths.same(world.owner, PAGE, {"first": 3, "o": order}, path="resolver")
+    after = first["data"]["videos"]["pageInfo"]["endCursor"]
+    query = """query($after: String) { videos(first: 2, after: $after,
+      orderBy: {field: TITLE, direction: ASC}) { edges { node { title } }
+      pageInfo { hasNextPage hasPreviousPage } } }"""
+    await paths.same(world.owner, query, {"after": after})
+
+
+@pytest.mark.parametrize("n", [1, 10, 100])
+async def test_a_compiled_read_is_one_statement(
+    n: int, session: AsyncSession, connection: AsyncConnection, graphql: GraphQLClient
+) -> None:
+    """The nested query of test_batching.py, which the resolvers answer with 7 statements
+    counted the same way (neither path sends transaction statements of its own: the session's
+    BEGIN is implicit, and the test's savepoints are left out)."""
+    user = await make_user(session)
+    voices = [await make_voice_profile(session, user, name=f"Voice {i}") for i in range(3)]
+    for index in range(n):
+        video = await make_video(
+            session, user, title=f"Video {index}", voice_profile_id=voices[index % 3].id
+        )
+        for status in JOB_STATUSES[: index % 4]:
+            await make_job(session, video, status=status, attempt=1)
+    await session.commit()
+    with count_statements(connection) as counter:
+        data = (await graphql.as_user(user.id).execute(NESTED_QUERY, {"n": n})).ok()
+    assert len(data["viewer"]["videos"]["edges"]) == n
+    assert counter.count == 1, "\n\n".join(counter.statements)
+
+
+async def test_the_setting_turns_the_compiled_path_off(
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    world: World,
+) -> None:
+    monkeypatch.setenv("STUDIO_COMPILED_READS", "false")
+    off = load_settings(database_url=settings.database_url)
+    assert off.compiled_reads is False
+    app = create_app(off, sessionmaker=sessionmaker)
+    served: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: served.append(getattr(record, "path", "?"))  # type: ignore[method-assign]
+    access = logging.getLogger("studio.access")
+    access.addHandler(handler)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://studio.test") as http,
+        ):
+            client = GraphQLClient(http, off).as_user(world.owner.id)
+            for query, variables in COMPILED:
+                document, values = _document(world, query), _variables(world, variables)
+                assert (await client.execute(document, values)).errors == []
+    finally:
+        access.removeHandler(handler)
+    assert served == ["resolver"] * len(COMPILED)
+
+
+# --- differential fuzzing ---------------------------------------------------------------------
+
+DIFF_EXAMPLES = 100
+_ON_DEMAND = os.environ.get("STUDIO_FUZZ_EXAMPLES")
+SCHEMA = create_schema()._schema
+
+
+async def _cursors(paths: Paths, world: World) -> list[str]:
+    """Real cursors of every ordering, and of the jobs and voice profiles."""
+    client = paths.resolver.as_user(world.owner.id)
+    found: list[str] = []
+    for order_field in ("CREATED_AT", "UPDATED_AT", "TITLE"):
+        order = {"field": order_field, "direction": "ASC"}
+        page = (await client.execute(PAGE, {"first": 3, "o": order})).ok()
+        found += [edge["cursor"] for edge in page["videos"]["edges"]]
+    more = """{ voiceProfiles { edges { cursor } }
+      videos { edges { node { jobs { edges { cursor } } } } } }"""
+    data = (await client.execute(more)).ok()
+    found += [edge["cursor"] for edge in data["voiceProfiles"]["edges"]][:2]
+    for video in data["videos"]["edges"]:
+        found += [edge["cursor"] for edge in video["node"]["jobs"]["edges"]][:1]
+    return found
+
+
+@settings(
+    max_examples=int(_ON_DEMAND) if _ON_DEMAND else DIFF_EXAMPLES,
+    derandomize=not _ON_DEMAND,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_drawn_queries_answer_the_same_both_ways(
+    data: st.DataObject, paths: Paths, world: World
+) -> None:
+    if not world.cursors:
+        world.cursors = await _cursors(paths, world)
+    ids = {
+        "Video": [world.ids[k] for k in ("video", "video3", "deleted", "theirs")],
+        "GenerationJob": [world.ids[k] for k in ("job", "theirJob")],
+        "Other": [world.ids[k] for k in ("goneVoice", "them", "event")],
+        "visible": [world.ids[k] for k in ("video", "job", "voice", "me")],
+    }
+    query, variables = data.draw(compilable_requests(SCHEMA, ids, world.cursors))
+    paths.served.clear()
+    compiled, resolver = await paths.both(world.owner, query, variables)
+    assert compiled == resolver, (query, variables)
+    event(f"served by {paths.served[0]}")
+    DRAWN[paths.served[0]] = DRAWN.get(paths.served[0], 0) + 1
+
+
+#: How many drawn queries each path served (printed with -s; Hypothesis also reports events).
+DRAWN: dict[str, int] = {}
+
+
+async def test_the_json_text_is_passed_through(graphql: GraphQLClient, world: World) -> None:
+    """The body carries PostgreSQL's own JSON text (its `" : "` spacing): never re-encoded."""
+    client = graphql.as_user(world.owner.id)
+    headers = {"Authorization": f"Bearer {client.token}"}
+    body = {"query": "{ viewer { email } }"}
+    response = await client.http.post("/graphql", json=body, headers=headers)
+    assert (
+        response.content == b'{"data":{"viewer" : {"email" : "%s"}}}' % world.owner.email.encode()
+    )
+
+
+async def test_sql_global_ids_and_timestamps_are_pythons(session: AsyncSession) -> None:
+    """The SQL forms of `to_global_id` and `datetime.isoformat` on many values: every type
+    name, uuids whose base64 crosses PostgreSQL's 76-character line breaks, timestamps with and
+    without microseconds, midnight and the last microsecond of a year (asyncpg sends
+    the ends of `datetime`'s range as infinities, which no column holds)."""
+    rng = random.Random(7)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(200)]
+    moments = [
+        datetime(
+            2000 + rng.randrange(60),
+            1 + rng.randrange(12),
+            1 + rng.randrange(28),
+            rng.randrange(24),
+            rng.randrange(60),
+            rng.randrange(60),
+            rng.choice((0, 0, 1, 999_999, rng.randrange(1_000_000))),
+            tzinfo=UTC,
+        )
+        for _ in range(200)
+    ] + [datetime(1970, 1, 1, tzinfo=UTC), datetime(2099, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)]
+    for type_name in ("User", "Video", "GenerationJob", "VoiceProfile", "AuditEvent"):
+        expression = global_id_sql(type_name, "x")
+        rows = await session.execute(
+            text(f"SELECT {expression} FROM unnest(CAST(:ids AS uuid[])) AS x"),  # noqa: S608
+            {"ids": ids},
+        )
+        assert [row[0] for row in rows] == [to_global_id(type_name, i) for i in ids]
+    rows = await session.execute(
+        text(f"SELECT {iso_datetime('x')} FROM unnest(CAST(:m AS timestamptz[])) AS x"),  # noqa: S608
+        {"m": moments},
+    )
+    assert [row[0] for row in rows] == [moment.isoformat() for moment in moments]
+
+
+async def test_the_operation_named_is_the_one_compiled(paths: Paths, world: World) -> None:
+    document = "query A { viewer { email } } query B { videos(first: 1) { totalCount } }"
+    for name in ("A", "B"):
+        paths.served.clear()
+        answers = []
+        for client in (paths.compiled, paths.resolver):
+            signed = client.as_user(world.owner.id)
+            body = {"query": document, "operationName": name}
+            headers = {"Authorization": f"Bearer {signed.token}"}
+            response = await signed.http.post("/graphql", json=body, headers=headers)
+            answers.append(json.dumps(response.json(), sort_keys=True))
+        assert answers[0] == answers[1]
+        assert ("email" in answers[0]) == (name == "A")
+        assert paths.served == ["compiled", "resolver"]
+
+
+def test_the_plan_cache_is_bounded_and_keeps_the_recent() -> None:
+    cache = PlanCache(size=2)
+    plan = Plan("SELECT 1", ())
+    cache.put("a", plan)
+    cache.put("b", None)  # a document that does not compile is remembered too
+    assert cache.get("a") == (True, plan)  # "a" is now the most recent
+    cache.put("c", plan)
+    assert len(cache) == 2
+    assert cache.get("b") == (False, None)
+    assert cache.get("a") == (True, plan)
