@@ -17,11 +17,15 @@ from __future__ import annotations
 
 
 def global_id(type_name: str, column: str) -> str:
-    """``to_global_id``: base64url without padding (``encode`` wraps lines; none are kept)."""
-    return (
-        f"rtrim(translate(encode(convert_to('{type_name}:' || {column}::text, 'UTF8'), 'base64'),"
-        f" E'+/\\n', '-_'), '=')"
-    )
+    """``to_global_id``: base64url without padding (``encode`` wraps long lines; none are kept).
+    Three ``replace`` calls cost a third of one ``translate``."""
+    encoded = f"encode(convert_to('{type_name}:' || {column}::text, 'UTF8'), 'base64')"
+    return f"rtrim(replace(replace(replace({encoded}, '+', '-'), '/', '_'), E'\\n', ''), '=')"
+
+
+def enum(column: str) -> str:
+    """An enum column's label (as text, JSON takes it without looking up the enum's output)."""
+    return f"{column}::text"
 
 
 def timestamp(column: str) -> str:
@@ -66,7 +70,7 @@ PAGE_SQL = _viewer_videos(
     f"""'id', {global_id("Video", "v.id")},
         'title', v.title,
         'description', v.description,
-        'status', v.status,
+        'status', {enum("v.status")},
         'progress', v.progress,
         'createdAt', {timestamp("v.created_at")},
         'updatedAt', {timestamp("v.updated_at")},
@@ -74,7 +78,8 @@ PAGE_SQL = _viewer_videos(
             SELECT json_build_object('name', p.name) FROM voice_profiles AS p
             WHERE p.id = v.voice_profile_id AND p.user_id = $1 AND p.deleted_at IS NULL),
         'latestJob', (
-            SELECT json_build_object('status', l.status, 'stage', l.stage, 'progress', l.progress)
+            SELECT json_build_object(
+                'status', {enum("l.status")}, 'stage', {enum("l.stage")}, 'progress', l.progress)
             FROM generation_jobs AS l
             WHERE l.video_id = v.id
             ORDER BY l.queued_at DESC, l.id DESC
@@ -83,11 +88,12 @@ PAGE_SQL = _viewer_videos(
 )
 
 _NESTED_JOB = (
-    f"'id', {global_id('GenerationJob', 'j.id')}, 'status', j.status, "
-    "'stage', j.stage, 'progress', j.progress"
+    f"'id', {global_id('GenerationJob', 'j.id')}, 'status', {enum('j.status')}, "
+    f"'stage', {enum('j.stage')}, 'progress', j.progress"
 )
 _SMALL_JOB = (
-    f"'id', {global_id('GenerationJob', 'j.id')}, 'status', j.status, 'progress', j.progress"
+    f"'id', {global_id('GenerationJob', 'j.id')}, 'status', {enum('j.status')}, "
+    "'progress', j.progress"
 )
 
 NESTED_SQL = _viewer_videos(
@@ -101,7 +107,7 @@ SMALL_SQL = f"""SELECT json_build_object('data', json_build_object('video', (
     SELECT json_build_object(
         'id', {global_id("Video", "v.id")},
         'title', v.title,
-        'status', v.status,
+        'status', {enum("v.status")},
         'jobs', {_jobs("v", _SMALL_JOB)})
     FROM videos AS v
     JOIN users AS u ON u.id = v.user_id AND u.deleted_at IS NULL
