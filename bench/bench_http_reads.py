@@ -27,6 +27,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -250,13 +251,21 @@ def main() -> None:
     command = shlex.join([".venv/bin/python", "bench/bench_http_reads.py", *sys.argv[1:]])
     server = choose_server()
     database = server.create_database(prefix="studio_bench")
+    logs = None
     try:
         seeded, version = asyncio.run(prepare(database))
         bench = Bench(args, database, seeded)
+        logs = bench.folder
         statements = bench.count_statements()
         load_before = os.getloadavg()[0]
         samples, sizes, loads = bench.timed()
         load_after = os.getloadavg()[0]
+    except BaseException:
+        if logs is not None:
+            print(f"the servers' logs are in {logs}", file=sys.stderr)
+        raise
+    else:
+        shutil.rmtree(logs, ignore_errors=True)
     finally:
         server.drop_database(database)
         server.close()
