@@ -80,6 +80,13 @@ class Paths:
 
 
 @pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    """The module's `app` (and `graphql`) has the compiled path on whatever the environment says:
+    CI also runs the read tests with ``STUDIO_COMPILED_READS=false``."""
+    return load_settings(database_url=settings.database_url, compiled_reads=True)
+
+
+@pytest.fixture
 async def paths(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Paths]:
