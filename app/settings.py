@@ -87,7 +87,11 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout: float = Field(default=30.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
+    #: Test a pooled connection before use when it sat idle longer than
+    #: ``db_pool_ping_after_idle_seconds`` (0: before every use). A connection in steady use is
+    #: not pinged: a dead one is found by its statement failing (`schema.loaders.SessionGate`).
     db_pool_pre_ping: bool = True
+    db_pool_ping_after_idle_seconds: float = Field(default=10.0, ge=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     sql_echo: bool = False
 

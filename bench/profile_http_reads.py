@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     parser.add_argument("--rate-limits", choices=["off", "on"], default="off")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/studio-profile"))
+    parser.add_argument("--out", type=Path, help="where the stacks go (default: a temporary file)")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -58,29 +58,30 @@ def main() -> None:
         with running("studio", env, bench.folder, cpu=0, name="studio") as studio:
             body, headers = bench.request(args.query)
             url = f"{studio.url}/graphql"
-            driver = pick_driver()
-            run_load(url, body, headers, duration=2, connections=args.connections, cpu=1,
-                     driver=driver)  # fmt: skip
-            folded = args.out.with_suffix(".folded")
+            options = {"connections": args.connections, "cpu": 1, "driver": pick_driver()}
+            run_load(url, body, headers, duration=2, **options)  # warm-up
+            folded = (args.out or bench.folder / "profile").with_suffix(".folded")
             sampler = subprocess.Popen(
-                [py_spy, "record", "--pid", str(studio.pid), "--duration", str(int(args.seconds)),
-                 "--rate", "250", "--format", "raw", "--output", str(folded), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    *(py_spy, "record", "--pid", str(studio.pid), "--nonblocking"),
+                    *("--duration", str(int(args.seconds)), "--rate", "250"),
+                    *("--format", "raw", "--output", str(folded)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             result: list[object] = []
             load = threading.Thread(
                 target=lambda: result.append(
-                    run_load(url, body, headers, duration=args.seconds - 1,
-                             connections=args.connections, cpu=1, driver=driver)  # fmt: skip
+                    run_load(url, body, headers, duration=args.seconds - 1, **options)
                 )
             )
             time.sleep(0.5)
             load.start()
             load.join()
             sampler.wait()
-        print(f"{args.query}: {result[0]}")
+        print(f"{args.query}: {result[0]}\nstacks: {folded}")
         report(folded, args.top)
-        shutil.rmtree(bench.folder, ignore_errors=True)
     finally:
         server.drop_database(database)
         server.close()

@@ -13,23 +13,32 @@ on another server session, and the pooler refuses startup parameters it does not
   statements on the pooler's server sessions: their ``Close`` reaches another session).
   The price is a parse per statement; README "Hosted PostgreSQL" has the figures.
 
+A pooled connection is tested before use only when it sat idle for a while
+(``STUDIO_DB_POOL_PING_AFTER_IDLE_SECONDS``): a restart or an idle timeout kills connections that
+wait, not ones in steady use, and a test before every use would cost a round trip (three
+statements: ``BEGIN``, ``;``, ``ROLLBACK``) per request. A connection that dies in use anyway
+fails its statement; SQLAlchemy then replaces every connection the pool held at that moment, and
+a read retries once (`schema.loaders.SessionGate`).
+
 Everything that needs a session of its own (``LISTEN``, migrations) uses
 ``Settings.direct_database`` instead.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from app.settings import Settings
 from db.url import DatabaseURL
@@ -65,7 +74,8 @@ def create_engine(
     options: dict[str, Any] = {
         "echo": settings.sql_echo,
         "connect_args": connect_args,
-        "pool_pre_ping": settings.db_pool_pre_ping,
+        # Before every use only when asked to (after idling: `_ping_after_idle`).
+        "pool_pre_ping": settings.db_pool_pre_ping and not settings.db_pool_ping_after_idle_seconds,
     }
     if pooled:
         options |= {
@@ -77,6 +87,8 @@ def create_engine(
     else:
         options["poolclass"] = NullPool
     engine = create_async_engine(target.url, **options)
+    if pooled and settings.db_pool_pre_ping and settings.db_pool_ping_after_idle_seconds:
+        _ping_after_idle(engine, settings.db_pool_ping_after_idle_seconds)
     if target.transaction_pooler and timeout_ms:
         _set_timeout_per_transaction(engine, timeout_ms)
     return engine
@@ -109,3 +121,29 @@ def _set_timeout_per_transaction(engine: AsyncEngine, timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
+
+
+#: When the connection went back to the pool (``ConnectionPoolEntry.info``).
+_IDLE_SINCE = "studio.idle_since"
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Test a connection on checkout if it sat in the pool for ``idle_seconds`` or more
+    (SQLAlchemy's "pessimistic" recipe: a `DisconnectionError` makes the pool replace it)."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # new, or in steady use
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("a pooled connection died while idle") from exc

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.errors import Unauthenticated
 from db import models
@@ -69,6 +70,10 @@ class SessionGate:
     field cancelled because a sibling failed leaves its loader's batch scheduled; without this,
     the batch would run on the closed session after the response, which opens a transaction on
     a connection that nobody returns to the pool.
+
+    A query operation's gate only reads (`reads_only`): each batch that finds its connection
+    dead is run again, once, on a new one (the pool is not tested before every use:
+    `db.engine`), and its statements may run without a transaction around them.
     """
 
     def __init__(self, session: AsyncSession) -> None:
@@ -79,6 +84,16 @@ class SessionGate:
         self._lock = asyncio.Lock()
         self._closed = False
         self._loaders: list[OperationLoader[Any, Any]] = []
+        self._reads_only = False
+        self._autocommit = False
+
+    def reads_only(self, *, autocommit: bool) -> None:
+        """The operation only reads from now on. ``autocommit``: its statements run without
+        ``BEGIN``/``ROLLBACK`` around them, each in a snapshot of its own, which is what READ
+        COMMITTED gives statements inside a transaction too (behind a transaction pooler the
+        statement timeout needs the transaction: ``SET LOCAL``)."""
+        self._reads_only = True
+        self._autocommit = autocommit
 
     def loader(
         self, batch_load_fn: Callable[[list[K]], Awaitable[list[V]]]
@@ -97,7 +112,26 @@ class SessionGate:
         async with self._lock:
             if self._closed:
                 raise OperationOver("the operation is over")
+            if not self._reads_only:
+                return await fn(self.session, *args, **kwargs)
+            if self._autocommit:
+                self._autocommit = False
+                await self._begin_autocommit()
+            try:
+                return await fn(self.session, *args, **kwargs)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+            # The pool has replaced its connections of that moment (SQLAlchemy does on a
+            # disconnect); this one goes back too, and the batch runs on a new one.
+            await self.session.rollback()
             return await fn(self.session, *args, **kwargs)
+
+    async def _begin_autocommit(self) -> None:
+        # Only on a session of its own that holds no connection yet (a test's session bound to
+        # an outer transaction keeps that transaction).
+        if isinstance(self.session.bind, AsyncEngine) and not self.session.in_transaction():
+            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     async def close(self) -> None:
         for loader in self._loaders:

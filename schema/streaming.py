@@ -123,6 +123,12 @@ def operation_context(connection: Context, gate: SessionGate) -> Context:
     )
 
 
+def autocommits(settings: Settings) -> bool:
+    """Whether a query's statements may run outside a transaction: everywhere but behind a
+    transaction pooler that sets the statement timeout per transaction (`db.engine`)."""
+    return not (settings.database.transaction_pooler and settings.db_statement_timeout_ms)
+
+
 class OperationContexts(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
@@ -134,6 +140,8 @@ class OperationContexts(SchemaExtension):
                     "Subscriptions are served over websockets (graphql-transport-ws or "
                     "graphql-ws) at this same URL."
                 )
+            if execution.operation_type is OperationType.QUERY and isinstance(connection, Context):
+                connection.gate.reads_only(autocommit=autocommits(connection.settings))
             yield
             return
         assert connection.request is not None
@@ -144,6 +152,8 @@ class OperationContexts(SchemaExtension):
             return
         async with sessionmaker() as session:
             gate = SessionGate(session)
+            if execution.operation_type is OperationType.QUERY:
+                gate.reads_only(autocommit=autocommits(connection.settings))
             execution.context = operation_context(connection, gate)
             try:
                 yield
