@@ -9,10 +9,12 @@ why it cannot); it reads no database. Tokens are never logged.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 
@@ -22,6 +24,8 @@ from app.settings import Settings
 ALGORITHM = "HS256"  # pinned: a token naming any other algorithm is refused
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 _LEEWAY = timedelta(seconds=10)
+#: How many verified tokens are remembered (a token and its claims: about 0.5 KB each).
+VERIFIED_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -56,23 +60,39 @@ def issue_access_token(
 
 
 def read_access_token(settings: Settings, token: str) -> Viewer:
-    """The viewer a token names; `Unauthenticated` for a bad, expired or foreign token."""
+    """The viewer a token names; `Unauthenticated` for a bad, expired or foreign token.
+
+    A token whose signature and claims verified once is remembered (`VERIFIED_TOKENS`, least
+    recently used first out, by its text and the key, issuer and audience it verified against):
+    verification costs more than the rest of a small read. What can change with time, its
+    expiry, is checked on every use. Nothing else can: a token is not revocable, only short.
+    """
     try:
-        claims = jwt.decode(
-            token,
-            settings.secret_key,
-            algorithms=[ALGORITHM],
-            audience=settings.token_audience,
-            issuer=settings.token_issuer,
-            leeway=_LEEWAY,
-            options={"require": _REQUIRED_CLAIMS},
+        user_id, expires = _verified(
+            token, settings.secret_key, settings.token_audience, settings.token_issuer
         )
-        user_id = uuid.UUID(str(claims["sub"]))
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("The access token has expired; sign in again.") from None
     except (jwt.InvalidTokenError, ValueError):
         raise Unauthenticated("The access token is not valid.") from None
-    return Viewer(user_id=user_id, expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC))
+    if time.time() > expires + _LEEWAY.total_seconds():  # expired since it was verified
+        raise Unauthenticated("The access token has expired; sign in again.")
+    return Viewer(user_id=user_id, expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+@lru_cache(maxsize=VERIFIED_TOKENS)
+def _verified(token: str, key: str, audience: str, issuer: str) -> tuple[uuid.UUID, int]:
+    """The user and expiry of a token that verifies (a failure is raised, never remembered)."""
+    claims = jwt.decode(
+        token,
+        key,
+        algorithms=[ALGORITHM],
+        audience=audience,
+        issuer=issuer,
+        leeway=_LEEWAY,
+        options={"require": _REQUIRED_CLAIMS},
+    )
+    return uuid.UUID(str(claims["sub"])), int(claims["exp"])
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -271,6 +272,14 @@ class Settings(BaseSettings):
 
     # --- derived values -------------------------------------------------------------------
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose derived values (the ``cached_property`` ones) are derived again: pydantic
+        copies them with the fields, so a copy with another URL would keep the old one's."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in _DERIVED:
+            copied.__dict__.pop(name, None)
+        return copied
+
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
@@ -395,3 +404,9 @@ def load_settings(**overrides: Any) -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{env_name(field)}: {message}" if field else message)
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+#: The `Settings` values computed once from the fields (and dropped by `Settings.model_copy`).
+_DERIVED = tuple(
+    name for name, value in vars(Settings).items() if isinstance(value, cached_property)
+)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -124,8 +125,10 @@ class CursorCodec:
         return hmac.new(self.secret, body, hashlib.sha256).digest()[:_CURSOR_MAC_BYTES]
 
 
+@lru_cache(maxsize=8)
 def cursor_secret(secret_key: str) -> bytes:
-    """A key for cursors only, derived from the server secret (never the secret itself)."""
+    """A key for cursors only, derived from the server secret (never the secret itself); made
+    once per secret, not per operation."""
     return hmac.new(secret_key.encode(), b"studio-api cursor v1", hashlib.sha256).digest()
 
 

@@ -154,3 +154,11 @@ async def test_pool_settings_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -
         assert pool._pre_ping is False
     finally:
         await engine.dispose()
+
+
+def test_a_copy_with_another_url_derives_its_databases_again() -> None:
+    settings = load_settings(database_url="postgresql://first.example.com/studio")
+    assert settings.database.url.host == settings.direct_database.url.host == "first.example.com"
+    copied = settings.model_copy(update={"database_url": "postgresql://second.example.com/studio"})
+    assert copied.database.url.host == "second.example.com"
+    assert copied.direct_database.url.host == "second.example.com"

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import auth
 from app.auth import issue_access_token
+from app.errors import Unauthenticated
 from app.settings import Settings
 from db.models import User
 from db.queries import videos as video_queries
@@ -167,6 +170,32 @@ async def test_the_same_claims_properly_signed_are_accepted(
     token = _sign(_claims(settings, user.id), settings.secret_key)
     response = await graphql.execute(VIEWER, headers={"Authorization": f"Bearer {token}"})
     assert response.ok() == {"viewer": {"email": user.email}}
+
+
+async def test_a_token_verified_before_is_refused_once_it_expires(
+    graphql: GraphQLClient, settings: Settings, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verified tokens are remembered (`app.auth.read_access_token`); their expiry is not."""
+    token = issue_access_token(settings, user.id).token
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await graphql.execute(VIEWER, headers=headers)).ok() == {
+        "viewer": {"email": user.email}
+    }
+    later = time.time() + settings.token_ttl_seconds + 11  # past the expiry and its leeway
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = await graphql.execute(VIEWER, headers=headers)
+    assert response.codes == ["UNAUTHENTICATED"], response.body
+    assert "expired" in response.body["errors"][0]["message"]
+
+
+async def test_a_remembered_token_is_refused_under_another_secret(
+    graphql: GraphQLClient, settings: Settings, user: User
+) -> None:
+    token = issue_access_token(settings, user.id).token
+    assert auth.read_access_token(settings, token).user_id == user.id
+    rotated = settings.model_copy(update={"secret_key": settings.secret_key + "-rotated"})
+    with pytest.raises(Unauthenticated, match="not valid"):
+        auth.read_access_token(rotated, token)
 
 
 @pytest.mark.parametrize(
