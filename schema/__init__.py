@@ -11,13 +11,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings
-from schema.compiled import compiled_reads_extension
+from schema.compiled import KnownReads, PlanCache, compiled_reads_extension
 from schema.errors import ErrorCodes, strip_suggestions
 from schema.http_protocol import RequestPhase
-from schema.limits import limits_extension
+from schema.limits import DocumentChecker, Limits, limits_extension
 from schema.mutations import Mutation
 from schema.queries import Query
-from schema.rate_limits import rate_limit_extensions
+from schema.rate_limits import rate_limit_extensions, rate_limiter
 from schema.streaming import OperationContexts
 from schema.subscriptions import Subscription
 from schema.telemetry import OperationTelemetry
@@ -32,6 +32,10 @@ NODE_TYPES = [User, Video, VoiceProfile, GenerationJob, AuditEvent]
 
 
 class StudioSchema(strawberry.Schema):
+    #: Operations the compiled path answered, answered again without the extensions (the view
+    #: asks it first); none when the compiled path is off.
+    known_reads: KnownReads | None = None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -53,21 +57,27 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema; ``settings`` sets the document limits (none when printing the SDL)."""
     # Extensions are made fresh for each operation (factories); the caches behind them (parsed
     # and validated documents, schema/limits.py) are shared.
+    limiter = rate_limiter(settings)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         OperationTelemetry,  # first: it times the whole operation and sees the errors coded
         ErrorCodes,
         OperationContexts,  # websocket operations: a context (and session) of their own
         # How far an HTTP request's operation got (parsed, validated): its status depends on it.
         RequestPhase,
-        *rate_limit_extensions(settings),  # per user and per address, before any resolver
+        *rate_limit_extensions(limiter),  # per user and per address, before any resolver
     ]
+    known: KnownReads | None = None
     if settings is not None:
+        checker = DocumentChecker(Limits.from_settings(settings))
         # Parses and validates within the limits (and caches both), before any resolver.
-        extensions.append(limits_extension(settings))
+        extensions.append(limits_extension(checker))
         if settings.compiled_reads:
+            known = KnownReads(
+                PlanCache(), checker, limiter, max_json_depth=settings.max_json_depth
+            )
             # Last: its `on_execute` runs innermost, after the limits and rate limits.
-            extensions.append(compiled_reads_extension())
-    return StudioSchema(
+            extensions.append(compiled_reads_extension(known))
+    schema = StudioSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -81,3 +91,5 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
             batching_config=None,
         ),
     )
+    schema.known_reads = known
+    return schema

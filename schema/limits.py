@@ -72,9 +72,8 @@ class Limits:
         )
 
 
-def limits_extension(settings: Settings) -> Callable[[], SchemaExtension]:
-    """The schema extension (a factory: one per operation, the caches shared by all)."""
-    checker = DocumentChecker(Limits.from_settings(settings))
+def limits_extension(checker: DocumentChecker) -> Callable[[], SchemaExtension]:
+    """The schema extension (a factory: one per operation, ``checker``'s caches shared by all)."""
     return lambda: LimitDocuments(checker)
 
 

@@ -34,11 +34,17 @@ from app.settings import Settings
 from app.state import AppState
 
 
-def rate_limit_extensions(settings: Settings | None) -> list[Callable[[], SchemaExtension]]:
-    """The extension for `schema.create_schema`; none when limits are off (or for the SDL)."""
+def rate_limiter(settings: Settings | None) -> RateLimiter | None:
+    """The process's limiter; none when limits are off (or for the SDL)."""
     if settings is None or not settings.rate_limit_enabled:
+        return None
+    return RateLimiter(Rates.from_settings(settings))
+
+
+def rate_limit_extensions(limiter: RateLimiter | None) -> list[Callable[[], SchemaExtension]]:
+    """The extension for `schema.create_schema`, charging ``limiter`` (none without one)."""
+    if limiter is None:
         return []
-    limiter = RateLimiter(Rates.from_settings(settings))
     return [lambda: RateLimitCheck(limiter)]
 
 

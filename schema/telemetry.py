@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, get_operation_ast
@@ -123,26 +124,16 @@ class OperationTelemetry(SchemaExtension):
         context = self.execution_context.context
         viewer = getattr(context, "viewer", None)
         request = getattr(context, "request", None)
-        logged_name = name[:LOGGED_NAME_LENGTH] if name is not None else None
-        duration_ms = round(seconds * 1000, 1)
-        logger.info(
-            "%s %s %s in %.1f ms%s",
-            operation_type,
-            logged_name or "(anonymous)",
-            outcome,
-            duration_ms,
-            f" [{', '.join(self._codes)}]" if self._codes else "",
-            extra={
-                "request_id": getattr(context, "request_id", None) or None,
-                "operation_type": operation_type,
-                "operation_name": logged_name,
-                "viewer_id": str(viewer.user_id) if viewer is not None else None,
-                "duration_ms": duration_ms,
-                "outcome": outcome,
-                "error_codes": list(self._codes),
-                "transport": "websocket" if isinstance(request, WebSocket) else "http",
-                "path": getattr(context, "read_path", "resolver"),
-            },
+        log_operation(
+            request_id=getattr(context, "request_id", None) or None,
+            operation_type=operation_type,
+            name=name,
+            outcome=outcome,
+            seconds=seconds,
+            codes=self._codes,
+            viewer_id=viewer.user_id if viewer is not None else None,
+            transport="websocket" if isinstance(request, WebSocket) else "http",
+            path=getattr(context, "read_path", "resolver"),
         )
 
     # --- helpers ------------------------------------------------------------------------------
@@ -162,6 +153,44 @@ class OperationTelemetry(SchemaExtension):
         state = getattr(getattr(request, "app", None), "state", None)
         studio: Any = getattr(state, "studio", None)
         return studio.metrics if isinstance(studio, AppState) else None
+
+
+def log_operation(
+    *,
+    request_id: str | None,
+    operation_type: str,
+    name: str | None,
+    outcome: str,
+    seconds: float,
+    codes: Sequence[str],
+    viewer_id: uuid.UUID | None,
+    transport: str,
+    path: str,
+) -> None:
+    """The access log line of one operation (the module's docstring says what it holds)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    logged_name = name[:LOGGED_NAME_LENGTH] if name is not None else None
+    duration_ms = round(seconds * 1000, 1)
+    logger.info(
+        "%s %s %s in %.1f ms%s",
+        operation_type,
+        logged_name or "(anonymous)",
+        outcome,
+        duration_ms,
+        f" [{', '.join(codes)}]" if codes else "",
+        extra={
+            "request_id": request_id,
+            "operation_type": operation_type,
+            "operation_name": logged_name,
+            "viewer_id": str(viewer_id) if viewer_id is not None else None,
+            "duration_ms": duration_ms,
+            "outcome": outcome,
+            "error_codes": list(codes),
+            "transport": transport,
+            "path": path,
+        },
+    )
 
 
 def error_code(error: GraphQLError) -> str:

@@ -14,12 +14,21 @@ from collections.abc import Callable
 
 from strawberry.extensions import SchemaExtension
 
-from schema.compiled.extension import COMPILED, RESOLVER, CompiledReads, PlanCache
+from schema.compiled.cache import PlanCache
+from schema.compiled.extension import COMPILED, RESOLVER, CompiledReads
+from schema.compiled.known import KnownReads
 
-__all__ = ["COMPILED", "RESOLVER", "CompiledReads", "PlanCache", "compiled_reads_extension"]
+__all__ = [
+    "COMPILED",
+    "RESOLVER",
+    "CompiledReads",
+    "KnownReads",
+    "PlanCache",
+    "compiled_reads_extension",
+]
 
 
-def compiled_reads_extension() -> Callable[[], SchemaExtension]:
-    """A factory of per-operation extensions sharing one plan cache."""
-    cache = PlanCache()
-    return lambda: CompiledReads(cache)
+def compiled_reads_extension(known: KnownReads) -> Callable[[], SchemaExtension]:
+    """A factory of per-operation extensions sharing ``known``'s plan cache, teaching it the
+    operations they answer."""
+    return lambda: CompiledReads(known.plans, known)

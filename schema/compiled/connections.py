@@ -27,7 +27,6 @@ from schema.compiled.sql import (
     key_literal,
     text_literal,
 )
-from schema.context import Context
 from schema.relay import ConnectionArgs, CursorCodec
 
 if TYPE_CHECKING:
@@ -194,10 +193,10 @@ def _binder(
     backward: bool,
     has_cursor: bool,
 ) -> Any:
-    def bind(variables: VariableValues, context: Context) -> dict[str, Any]:
+    def bind(variables: VariableValues, cursor_key: bytes) -> dict[str, Any]:
         args = get_argument_values(definition, node, variables)
         codec = CursorCodec(
-            secret=context.cursor_key, ordering=ordering, value_type=str if free_text else datetime
+            secret=cursor_key, ordering=ordering, value_type=str if free_text else datetime
         )
         given = ConnectionArgs(
             args.get("first"), args.get("after"), args.get("last"), args.get("before")

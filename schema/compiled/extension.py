@@ -10,58 +10,38 @@ resolvers untouched.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Hashable
-from enum import Enum
-from typing import Any
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, cast
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, OperationDefinitionNode, get_operation_ast
 from graphql.execution.values import VariableValues, get_variable_values
-from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from schema.compiled.cache import PlanCache, plan_key
 from schema.compiled.json_text import RawJSON
 from schema.compiled.plan import Builder, Plan
 from schema.compiled.sql import Fallback
 from schema.context import Context
+from schema.loaders import SessionGate
 
-#: Plans kept per process (each is a few KB of SQL text).
-PLAN_CACHE_SIZE = 256
+if TYPE_CHECKING:
+    from schema.compiled.known import KnownReads
+
+logger = logging.getLogger(__name__)
 
 COMPILED = "compiled"
 RESOLVER = "resolver"
 
 
-class PlanCache:
-    """Plans by (document, operation, variables given, the values that shape the statement);
-    least recently used first out. A document that does not compile is cached as ``None``."""
-
-    def __init__(self, size: int = PLAN_CACHE_SIZE) -> None:
-        self.size = size
-        self._plans: OrderedDict[Hashable, Plan | None] = OrderedDict()
-
-    def get(self, key: Hashable) -> tuple[bool, Plan | None]:
-        if key not in self._plans:
-            return False, None
-        self._plans.move_to_end(key)
-        return True, self._plans[key]
-
-    def put(self, key: Hashable, plan: Plan | None) -> None:
-        self._plans[key] = plan
-        self._plans.move_to_end(key)
-        while len(self._plans) > self.size:
-            self._plans.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._plans)
-
-
 class CompiledReads(SchemaExtension):
-    def __init__(self, cache: PlanCache) -> None:
+    def __init__(self, cache: PlanCache, known: KnownReads | None = None) -> None:
         self.cache = cache
+        self.known = known
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
@@ -97,12 +77,7 @@ class CompiledReads(SchemaExtension):
         coerced = get_variable_values(schema, operation.variable_definitions or (), given)
         if not isinstance(coerced, VariableValues):
             return None  # the executor reports the variables' errors
-        key = (
-            execution.query,
-            execution.operation_name,
-            frozenset(given),
-            _shape(coerced.coerced),
-        )
+        key = plan_key(execution.query, execution.operation_name, given, coerced)
         found, plan = self.cache.get(key)
         if not found:
             plan = _plan(schema, document, operation, coerced)
@@ -110,12 +85,15 @@ class CompiledReads(SchemaExtension):
         if plan is None:
             return None
         try:
-            params = plan.parameters(coerced, context)
+            params = plan.parameters(coerced, context.viewer.user_id, context.cursor_key)
         except Fallback:
             return None
-        row = await context.gate.run(_run, plan.sql, params)
-        data, ok = row
-        return data if ok else None
+        data = await run_plan(context.gate, plan, params)
+        if data is None:
+            return None
+        if self.known is not None:  # served without the extensions next time
+            self.known.learn(execution.query, execution.operation_name, document, operation)
+        return data
 
 
 def _plan(
@@ -127,24 +105,24 @@ def _plan(
         return None
 
 
-async def _run(session: AsyncSession, sql: str, params: dict[str, Any]) -> tuple[str, bool]:
-    result = await session.execute(text(sql), params)
-    data, ok = result.one()
-    return str(data), bool(ok)
+async def run_plan(gate: SessionGate, plan: Plan, params: dict[str, Any]) -> str | None:
+    """The statement's ``data`` (JSON text); ``None`` when a resolver would answer an error, or
+    when the statement failed in the database (logged; the resolvers answer instead). A dead
+    connection is the gate's to handle (it runs the statement again on a new one)."""
+    return await gate.run(_execute, plan, params)
 
 
-def _shape(values: dict[str, Any]) -> Hashable:
-    """What of the variables' values the statement depends on: booleans (``@include``), enums
-    and input objects (``orderBy``) by value, everything else by whether it is null (a null
-    ``after`` has no cursor predicate; a given one has)."""
-
-    def one(value: Any) -> Hashable:
-        if value is None or isinstance(value, bool | Enum):
-            return value
-        if isinstance(value, dict):
-            return tuple(sorted((key, one(item)) for key, item in value.items()))
-        if isinstance(value, list):
-            return tuple(one(item) for item in value)
-        return "given"
-
-    return tuple(sorted((name, one(value)) for name, value in values.items()))
+async def _execute(session: AsyncSession, plan: Plan, params: dict[str, Any]) -> str | None:
+    connection = await session.connection()
+    try:
+        result = await connection.exec_driver_sql(
+            plan.positional_sql, tuple(plan.positional(params))
+        )
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise
+        logger.warning("a compiled statement failed, resolving instead: %s", exc.orig)
+        await session.rollback()  # the session's transaction, if any, is usable again
+        return None
+    data, ok = cast("tuple[str, bool]", tuple(result.one()))
+    return str(data) if ok else None

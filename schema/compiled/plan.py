@@ -13,8 +13,9 @@ the resolvers do and fall back where a resolver would answer with an error.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -33,6 +34,8 @@ from graphql import (
     VariableNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from app.errors import BadUserInput
 from schema.compiled import connections
@@ -49,7 +52,6 @@ from schema.compiled.sql import (
     key_literal,
     text_literal,
 )
-from schema.context import Context
 from schema.mapping import Column, GlobalId, mapping_of
 from schema.relay import from_global_id
 from schema.types.generation_job import GenerationJob
@@ -57,7 +59,8 @@ from schema.types.user import User
 from schema.types.video import Video
 from schema.types.voice_profile import VoiceProfile
 
-Binder = Callable[[VariableValues, Context], dict[str, Any]]
+#: A plan's parameters from the operation's variables and the cursor key.
+Binder = Callable[[VariableValues, bytes], dict[str, Any]]
 Fields = dict[str, list[FieldNode]]
 
 #: json_build_object takes at most 100 arguments: 50 keys.
@@ -80,14 +83,31 @@ class Plan:
 
     sql: str
     binders: tuple[Binder, ...]
+    #: ``sql`` with PostgreSQL's ``$n`` parameters, and the names they stand for, in order.
+    positional_sql: str = field(init=False)
+    positional_names: tuple[str, ...] = field(init=False)
 
-    def parameters(self, variables: VariableValues, context: Context) -> dict[str, Any]:
-        assert context.viewer is not None
-        params: dict[str, Any] = {"viewer": context.viewer.user_id}
-        params |= hmac_parameters(context.cursor_key)
+    def __post_init__(self) -> None:
+        compiled = text(self.sql).compile(dialect=_ASYNCPG)
+        object.__setattr__(self, "positional_sql", compiled.string)
+        object.__setattr__(self, "positional_names", tuple(compiled.positiontup or ()))
+
+    def parameters(
+        self, variables: VariableValues, viewer_id: uuid.UUID, cursor_key: bytes
+    ) -> dict[str, Any]:
+        """`Fallback` when a value rules the statement out (a malformed id or cursor …)."""
+        params: dict[str, Any] = {"viewer": viewer_id}
+        params |= hmac_parameters(cursor_key)
         for binder in self.binders:
-            params |= binder(variables, context)
+            params |= binder(variables, cursor_key)
         return params
+
+    def positional(self, params: dict[str, Any]) -> list[Any]:
+        """``params`` in the order of ``positional_sql``'s ``$n``."""
+        return [params[name] for name in self.positional_names]
+
+
+_ASYNCPG = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's own
 
 
 class Builder:
@@ -254,7 +274,7 @@ class Builder:
         choices = list(VISIBLE) if expected is None else [expected]
         node = nodes[0]
 
-        def bind(variables: VariableValues, context: Context) -> dict[str, Any]:
+        def bind(variables: VariableValues, cursor_key: bytes) -> dict[str, Any]:
             given = get_argument_values(definition, node, variables)["id"]
             try:
                 type_name, row_id = from_global_id(given, expected=expected)
