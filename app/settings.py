@@ -84,8 +84,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_DIRECT_URL", "database_direct_url")
     )
     db_pooler: DbPooler = DbPooler.AUTO
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    #: A fixed-size pool by default: SQLAlchemy closes an overflow connection as soon as it is
+    #: given back while the pool is full, so under load past the pool's size every request
+    #: opened (and closed) a connection of its own. Past 20 statements at once, requests wait
+    #: for a connection (``db_pool_timeout``) instead.
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_pool_timeout: float = Field(default=30.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
     #: Test a pooled connection before use when it sat idle longer than

@@ -29,19 +29,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode
+import asyncpg
+import orjson
+from graphql import DocumentNode, GraphQLSchema, NamedTypeNode, OperationDefinitionNode, TypeNode
 from graphql.execution.values import VariableValues, get_variable_values
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from app.middleware import scope_viewer
 from app.observability.metrics import OperationRecord
 from app.rate_limit import RateLimiter, charges_for, client_address
 from app.state import AppState
-from schema import client_json
 from schema.compiled.cache import PlanCache, plan_key
 from schema.compiled.extension import run_plan
 from schema.compiled.plan import Plan
@@ -61,14 +63,42 @@ KNOWN_OPERATIONS = 256
 _MEMBERS = frozenset({"query", "variables", "operationName"})
 
 
-@dataclass(frozen=True)
+#: Cost verdicts kept per operation, by the values that can change its cost.
+COSTS_PER_OPERATION = 64
+
+#: Variables of these types never change an operation's cost (`schema.document_measures`
+#: counts page sizes, and fields kept or dropped by directives).
+_COSTLESS_TYPES = frozenset({"String", "ID"})
+
+
+@dataclass
 class KnownOperation:
     document: DocumentNode
     operation: OperationDefinitionNode
+    #: The variables whose values can change the cost (page sizes, `@include` conditions …).
+    costly: tuple[str, ...] = ()
+    #: Whether the operation was within the ``cost`` limit, by those variables' values.
+    within_cost: dict[Hashable, bool] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, document: DocumentNode, operation: OperationDefinitionNode) -> KnownOperation:
+        costly = tuple(
+            definition.variable.name.value
+            for definition in operation.variable_definitions or ()
+            if _named_type(definition.type) not in _COSTLESS_TYPES
+        )
+        return cls(document, operation, costly)
 
     @property
     def name(self) -> str | None:
         return self.operation.name.value if self.operation.name else None
+
+    def cost_key(self, variables: Mapping[str, Any]) -> Hashable | None:
+        """The values the cost depends on, or ``None`` when they are not plain scalars."""
+        values = tuple(variables.get(name) for name in self.costly)
+        if not all(isinstance(value, int | bool | str | None) for value in values):
+            return None
+        return values
 
 
 class KnownReads:
@@ -99,7 +129,7 @@ class KnownReads:
     ) -> None:
         """``query``'s operation ``operation_name`` was answered on the compiled path. A document
         of one operation is known without the name too (a request need not send it)."""
-        known = KnownOperation(document, operation)
+        known = KnownOperation.of(document, operation)
         keys = [(query, operation_name)]
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if len(operations) == 1:
@@ -129,7 +159,7 @@ class KnownReads:
         coerced = get_variable_values(schema, known.operation.variable_definitions or (), variables)
         if not isinstance(coerced, VariableValues):
             return None
-        if self.checker.cost_errors(schema, known.document, known.name, variables):
+        if not self._within_cost(schema, known, variables):
             return None
         _, plan = self.plans.get(plan_key(query, known.name, variables, coerced))
         if plan is None:  # not planned for these values yet, or not compilable with them
@@ -167,10 +197,28 @@ class KnownReads:
         )
         return data
 
+    def _within_cost(
+        self, schema: GraphQLSchema, known: KnownOperation, variables: Mapping[str, Any]
+    ) -> bool:
+        key = known.cost_key(variables)
+        if key is not None and key in known.within_cost:
+            return known.within_cost[key]
+        within = not self.checker.cost_errors(schema, known.document, known.name, variables)
+        if key is not None:
+            if len(known.within_cost) >= COSTS_PER_OPERATION:
+                known.within_cost.clear()
+            known.within_cost[key] = within
+        return within
+
     def _request_data(self, body: bytes) -> tuple[str, dict[str, Any], str | None] | None:
+        # orjson, not `client_json`: whatever it refuses (bad UTF-8 or JSON, NaN, integers past
+        # 64 bits, nesting past 1024) the full path answers as it always does; the depth bound
+        # the full path applies is checked on what was parsed.
         try:
-            data = client_json.loads(body.decode("utf-8"), max_depth=self.max_json_depth)
-        except ValueError:  # not UTF-8, not JSON, too deep: the full path says which
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if _depth(data) > self.max_json_depth:
             return None
         if not isinstance(data, dict) or not data.keys() <= _MEMBERS:
             return None
@@ -186,9 +234,33 @@ class KnownReads:
         return query, dict(variables or {}), operation_name
 
 
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (``client_json``'s measure)."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            level += [(child, depth + 1) for child in item]
+    return deepest
+
+
+def _named_type(type_node: TypeNode) -> str:
+    while not isinstance(type_node, NamedTypeNode):
+        type_node = type_node.type  # type: ignore[attr-defined]  # list and non-null wrap one
+    return type_node.name.value
+
+
 async def _fetch(state: AppState, plan: Plan, params: dict[str, Any]) -> str | None:
-    """The statement's ``data`` (`run_plan`), in a session of the operation's own (so a test's
-    session bound to its transaction sees that transaction)."""
+    """The statement's ``data`` (`run_plan`'s answer): on the pool's own connection, through
+    the driver, when the operation's sessions are the engine's and a statement needs no
+    transaction (`schema.streaming.autocommits`); else in a session of the operation's own (a
+    test's session bound to its transaction then sees that transaction)."""
+    bind = state.sessionmaker.kw.get("bind")
+    if isinstance(bind, AsyncEngine) and autocommits(state.settings):
+        return await _fetch_on_driver(bind, plan, params)
     async with state.sessionmaker() as session:
         gate = SessionGate(session)
         gate.reads_only(autocommit=autocommits(state.settings))
@@ -196,3 +268,23 @@ async def _fetch(state: AppState, plan: Plan, params: dict[str, Any]) -> str | N
             return await run_plan(gate, plan, params)
         finally:
             await gate.close()
+
+
+async def _fetch_on_driver(engine: AsyncEngine, plan: Plan, params: dict[str, Any]) -> str | None:
+    """What SQLAlchemy's execution adds to one statement (a session, its transaction state, the
+    cursor adapter) costs several times the statement here; the pool still hands out and takes
+    back the connection. A failure is `None` (the full path runs the statement again, through
+    SQLAlchemy, which handles a dead connection); a dead connection is not given back."""
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        try:
+            row = await driver.fetchrow(plan.positional_sql, *plan.positional(params))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            logger.info("a compiled statement failed on the known path: %s", exc)
+            if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():
+                await connection.invalidate()
+            return None
+    assert row is not None
+    data, ok = row
+    return str(data) if ok else None
