@@ -22,11 +22,13 @@ from typing import Any
 
 import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
+from strawberry.types.field import StrawberryField
 from strawberry.types.private import is_private
 
 from schema.relay import to_global_id
 
 SOURCE_KEY = "studio.source"
+_RESOLVE_KEY = "studio.resolve"
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ Source = Column | Computed | GlobalId | Relation | ConnectionOf
 def column(attribute: InstrumentedAttribute[Any], *, description: str | None = None) -> Any:
     key = attribute.key
 
-    def resolve(root: Any) -> Any:
+    def resolve(root: Any, info: object) -> Any:
         return getattr(root.row, key)
 
     return _field(resolve, Column(attribute), description)
@@ -91,7 +93,7 @@ def computed(
 ) -> Any:
     key = attribute.key
 
-    def resolve(root: Any) -> Any:
+    def resolve(root: Any, info: object) -> Any:
         return convert(getattr(root.row, key))
 
     return _field(resolve, Computed(attribute, convert), description)
@@ -100,7 +102,7 @@ def computed(
 def global_id(attribute: InstrumentedAttribute[Any], type_name: str) -> Any:
     key = attribute.key
 
-    def resolve(root: Any) -> strawberry.ID:
+    def resolve(root: Any, info: object) -> strawberry.ID:
         return to_global_id(type_name, getattr(root.row, key))
 
     return _field(resolve, GlobalId(attribute, type_name), None)
@@ -134,9 +136,24 @@ def mapping_of(graphql_type: type) -> Mapping[str, Source | None]:
     }
 
 
-def _field(resolve: Callable[..., Any], source: Source, description: str | None) -> Any:
+def plain_resolver(field: StrawberryField) -> Callable[[Any, object], Any] | None:
+    """The ``resolve(root, info)`` of a `column`, `computed` or `global_id` field, for
+    graphql-core to call without Strawberry's wrapper (`schema.plain_fields`); ``None`` for any
+    other field."""
+    resolve: Callable[[Any, object], Any] | None = field.metadata.get(_RESOLVE_KEY)
+    return resolve
+
+
+def _field(resolve: Callable[[Any, object], Any], source: Source, description: str | None) -> Any:
+    # ``resolve`` has graphql-core's signature (it uses nothing of ``info``); Strawberry's
+    # resolver, for a schema that keeps Strawberry's wrapper, takes the root alone.
+    def resolve_root(root: Any) -> Any:
+        return resolve(root, None)
+
     return strawberry.field(
-        resolver=resolve, description=description, metadata={SOURCE_KEY: source}
+        resolver=resolve_root,
+        description=description,
+        metadata={SOURCE_KEY: source, _RESOLVE_KEY: resolve},
     )
 
 
