@@ -22,13 +22,12 @@ from typing import Any
 
 import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
-from strawberry.types.field import StrawberryField
 from strawberry.types.private import is_private
 
+from schema.plain_fields import Resolve, plain_field
 from schema.relay import to_global_id
 
 SOURCE_KEY = "studio.source"
-_RESOLVE_KEY = "studio.resolve"
 
 
 @dataclass(frozen=True)
@@ -136,25 +135,9 @@ def mapping_of(graphql_type: type) -> Mapping[str, Source | None]:
     }
 
 
-def plain_resolver(field: StrawberryField) -> Callable[[Any, object], Any] | None:
-    """The ``resolve(root, info)`` of a `column`, `computed` or `global_id` field, for
-    graphql-core to call without Strawberry's wrapper (`schema.plain_fields`); ``None`` for any
-    other field."""
-    resolve: Callable[[Any, object], Any] | None = field.metadata.get(_RESOLVE_KEY)
-    return resolve
-
-
-def _field(resolve: Callable[[Any, object], Any], source: Source, description: str | None) -> Any:
-    # ``resolve`` has graphql-core's signature (it uses nothing of ``info``); Strawberry's
-    # resolver, for a schema that keeps Strawberry's wrapper, takes the root alone.
-    def resolve_root(root: Any) -> Any:
-        return resolve(root, None)
-
-    return strawberry.field(
-        resolver=resolve_root,
-        description=description,
-        metadata={SOURCE_KEY: source, _RESOLVE_KEY: resolve},
-    )
+def _field(resolve: Resolve, source: Source, description: str | None) -> Any:
+    # A plain field: graphql-core calls ``resolve`` without Strawberry's wrapper.
+    return plain_field(resolve, description=description, metadata={SOURCE_KEY: source})
 
 
 def _camel(name: str) -> str:

@@ -9,8 +9,9 @@ node), and that chain costs several times the read itself.
 `unwrap_plain_fields` gives graphql-core a plain ``resolve(root, info)`` for the fields that
 need nothing of the chain:
 
-* the fields declared with `schema.mapping.column`, `computed` or `global_id` get the
-  declaration's own function, which takes the root and no arguments and uses nothing of `info`;
+* the fields declared with `plain_field` (`schema.mapping.column`, `computed` and `global_id`
+  among them) get the declaration's own function, which takes the root and no arguments and
+  uses nothing of `info`;
 * the fields with no resolver and no extension (``edges``, ``node``, ``cursor``, ``pageInfo`` …)
   get an attribute read by their Python name, which is what Strawberry's default resolver does.
 
@@ -23,13 +24,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import strawberry
 from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-from schema.mapping import plain_resolver
-
 Resolve = Callable[[Any, object], Any]
+
+_RESOLVE_KEY = "studio.resolve"
+
+
+def plain_field(
+    resolve: Resolve, *, description: str | None = None, metadata: dict[str, Any] | None = None
+) -> Any:
+    """A field whose value is ``resolve(root, info)``: a function of the root alone (it uses
+    nothing of ``info``, and the field takes no arguments), so graphql-core may call it as is."""
+
+    # Strawberry's resolver, for a schema that keeps Strawberry's wrapper, takes the root alone.
+    def resolve_root(root: Any) -> Any:
+        return resolve(root, None)
+
+    return strawberry.field(
+        resolver=resolve_root,
+        description=description,
+        metadata={**(metadata or {}), _RESOLVE_KEY: resolve},
+    )
+
+
+def plain_resolver(field: StrawberryField) -> Resolve | None:
+    """The ``resolve`` of a `plain_field`; ``None`` for any other field."""
+    resolve: Resolve | None = field.metadata.get(_RESOLVE_KEY)
+    return resolve
 
 
 def unwrap_plain_fields(schema: GraphQLSchema, *, default_resolver: Callable[..., Any]) -> int:
