@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     parser.add_argument("--rate-limits", choices=["off", "on"], default="off")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/studio-profile"))
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "studio-profile")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -70,8 +71,15 @@ def main() -> None:
             result: list[object] = []
             load = threading.Thread(
                 target=lambda: result.append(
-                    run_load(url, body, headers, duration=args.seconds - 1,
-                             connections=args.connections, cpu=1, driver=driver)  # fmt: skip
+                    run_load(
+                        url,
+                        body,
+                        headers,
+                        duration=args.seconds - 1,
+                        connections=args.connections,
+                        cpu=1,
+                        driver=driver,
+                    )
                 )
             )
             time.sleep(0.5)
