@@ -93,6 +93,8 @@ def report(folded: Path, top: int) -> None:
     samples = 0
     for line in folded.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():  # a line py-spy was still writing when it stopped
+            continue
         count = int(count_text)
         frames = stack.split(";")
         samples += count

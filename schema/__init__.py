@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -16,6 +17,7 @@ from schema.errors import ErrorCodes, strip_suggestions
 from schema.http_protocol import RequestPhase
 from schema.limits import DocumentChecker, Limits, limits_extension
 from schema.mutations import Mutation
+from schema.plain_fields import unwrap_plain_fields
 from schema.queries import Query
 from schema.rate_limits import rate_limit_extensions, rate_limiter
 from schema.streaming import OperationContexts
@@ -35,6 +37,11 @@ class StudioSchema(strawberry.Schema):
     #: Operations the compiled path answered, answered again without the extensions (the view
     #: asks it first); none when the compiled path is off.
     known_reads: KnownReads | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.exception_handlers:  # a handler needs Strawberry's wrapper around each field
+            unwrap_plain_fields(self._schema, default_resolver=self.config.default_resolver)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -24,6 +24,7 @@ import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.types.private import is_private
 
+from schema.plain_fields import Resolve, plain_field
 from schema.relay import to_global_id
 
 SOURCE_KEY = "studio.source"
@@ -77,7 +78,7 @@ Source = Column | Computed | GlobalId | Relation | ConnectionOf
 def column(attribute: InstrumentedAttribute[Any], *, description: str | None = None) -> Any:
     key = attribute.key
 
-    def resolve(root: Any) -> Any:
+    def resolve(root: Any, info: object) -> Any:
         return getattr(root.row, key)
 
     return _field(resolve, Column(attribute), description)
@@ -91,7 +92,7 @@ def computed(
 ) -> Any:
     key = attribute.key
 
-    def resolve(root: Any) -> Any:
+    def resolve(root: Any, info: object) -> Any:
         return convert(getattr(root.row, key))
 
     return _field(resolve, Computed(attribute, convert), description)
@@ -100,7 +101,7 @@ def computed(
 def global_id(attribute: InstrumentedAttribute[Any], type_name: str) -> Any:
     key = attribute.key
 
-    def resolve(root: Any) -> strawberry.ID:
+    def resolve(root: Any, info: object) -> strawberry.ID:
         return to_global_id(type_name, getattr(root.row, key))
 
     return _field(resolve, GlobalId(attribute, type_name), None)
@@ -134,10 +135,9 @@ def mapping_of(graphql_type: type) -> Mapping[str, Source | None]:
     }
 
 
-def _field(resolve: Callable[..., Any], source: Source, description: str | None) -> Any:
-    return strawberry.field(
-        resolver=resolve, description=description, metadata={SOURCE_KEY: source}
-    )
+def _field(resolve: Resolve, source: Source, description: str | None) -> Any:
+    # A plain field: graphql-core calls ``resolve`` without Strawberry's wrapper.
+    return plain_field(resolve, description=description, metadata={SOURCE_KEY: source})
 
 
 def _camel(name: str) -> str:

@@ -17,13 +17,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Generic, TypeVar
 
 import strawberry
 
 from app.errors import BadUserInput
 from db.queries.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, PageSlice
+from schema.plain_fields import plain_field
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
@@ -36,18 +37,25 @@ class Node:
     id: strawberry.ID  # each implementation declares it with `schema.mapping.global_id`
 
 
-@strawberry.type(description="Where a page sits in its connection (Relay).")
-class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+# Cursors are signed (an HMAC each), so they are made only when a client asks for them: most
+# pages are read for their nodes alone.
 
 
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str
+    cursor: str = plain_field(lambda edge, _info: edge.encode_cursor())
     node: NodeT
+    encode_cursor: strawberry.Private[Callable[[], str]]
+
+
+@strawberry.type(description="Where a page sits in its connection (Relay).")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None = plain_field(lambda page, _info: _cursor_of(page.start))
+    end_cursor: str | None = plain_field(lambda page, _info: _cursor_of(page.end))
+    start: strawberry.Private[Edge[Any] | None]
+    end: strawberry.Private[Edge[Any] | None]
 
 
 @strawberry.type
@@ -188,7 +196,7 @@ def build_connection(
     count: Callable[[], Awaitable[int]],
 ) -> Connection[NodeT]:
     edges = [
-        Edge(cursor=codec.encode(order_value(row), row_id(row)), node=node(row))
+        Edge(node=node(row), encode_cursor=partial(codec.encode, order_value(row), row_id(row)))
         for row in page.rows
     ]
     return Connection(
@@ -196,11 +204,15 @@ def build_connection(
         page_info=PageInfo(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
+            start=edges[0] if edges else None,
+            end=edges[-1] if edges else None,
         ),
         count=count,
     )
+
+
+def _cursor_of(edge: Edge[Any] | None) -> str | None:
+    return None if edge is None else edge.encode_cursor()
 
 
 def _b64(data: bytes) -> str:

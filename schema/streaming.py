@@ -74,6 +74,7 @@ class ShortSessionGate(SessionGate):
         for loader in self._loaders:
             loader.cancel_pending()
         self._closed = True
+        self._release_loaders()
 
 
 @dataclass
