@@ -91,6 +91,7 @@ def serve(
         # database and worker choice down to them.
         os.environ["DATABASE_URL"] = database.render(hide_password=False)
         os.environ["STUDIO_INPROCESS_WORKER"] = str(settings.run_inprocess_worker).lower()
+        os.environ.setdefault("STUDIO_GC_FREEZE", "true")  # one application per process
         console.print(f"Studio API on http://{host}:{port}  (database: {database.redacted()})")
         with _stopped_by_signal_is_success():
             uvicorn.run(

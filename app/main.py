@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -75,6 +76,12 @@ def create_app(
             async with inprocess_worker(
                 settings, app.state.studio.sessionmaker, metrics=metrics.worker, listener=listener
             ):
+                if settings.gc_freeze:
+                    # What start-up made (modules, the schema, the settings) lives as long as
+                    # the process: out of the cyclic collector's sight, its passes walk only
+                    # what requests make (a large page's were a sixth of the CPU).
+                    gc.collect()
+                    gc.freeze()
                 yield
         finally:
             await listener.stop()

@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     #: Answer a query whose fields all compile with one SQL statement (`schema.compiled`);
     #: false resolves every operation field by field.
     compiled_reads: bool = True
+    #: Move what start-up made out of the cyclic garbage collector's passes (`gc.freeze`).
+    #: `studio serve` turns it on; an application made many times in one process (tests)
+    #: would keep every earlier one's cycles.
+    gc_freeze: bool = False
 
     # --- websockets (subscriptions) ---------------------------------------------------------
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_http_reads.py [--rounds 3] [--duration 10] [--connections 16]
         [--queries page,nested,small] [--rate-limits off,on] [--driver auto|wrk|python]
-        [--no-append]
+        [--studio-env NAME=VALUE ...] [--no-append]
 
 Creates a throwaway database (on the server the tests would use, `tests.support.server`), seeds
 10 users x 100 videos x 5 jobs (`bench.http_reads_data`), and starts a real ``studio serve`` and
@@ -83,6 +83,7 @@ class Bench:
 
     def env(self, database: DatabaseURL, limits: str | None = None) -> dict[str, str]:
         extra = LIMITS[limits] if limits else {}
+        extra |= dict(item.split("=", 1) for item in getattr(self.args, "studio_env", []))
         url = database.render(hide_password=False)
         return server_env(url, self.secret, self.folder / "media", **extra)
 
@@ -235,6 +236,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--load-cpu", type=int, default=1)
     parser.add_argument("--count-requests", type=int, default=10)
     parser.add_argument("--show-statements", action="store_true", help="the floor's too")
+    parser.add_argument(
+        "--studio-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="for the studio (STUDIO_COMPILED_READS=false: the resolver path)",
+    )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--no-append", action="store_true", help="print only")
     args = parser.parse_args()

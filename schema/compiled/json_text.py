@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True)
 class RawJSON:
@@ -19,10 +21,21 @@ class RawJSON:
 
 
 def encode_response(data: object) -> str:
-    """``json.dumps(data)`` as the view writes responses, with a `RawJSON` ``data`` verbatim."""
+    """``data`` as JSON text, as the view writes responses, with a `RawJSON` ``data`` verbatim.
+
+    orjson writes it (UTF-8 as it is, as PostgreSQL's text has it, several times faster than
+    ``json`` on a large page); a value orjson refuses (an integer past 64 bits in a JSON-backed
+    field) is written by ``json``."""
     if isinstance(data, dict) and isinstance(data.get("data"), RawJSON):
         raw: RawJSON = data["data"]
         rest: dict[str, Any] = {key: value for key, value in data.items() if key != "data"}
-        tail = json.dumps(rest, separators=(",", ":"))[1:]  # "}" or '"errors":…}'
+        tail = _dumps(rest)[1:]  # "}" or '"errors":…}'
         return '{"data":' + raw.text + ("," + tail if rest else "}")
-    return json.dumps(data, separators=(",", ":"))
+    return _dumps(data)
+
+
+def _dumps(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
