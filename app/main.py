@@ -28,7 +28,7 @@ from db.engine import create_engine, create_sessionmaker
 from db.events import ChangeListener
 from db.migrations import head_revisions
 from schema import create_schema
-from schema.view import GraphQLView
+from schema.transport.view import GraphQLView
 
 
 def create_app(

@@ -1,13 +1,12 @@
 """Pure ASGI middleware: request ids, request body limits, and who is calling.
 
-Each one handles HTTP and websocket scopes the same way and puts what it learns on the scope
-(Starlette's pattern for per-request state), where the GraphQL view reads it.
+Each one handles HTTP and websocket scopes the same way and puts what it learns in the request's
+`RequestState` (on the scope), where the GraphQL layer reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
@@ -15,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import Viewer, viewer_from_authorization
 from app.errors import Unauthenticated
-from app.request_context import new_request_id, request_id_var
+from app.request_context import STATE_KEY, RequestState, new_request_id, request_id_var
 from app.settings import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -32,7 +31,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = new_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope[STATE_KEY] = RequestState(request_id)
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:
@@ -158,10 +157,10 @@ class _BodyTooLarge(Exception):
 
 
 class AuthenticationMiddleware:
-    """Reads ``Authorization: Bearer`` into ``scope["studio.viewer"]``.
+    """Reads ``Authorization: Bearer`` into the request's `RequestState` (``viewer``).
 
-    A bad token is not answered here: it is kept in ``scope["studio.auth_error"]`` and the
-    GraphQL layer answers UNAUTHENTICATED in GraphQL's own error format.
+    A bad token is not answered here: it is kept as ``auth_error`` and the GraphQL layer answers
+    UNAUTHENTICATED in GraphQL's own error format.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
@@ -171,8 +170,8 @@ class AuthenticationMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             viewer, error = authenticate(self.settings, Headers(scope=scope).get("authorization"))
-            scope["studio.viewer"] = viewer
-            scope["studio.auth_error"] = error
+            state = RequestState.of(scope)
+            state.viewer, state.auth_error = viewer, error
         await self.app(scope, receive, send)
 
 
@@ -183,7 +182,3 @@ def authenticate(
         return viewer_from_authorization(settings, authorization), None
     except Unauthenticated as exc:
         return None, exc
-
-
-def scope_viewer(scope: MutableMapping[str, Any]) -> tuple[Viewer | None, Unauthenticated | None]:
-    return scope.get("studio.viewer"), scope.get("studio.auth_error")

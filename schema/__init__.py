@@ -14,15 +14,15 @@ from strawberry.types import ExecutionContext
 from app.settings import Settings
 from schema.compiled import KnownReads, PlanCache, compiled_reads_extension
 from schema.errors import ErrorCodes, strip_suggestions
-from schema.http_protocol import RequestPhase
 from schema.limits import DocumentChecker, Limits, limits_extension
 from schema.mutations import Mutation
 from schema.plain_fields import unwrap_plain_fields
 from schema.queries import Query
 from schema.rate_limits import rate_limit_extensions, rate_limiter
-from schema.streaming import OperationContexts
 from schema.subscriptions import Subscription
 from schema.telemetry import OperationTelemetry
+from schema.transport.http_protocol import RequestPhase
+from schema.transport.streaming import OperationContexts
 from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User

@@ -4,8 +4,8 @@ Python's ``json`` module descends one level of the interpreter's stack per neste
 object, so 2 KB of ``[`` exhaust the recursion limit (`RecursionError`, a crash rather than a
 refusal). Every JSON the server reads from a client goes through `loads`: HTTP bodies, a GET's
 ``variables`` and ``extensions``, a multipart request's ``operations`` and ``map`` (all through
-`schema.view.GraphQLView.decode_json`) and websocket messages
-(`schema.websocket_messages.SizeLimitedWebSocket`). It measures the nesting first, outside
+`schema.transport.view.GraphQLView.decode_json`) and websocket messages
+(`schema.transport.websocket_messages.SizeLimitedWebSocket`). It measures the nesting first, outside
 strings, with a few passes of C-speed string functions, and refuses anything deeper than the
 bound (``STUDIO_MAX_JSON_DEPTH``) before ``json.loads`` runs.
 """

@@ -18,7 +18,8 @@ Every subscription follows the same steps:
 ``videoUpdated`` ends with ``NOT_FOUND`` once the video is deleted (deleted videos are invisible,
 and a restored one can be subscribed to again). ``viewerJobs`` runs until the client stops it.
 Each ends with ``UNAUTHENTICATED`` when the connection's access token expires; the connection
-then closes with 4403 "Token expired" once its operations have said so (`schema.websocket`).
+then closes with 4403 "Token expired" once its operations have said so
+(`schema.transport.websocket`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from db.queries import changes
 from schema.context import Info
 from schema.queries import load_node
 from schema.relay import from_global_id
-from schema.streaming import TOKEN_EXPIRED
+from schema.transport.streaming import TOKEN_EXPIRED
 from schema.types.generation_job import GenerationJob
 from schema.types.video import Video
 

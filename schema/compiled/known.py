@@ -40,9 +40,9 @@ from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from app.middleware import scope_viewer
 from app.observability.metrics import OperationRecord
 from app.rate_limit import RateLimiter, charges_for, client_address
+from app.request_context import RequestState
 from app.state import AppState
 from schema.compiled.cache import PlanCache, plan_key
 from schema.compiled.extension import run_plan
@@ -51,8 +51,8 @@ from schema.compiled.sql import Fallback
 from schema.limits import DocumentChecker
 from schema.loaders import SessionGate
 from schema.relay import cursor_secret
-from schema.streaming import autocommits
 from schema.telemetry import log_operation
+from schema.transport.streaming import autocommits
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +146,9 @@ class KnownReads:
     async def answer(self, request: Request, schema: GraphQLSchema) -> str | None:
         """The response's ``data`` as JSON text, or ``None``: the full path answers."""
         started = time.perf_counter()
-        viewer, auth_error = scope_viewer(request.scope)
-        if viewer is None or auth_error is not None:
+        request_state = RequestState.of(request.scope)
+        viewer = request_state.viewer
+        if viewer is None or request_state.auth_error is not None:
             return None
         request_data = self._request_data(await request.body())
         if request_data is None:
@@ -185,7 +186,7 @@ class KnownReads:
             OperationRecord("query", known.name, "ok", seconds, (), validated=True)
         )
         log_operation(
-            request_id=request.scope.get("state", {}).get("request_id"),
+            request_id=request_state.request_id,
             operation_type="query",
             name=known.name,
             outcome="ok",
@@ -256,8 +257,8 @@ def _named_type(type_node: TypeNode) -> str:
 async def _fetch(state: AppState, plan: Plan, params: dict[str, Any]) -> str | None:
     """The statement's ``data`` (`run_plan`'s answer): on the pool's own connection, through
     the driver, when the operation's sessions are the engine's and a statement needs no
-    transaction (`schema.streaming.autocommits`); else in a session of the operation's own (a
-    test's session bound to its transaction then sees that transaction)."""
+    transaction (`schema.transport.streaming.autocommits`); else in a session of the
+    operation's own (a test's session bound to its transaction then sees that transaction)."""
     bind = state.sessionmaker.kw.get("bind")
     if isinstance(bind, AsyncEngine) and autocommits(state.settings):
         return await _fetch_on_driver(bind, plan, params)

@@ -22,7 +22,7 @@ from strawberry.types.execution import PreExecutionError
 from app.auth import issue_access_token
 from app.settings import Settings
 from db.models import AuditEvent, VoiceProfile
-from schema import http_protocol
+from schema.transport import http_protocol
 from tests.factories import make_user
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

@@ -1,6 +1,6 @@
 """`studio serve` hands STUDIO_WS_MAX_MESSAGE_BYTES to uvicorn, which then refuses a larger
-frame before reading it whole (the app's own check, `schema.websocket_messages`, is the second
-line: its close reason differs)."""
+frame before reading it whole (the app's own check, `schema.transport.websocket_messages`, is
+the second line: its close reason differs)."""
 
 from __future__ import annotations
 

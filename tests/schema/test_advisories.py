@@ -165,7 +165,7 @@ async def test_an_unexpected_error_in_a_subscription_is_masked(
     server: str, job: LiveJob, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``MaskErrors`` once left subscription errors unmasked; the studio masks them itself
-    (`schema.streaming`), as it does over HTTP."""
+    (`schema.transport.streaming`), as it does over HTTP."""
 
     async def fail(*args: object, **kwargs: object) -> object:
         raise RuntimeError(SECRET)

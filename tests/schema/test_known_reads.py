@@ -20,7 +20,7 @@ from db.models import User
 from schema import StudioSchema
 from schema.compiled import KnownReads
 from schema.relay import to_global_id
-from schema.view import GraphQLView
+from schema.transport.view import GraphQLView
 from tests.factories import make_job, make_user, make_video, make_voice_profile
 from tests.support.graphql import count_statements
 

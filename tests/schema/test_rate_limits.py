@@ -291,7 +291,8 @@ async def test_a_refused_operation_costs_the_other_buckets_nothing(
 
 async def test_graphql_response_json_clients_get_429(limited: StartLimited) -> None:
     """Under ``application/graphql-response+json`` a request error has a 4xx status of its own
-    (schema/http_protocol.py); under ``application/json`` it stays 200 (the tests above)."""
+    (schema/transport/http_protocol.py); under ``application/json`` it stays 200 (the tests
+    above)."""
     async with limited(rate_limit_ip_operations_burst=1) as app:
         caller = app.caller()
         (await caller.execute(VIEWER)).ok()

@@ -24,7 +24,7 @@ from app.main import create_app
 from app.settings import Settings
 from schema.context import Context
 from schema.loaders import Loaders
-from schema.streaming import ShortSessionGate, operation_context
+from schema.transport.streaming import ShortSessionGate, operation_context
 from tests.support.browser import serve
 from tests.support.live_jobs import JOB_PROGRESS, LiveJob
 from tests.support.websocket import LEGACY_WS, TRANSPORT_WS, bearer, open_websocket

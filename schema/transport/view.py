@@ -1,5 +1,5 @@
 """The GraphQL endpoint: Strawberry's ASGI view with one database session per operation,
-answering as GraphQL over HTTP specifies (media types and status codes: schema/http_protocol.py).
+answering as GraphQL over HTTP specifies (media types and status codes: `http_protocol`).
 """
 
 from __future__ import annotations
@@ -22,35 +22,30 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.graphiql import render_graphiql_page
-from app.middleware import scope_viewer
+from app.request_context import RequestState
 from app.settings import Environment, Settings
 from app.state import AppState
-from schema import StudioSchema, client_json, http_protocol
+from schema import StudioSchema, client_json
 from schema.compiled.json_text import encode_response
 from schema.context import Context
 from schema.errors import coded_error
-from schema.http_protocol import RequestRefused
 from schema.loaders import Loaders, SessionGate
-from schema.streaming import ConnectionContext
-from schema.websocket import (
+from schema.transport import http_protocol
+from schema.transport.http_protocol import RequestRefused
+from schema.transport.streaming import ConnectionContext
+from schema.transport.websocket import (
     ConnectionLimiter,
     LegacyWSHandler,
     TransportWSHandler,
     accept_connection,
 )
-from schema.websocket_messages import SizeLimitedWebSocket
-
-_GATE_KEY = "studio.session_gate"
-#: The response media type chosen from ``Accept`` (`schema.http_protocol`).
-_MEDIA_TYPE_KEY = "studio.response_media_type"
-#: Set once a GraphQL response body is built: a request error's status, or None.
-_STATUS_KEY = "studio.response_status"
+from schema.transport.websocket_messages import SizeLimitedWebSocket
 
 
 class GraphQLView(GraphQL[Context, None]):
     request_adapter_class = http_protocol.RequestAdapter
     # Websockets: token from connection_init or the upgrade request, close codes, timeouts and
-    # limits for both protocols (schema/websocket.py).
+    # limits for both protocols (schema/transport/websocket.py).
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = SizeLimitedWebSocket
@@ -86,8 +81,8 @@ class GraphQLView(GraphQL[Context, None]):
                 return await super().run(request, connection, root_value)
             finally:
                 self.connections.release(connection)
-        # GraphQL over HTTP (schema/http_protocol.py): the response's media type, and a POST
-        # body this endpoint reads, are settled before anything else (and before a session).
+        # GraphQL over HTTP (`http_protocol`): the response's media type, and a POST body this
+        # endpoint reads, are settled before anything else (and before a session).
         media_type = http_protocol.JSON
         try:
             if not self.should_render_graphql_ide(self.request_adapter_class(request)):
@@ -105,11 +100,12 @@ class GraphQLView(GraphQL[Context, None]):
             data = await known.answer(request, schema._schema)
             if data is not None:
                 return _data_response(data, media_type)
-        request.scope[_MEDIA_TYPE_KEY] = media_type
+        state = RequestState.of(request.scope)
+        state.media_type = media_type
         # One session for the whole operation, closed (rolled back unless committed) before the
         # response leaves; queries never commit.
         async with AppState.of(request).sessionmaker() as session:
-            gate = request.scope[_GATE_KEY] = SessionGate(session)
+            gate = state.gate = SessionGate(session)
             try:
                 response = await super().run(request, context, root_value)
             except RequestRefused as refusal:
@@ -117,15 +113,14 @@ class GraphQLView(GraphQL[Context, None]):
             except HTTPException as exc:  # Strawberry's own refusals, as GraphQL errors
                 return _refusal_response(_from_http_exception(exc), media_type)
             finally:
-                del request.scope[_GATE_KEY]
+                state.gate = None
                 await gate.close()  # no loader batch outlives the response (`SessionGate.close`)
                 await request.close()  # a parsed multipart form's temporary files
-        if _STATUS_KEY in request.scope:  # a GraphQL response (not GraphiQL's page)
+        if state.answered:  # a GraphQL response (not GraphiQL's page)
             response.headers["content-type"] = http_protocol.CONTENT_TYPES[media_type]
             response.headers.add_vary_header("Accept")  # caches of GET queries keep both types
-            status = request.scope.pop(_STATUS_KEY)
-            if status is not None:
-                response.status_code = status
+            if state.status is not None:
+                response.status_code = state.status
         return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -142,18 +137,17 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         # Every error leaves coded: those made outside an operation (Strawberry's own HTTP
         # refusals, turned into GraphQL errors here) never pass `ErrorCodes` (idempotent).
+        state = RequestState.of(request.scope)
         if result.errors:
-            request_id = request.scope.get("state", {}).get("request_id")
-            result.errors = [coded_error(error, request_id) for error in result.errors]
+            result.errors = [coded_error(error, state.request_id) for error in result.errors]
         response = await super().process_result(request, result)
         status: int | None = None  # as Strawberry sets it: 200, or the context's response's
         if http_protocol.is_request_error(result):
             # Nothing ran: a GraphQL request error, whose response has no `data` entry.
             response.pop("data", None)
-            if request.scope.get(_MEDIA_TYPE_KEY) == http_protocol.GRAPHQL_RESPONSE_JSON:
-                phase = request.scope.get(http_protocol.PHASE_KEY)
-                status = http_protocol.request_error_status(result, phase)
-        request.scope[_STATUS_KEY] = status
+            if state.media_type == http_protocol.GRAPHQL_RESPONSE_JSON:
+                status = http_protocol.request_error_status(result, state.phase)
+        state.answered, state.status = True, status
         return response
 
     async def parse_http_body(
@@ -241,15 +235,16 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        viewer, auth_error = scope_viewer(request.scope)
-        gate: SessionGate = request.scope[_GATE_KEY]
+        state = RequestState.of(request.scope)
+        gate: SessionGate = state.gate
+        viewer = state.viewer
         return Context(
             settings=self.settings,
-            request_id=request.scope.get("state", {}).get("request_id", ""),
+            request_id=state.request_id,
             gate=gate,
             loaders=Loaders(gate, viewer.user_id if viewer else None),
             viewer=viewer,
-            auth_error=auth_error,
+            auth_error=state.auth_error,
             request=request,
             response=response,
         )

@@ -4,8 +4,9 @@
 ``STUDIO_WS_MAX_MESSAGE_BYTES`` (UTF-8 bytes) closes the socket with 1009 "Message Too Big"
 (RFC 6455), the code uvicorn sends for a frame over its ``--ws-max-size`` (which `studio serve`
 sets to the same value), so the limit holds under any server. The ``*_message_problem`` functions
-say why a decoded message is not one the protocol describes; `schema.websocket` closes with 4400
-(graphql-transport-ws) or answers ``connection_error`` (graphql-ws) with that reason.
+say why a decoded message is not one the protocol describes; `schema.transport.websocket`
+closes with 4400 (graphql-transport-ws) or answers ``connection_error`` (graphql-ws) with that
+reason.
 """
 
 from __future__ import annotations

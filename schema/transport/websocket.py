@@ -16,9 +16,9 @@ keeps most of graphql-transport-ws's rules (4400, 4401, 4408, 4409, 4429); what 
 * 4400 for every message the protocol does not describe (a non-object, a ``subscribe`` without a
   string ``id`` or ``query`` …): Strawberry lets some of them crash the handler (1011). Over
   ``graphql-ws``, which has no such rule, they get a ``connection_error`` and the socket stays
-  (`schema.websocket_messages`);
+  (`schema.transport.websocket_messages`);
 * 1009 for a message over ``STUDIO_WS_MAX_MESSAGE_BYTES``, whatever server runs the app
-  (`schema.websocket_messages.SizeLimitedWebSocket`);
+  (`schema.transport.websocket_messages.SizeLimitedWebSocket`);
 * 4408 for a ``graphql-ws`` socket that sends no ``connection_init`` in time (Strawberry times
   out only ``graphql-transport-ws``);
 * keep-alive: a ``ping`` every ``STUDIO_WS_KEEP_ALIVE_SECONDS`` over graphql-transport-ws
@@ -63,8 +63,8 @@ from app.auth import authorization_from_params
 from app.middleware import authenticate
 from app.settings import Settings
 from schema.context import Context
-from schema.streaming import ConnectionContext
-from schema.websocket_messages import legacy_message_problem, transport_message_problem
+from schema.transport.streaming import ConnectionContext
+from schema.transport.websocket_messages import legacy_message_problem, transport_message_problem
 
 logger = logging.getLogger(__name__)
 

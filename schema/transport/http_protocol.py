@@ -32,6 +32,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.file_uploads.utils import replace_placeholders_with_files
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from app.request_context import RequestState
+
 GRAPHQL_RESPONSE_JSON: Final = "application/graphql-response+json"
 JSON: Final = "application/json"
 
@@ -52,8 +54,7 @@ _UTF8 = frozenset({"utf-8", "utf8"})
 #: an unexpected failure before execution, an operation the rate limit refused before it ran.
 _STATUS_BY_CODE: Final = {"INTERNAL": 500, "RATE_LIMITED": 429}
 
-#: Where `RequestPhase` records on the request's scope how far the operation got.
-PHASE_KEY: Final = "studio.graphql_phase"
+#: How far an HTTP request's operation got, as `RequestPhase` records it (`RequestState.phase`).
 PARSED: Final = "parsed"
 VALIDATED: Final = "validated"
 
@@ -215,7 +216,7 @@ class RequestPhase(SchemaExtension):
     def _record(self, phase: str) -> None:
         request = getattr(self.execution_context.context, "request", None)
         if isinstance(request, Request):
-            request.scope[PHASE_KEY] = phase
+            RequestState.of(request.scope).phase = phase
 
 
 def _form_text(form: Mapping[str, object], name: str) -> str:

@@ -34,7 +34,7 @@ from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.errors import BadUserInput, Unauthenticated
-from app.middleware import scope_viewer
+from app.request_context import RequestState
 from app.settings import Settings
 from app.state import AppState
 from schema.context import Context
@@ -79,25 +79,26 @@ class ShortSessionGate(SessionGate):
 
 @dataclass
 class ConnectionContext(Context):
-    """The context Strawberry keeps for a whole websocket connection (`schema.websocket`
+    """The context Strawberry keeps for a whole websocket connection (`schema.transport.websocket`
     authenticates it). Operations do not run on it: `OperationContexts` gives each its own."""
 
     connection_params: dict[str, object] | None = None
-    #: The user this connection is counted against (`schema.websocket.ConnectionLimiter`).
+    #: The user this connection is counted against (`schema.transport.websocket.ConnectionLimiter`).
     counted_user: uuid.UUID | None = None
 
     @classmethod
     def open(cls, settings: Settings, websocket: WebSocket) -> ConnectionContext:
         """The viewer so far is the upgrade request's ``Authorization`` header (if any)."""
-        viewer, auth_error = scope_viewer(websocket.scope)
+        state = RequestState.of(websocket.scope)
+        viewer = state.viewer
         gate = ShortSessionGate(AppState.of(websocket).sessionmaker)
         return cls(
             settings=settings,
-            request_id=websocket.scope.get("state", {}).get("request_id", ""),
+            request_id=state.request_id,
             gate=gate,
             loaders=Loaders(gate, viewer.user_id if viewer else None),
             viewer=viewer,
-            auth_error=auth_error,
+            auth_error=state.auth_error,
             request=websocket,
             response=websocket,
         )
@@ -107,7 +108,7 @@ def operation_context(connection: Context, gate: SessionGate) -> Context:
     """A context for one operation: the connection's caller, its own gate and loaders.
 
     Once the connection's token has expired its operations are ``UNAUTHENTICATED``, also in
-    the moments before `schema.websocket` closes the connection.
+    the moments before `schema.transport.websocket` closes the connection.
     """
     viewer, auth_error = connection.viewer, connection.auth_error
     if viewer is not None and viewer.expires_at <= datetime.now(UTC):
