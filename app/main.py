@@ -109,11 +109,12 @@ def create_app(
     ]
     graphql = GraphQLView(create_schema(settings), settings)
     routes = [
+        # First: nearly every request is one of these (routes are matched in order).
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
         *media_routes(),
         assets_mount(),
     ]

@@ -9,7 +9,10 @@ bound parameters. The JSON is built with ``json_build_object``/``json_agg`` (``j
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import DateTime, Enum
@@ -80,13 +83,16 @@ def cursor(ordering: str, value_text: str, id_expression: str) -> str:
     return base64url(f"{mac} || {body}")
 
 
-def hmac_parameters(key: bytes) -> dict[str, bytes]:
+@lru_cache(maxsize=8)  # one key per secret: made once, read (never changed) by every plan
+def hmac_parameters(key: bytes) -> Mapping[str, bytes]:
     """The HMAC-SHA256 pads of ``key`` (RFC 2104), for `cursor`."""
     padded = key.ljust(64, b"\0")  # cursor keys are 32 bytes: never longer than a block
-    return {
-        "hmac_inner": bytes(byte ^ 0x36 for byte in padded),
-        "hmac_outer": bytes(byte ^ 0x5C for byte in padded),
-    }
+    return MappingProxyType(
+        {
+            "hmac_inner": bytes(byte ^ 0x36 for byte in padded),
+            "hmac_outer": bytes(byte ^ 0x5C for byte in padded),
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
 from typing import Any, Final
 
 from cross_web import StarletteRequestAdapter
@@ -84,6 +85,7 @@ class RequestRefused(Exception):
         return json.dumps({"errors": [error]}, separators=(",", ":")).encode()
 
 
+@lru_cache(maxsize=64)  # clients send a few distinct values, again and again
 def response_media_type(accept: str | None) -> str:
     """The media type to answer in, per ``Accept`` (RFC 9110 §12.5.1); `RequestRefused` (406)
     when it names neither type.

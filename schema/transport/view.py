@@ -85,7 +85,10 @@ class GraphQLView(GraphQL[Context, None]):
         # endpoint reads, are settled before anything else (and before a session).
         media_type = http_protocol.JSON
         try:
-            if not self.should_render_graphql_ide(self.request_adapter_class(request)):
+            renders_ide = request.method == "GET" and self.should_render_graphql_ide(
+                self.request_adapter_class(request)
+            )
+            if not renders_ide:
                 accept = ",".join(request.headers.getlist("accept")) or None
                 media_type = http_protocol.response_media_type(accept)
             if request.method == "POST":
