@@ -96,11 +96,14 @@ class GraphQLView(GraphQL[Context, None]):
         except RequestRefused as refusal:
             return _refusal_response(refusal, media_type)
         schema = self.schema
-        known = schema.known_reads if isinstance(schema, StudioSchema) else None
-        if known is not None and request.method == "POST" and _is_json(request):
+        if (
+            isinstance(schema, StudioSchema)
+            and schema.known_reads is not None
+            and request.method == "POST"
+            and _is_json(request)
+        ):
             # An operation the compiled path answered before (`schema.compiled.known`).
-            assert isinstance(schema, StudioSchema)
-            data = await known.answer(request, schema._schema)
+            data = await schema.known_reads.answer(request, schema._schema)
             if data is not None:
                 return _data_response(data, media_type)
         state = RequestState.of(request.scope)
