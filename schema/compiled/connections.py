@@ -3,8 +3,8 @@
 A page is ``limit + 1`` rows read in the paging direction past the cursor (the extra row says
 whether more follow); ``has_before`` is whether any row sits at or before the cursor. Backward
 pages are read in reverse and aggregated in the connection's order. Cursors are signed in SQL
-(`schema.compiled.sql.cursor`); a TITLE ordering's cursors carry free text, whose JSON escaping
-the SQL does not reproduce, so selecting them falls back.
+(`schema.compiled.sql.cursor`); a TITLE ordering's cursors carry free text, escaped in SQL as
+``json.dumps`` escapes it (`schema.compiled.sql.json_ascii`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from schema.compiled.sql import (
     Fallback,
     cursor,
     iso_datetime,
+    json_ascii,
     key_literal,
     text_literal,
 )
@@ -127,9 +128,10 @@ def connection_sql(
     final, reverse = ("DESC", "ASC") if backward else ("ASC", "DESC")
 
     def cursor_of() -> str:
-        if free_text:
-            raise Fallback("cursor of a free-text ordering")
-        return cursor(ordering, iso_datetime(f"{rows}.{column}"), f"{rows}.id")
+        value = f"{rows}.{column}"
+        return cursor(
+            ordering, json_ascii(value) if free_text else iso_datetime(value), f"{rows}.id"
+        )
 
     def first_cursor(direction: str) -> str:
         ordered = f"{cursor_of()} ORDER BY {rows}.n_ {direction}"

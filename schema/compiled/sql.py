@@ -70,11 +70,33 @@ def global_id(type_name: str, id_expression: str) -> str:
     return base64url(f"convert_to({prefix} || {id_expression}::text, 'UTF8')")
 
 
+def json_ascii(expression: str) -> str:
+    """The inside of ``json.dumps(value)``'s string (``ensure_ascii``, Python's default): printable
+    ASCII as it is but for ``"`` and ``\\``, the five short escapes, and ``\\u`` with four
+    lower-case hex digits for the rest (a surrogate pair past U+FFFF). Text that needs no escape
+    (most titles) is taken as it is; the rest is rebuilt character by character."""
+    plain = f"{expression} ~ '^[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*$'"
+    escaped = (
+        "(SELECT string_agg(CASE"
+        " WHEN c BETWEEN 32 AND 126 AND c NOT IN (34, 92) THEN chr(c)"
+        " WHEN c = 34 THEN '\\\"' WHEN c = 92 THEN '\\\\'"
+        " WHEN c = 8 THEN '\\b' WHEN c = 12 THEN '\\f' WHEN c = 10 THEN '\\n'"
+        " WHEN c = 13 THEN '\\r' WHEN c = 9 THEN '\\t'"
+        " WHEN c < 65536 THEN '\\u' || lpad(to_hex(c), 4, '0')"
+        " ELSE '\\u' || to_hex(55296 + ((c - 65536) >> 10))"
+        " || '\\u' || to_hex(56320 + ((c - 65536) & 1023)) END, '' ORDER BY i)"
+        f" FROM (SELECT i, ascii(substr({expression}, i, 1)) AS c"
+        f" FROM generate_series(1, length({expression})) AS i) AS chars)"
+    )
+    return f"(CASE WHEN {plain} THEN {expression} ELSE {escaped} END)"
+
+
 def cursor(ordering: str, value_text: str, id_expression: str) -> str:
     """`CursorCodec.encode` in SQL: ``base64url(mac + body)``, ``mac`` the first 12 bytes of
     HMAC-SHA256 over the body. The HMAC's two padded keys are bound (`hmac_parameters`), so
-    PostgreSQL's ``sha256`` is all it needs. ``value_text`` must be ASCII without quotes or
-    backslashes (a timestamp), so the body is byte-identical to ``json.dumps``'s."""
+    PostgreSQL's ``sha256`` is all it needs. ``value_text`` is the value as it stands inside
+    ``json.dumps``'s quotes (`json_ascii` of free text; a timestamp as it is), so the body is
+    byte-identical to ``json.dumps``'s."""
     body = (
         f"convert_to('[\"' || {text_literal(ordering)} || '\",\"' || {value_text} || "
         f"'\",\"' || {id_expression}::text || '\"]', 'UTF8')"
