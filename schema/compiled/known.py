@@ -35,7 +35,14 @@ from typing import Any
 
 import asyncpg
 import orjson
-from graphql import DocumentNode, GraphQLSchema, NamedTypeNode, OperationDefinitionNode, TypeNode
+from graphql import (
+    DocumentNode,
+    GraphQLSchema,
+    ListTypeNode,
+    NamedTypeNode,
+    OperationDefinitionNode,
+    TypeNode,
+)
 from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -67,7 +74,7 @@ _MEMBERS = frozenset({"query", "variables", "operationName"})
 COSTS_PER_OPERATION = 64
 
 #: Variables of these types never change an operation's cost (`schema.document_measures`
-#: counts page sizes, and fields kept or dropped by directives).
+#: counts page sizes, and fields kept or dropped by directives), unless they are lists.
 _COSTLESS_TYPES = frozenset({"String", "ID"})
 
 
@@ -85,7 +92,7 @@ class KnownOperation:
         costly = tuple(
             definition.variable.name.value
             for definition in operation.variable_definitions or ()
-            if _named_type(definition.type) not in _COSTLESS_TYPES
+            if _named_type(definition.type) not in _COSTLESS_TYPES or _is_list(definition.type)
         )
         return cls(document, operation, costly)
 
@@ -94,9 +101,10 @@ class KnownOperation:
         return self.operation.name.value if self.operation.name else None
 
     def cost_key(self, variables: Mapping[str, Any]) -> Hashable | None:
-        """The values the cost depends on, or ``None`` when they are not plain scalars."""
-        values = tuple(variables.get(name) for name in self.costly)
-        if not all(isinstance(value, int | bool | str | None) for value in values):
+        """The values the cost depends on, or ``None`` when they are not plain scalars. A list
+        counts by its length (``nodes(ids:)`` costs its selection once per id)."""
+        values = tuple(_measured(variables.get(name)) for name in self.costly)
+        if not all(isinstance(value, int | bool | str | tuple | None) for value in values):
             return None
         return values
 
@@ -246,6 +254,21 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, depth)
             level += [(child, depth + 1) for child in item]
     return deepest
+
+
+def _measured(value: Any) -> Any:
+    """A list of plain values by its length (what a cost can depend on); anything else as it is."""
+    if isinstance(value, list) and all(isinstance(item, str | int | None) for item in value):
+        return ("list", len(value))
+    return value
+
+
+def _is_list(type_node: TypeNode) -> bool:
+    while not isinstance(type_node, NamedTypeNode):
+        if isinstance(type_node, ListTypeNode):
+            return True
+        type_node = type_node.type  # type: ignore[attr-defined]  # non-null wraps one
+    return False
 
 
 def _named_type(type_node: TypeNode) -> str:

@@ -53,6 +53,7 @@ from schema.compiled.sql import (
     text_literal,
 )
 from schema.mapping import Column, GlobalId, mapping_of
+from schema.queries import MAX_NODES
 from schema.relay import from_global_id
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
@@ -259,6 +260,8 @@ class Builder:
             )
         if name in BY_ID:
             return self.by_id(query.fields[name], nodes, BY_ID[name])
+        if name == "nodes":
+            return self.by_ids(query.fields[name], nodes)
         spec = connections.root(name)
         if spec is not None:
             return connections.connection_sql(self, spec, VIEWER, query.fields[name], nodes)
@@ -297,19 +300,65 @@ class Builder:
         if expected is not None:
             self.checks.append(probes[0])
             return rows[0]
-        self.checks.append(_case(kind, choices, probes))
-        return _case(kind, choices, rows)
+        self.checks.append(_case(f"CAST(:{kind} AS text)", choices, probes))
+        return _case(f"CAST(:{kind} AS text)", choices, rows)
+
+    def by_ids(self, definition: GraphQLField, nodes: list[FieldNode]) -> str:
+        """`nodes(ids:)`: the list in the ids' order, each entry chosen by its id's type as in
+        `by_id`. One id that is malformed, of a type that does not compile, or not the
+        viewer's is an error at its index on the resolver path: the check is false then."""
+        n = len(self.binders)
+        ids, kinds = f"ids{n}", f"types{n}"
+        node = nodes[0]
+
+        def bind(variables: VariableValues, cursor_key: bytes) -> dict[str, Any]:
+            given = get_argument_values(definition, node, variables)["ids"]
+            if len(given) > MAX_NODES:
+                raise Fallback("too many ids")  # BAD_USER_INPUT on the resolver path
+            decoded = []
+            for given_id in given:
+                try:
+                    decoded.append(from_global_id(given_id))
+                except BadUserInput:
+                    raise Fallback("malformed id") from None
+            if any(type_name not in VISIBLE for type_name, _ in decoded):
+                raise Fallback("node of a type that does not compile")
+            return {ids: [row_id for _, row_id in decoded], kinds: [t for t, _ in decoded]}
+
+        self.binders.append(bind)
+        listed = self.alias()
+        rows, probes = [], []
+        for type_name in VISIBLE:
+            child, probe = self.alias(), self.alias()
+            table, visible = TABLES[type_name].name, VISIBLE[type_name]
+            body = self.object_json(type_name, child, nodes)
+            where = f"{child}.id = {listed}.id AND {visible.format(c=child)}"
+            rows.append(f"(SELECT {body} FROM {table} {child} WHERE {where})")
+            found = f"{probe}.id = {listed}.id AND {visible.format(c=probe)}"
+            probes.append(f"EXISTS (SELECT 1 FROM {table} {probe} WHERE {found})")
+        given = (
+            f"unnest(CAST(:{ids} AS uuid[]), CAST(:{kinds} AS text[])) WITH ORDINALITY"
+            f" AS {listed}(id, kind, position)"
+        )
+        missing = _case(f"{listed}.kind", list(VISIBLE), probes)
+        self.checks.append(f"NOT EXISTS (SELECT 1 FROM {given} WHERE NOT {missing})")
+        entry = _case(f"{listed}.kind", list(VISIBLE), rows)
+        return (
+            f"(SELECT COALESCE(json_agg({entry} ORDER BY {listed}.position), '[]'::json)"
+            f" FROM {given})"
+        )
 
     def arguments(self, definition: GraphQLField, node: FieldNode) -> dict[str, Any]:
         return get_argument_values(definition, node, self.variables)
 
 
 def _case(kind: str, choices: list[str], values: list[str]) -> str:
+    """``values``' entry for the type name ``kind`` (an SQL text expression) names."""
     branches = " ".join(
         f"WHEN {text_literal(choice)} THEN {value}"
         for choice, value in zip(choices, values, strict=True)
     )
-    return f"CASE CAST(:{kind} AS text) {branches} END"
+    return f"CASE {kind} {branches} END"
 
 
 def _object(parts: list[str]) -> str:

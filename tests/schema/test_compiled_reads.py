@@ -219,6 +219,14 @@ COMPILED: list[tuple[str, dict[str, Any]]] = [
         )
         for name in ("video", "job", "voice", "me")
     ),
+    ("{ nodes(ids: []) { id } }", {}),
+    (
+        "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Video { title "
+        "latestJob { status } } ... on GenerationJob { status video { id } } "
+        "... on VoiceProfile { name } ... on User { email videos(first: 1) { totalCount } } } "
+        "again: nodes(ids: $ids) { id } }",
+        {"ids": ["voice", "video", "job", "me", "video", "video3"]},
+    ),
     (
         "query($id: ID!) { generationJob(id: $id) { " + JOB_FIELDS + " video { title } } }",
         {"id": "job"},
@@ -319,10 +327,12 @@ COMPILED: list[tuple[str, dict[str, Any]]] = [
 
 
 def _variables(world: World, variables: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: world.ids.get(value, value) if isinstance(value, str) else value
-        for name, value in variables.items()
-    }
+    def given(value: Any) -> Any:
+        if isinstance(value, list):
+            return [given(item) for item in value]
+        return world.ids.get(value, value) if isinstance(value, str) else value
+
+    return {name: given(value) for name, value in variables.items()}
 
 
 def _document(world: World, query: str) -> str:
@@ -352,7 +362,11 @@ RESOLVED: list[tuple[str, dict[str, Any]]] = [
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "them"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "event"}),  # not compiled
     ("query($id: ID!) { node(id: $id) { ... on Video { mediaUrl } } }", {"id": "video"}),
-    ("{ nodes(ids: []) { id } }", {}),
+    ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["video", "theirs"]}),
+    ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["goneVoice"]}),
+    ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["me", "event"]}),
+    ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["job", "not an id"]}),
+    ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["video"] * 101}),
     ("{ viewer { auditEvents { totalCount } } }", {}),
     ("{ voiceProfiles { edges { node { previewUrl engineSettings { rate } } } } }", {}),
     ('{ videos(filter: {search: "%s"}) { totalCount } }' % ("x" * 201), {}),

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import OperationDefinitionNode, parse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -19,6 +20,7 @@ from app.settings import Settings, load_settings
 from db.models import User
 from schema import StudioSchema
 from schema.compiled import KnownReads
+from schema.compiled.known import KnownOperation
 from schema.relay import to_global_id
 from schema.transport.view import GraphQLView
 from tests.factories import make_job, make_user, make_video, make_voice_profile
@@ -167,6 +169,28 @@ async def test_values_the_full_path_refuses_get_its_answer(
     codes = [error["extensions"]["code"] for error in refused.json()["errors"]]
     assert codes == ["BAD_USER_INPUT"], refused.json()
     assert known_reads(app).answered == 0
+
+
+async def test_a_list_variable_is_costed_by_its_length(
+    app: Starlette, http: httpx.AsyncClient, app_settings: Settings, owner: User
+) -> None:
+    """``nodes(ids:)`` costs its selection once per id: a verdict for one id is no verdict for
+    a hundred (ID variables are otherwise costless)."""
+    query = """query Many($ids: [ID!]!) { nodes(ids: $ids) { id ... on User {
+      videos(first: 100) { edges { node { title } } } } } }"""
+    me = [to_global_id("User", owner.id)]
+    for _ in range(2):
+        answered = await post(http, app_settings, owner, query, {"ids": me})
+        assert answered.json()["data"]["nodes"][0]["id"] == me[0]
+    assert known_reads(app).answered == 1
+    refused = await post(http, app_settings, owner, query, {"ids": me * 100})
+    assert [e["extensions"].get("limit") for e in refused.json()["errors"]] == ["cost"]
+    assert known_reads(app).answered == 1
+    # The verdict itself tells the lengths apart (each length also has its own plan).
+    (operation,) = parse(query).definitions
+    assert isinstance(operation, OperationDefinitionNode)
+    known = KnownOperation.of(parse(query), operation)
+    assert known.cost_key({"ids": me}) != known.cost_key({"ids": me * 100})
 
 
 async def test_signed_out_deleted_or_refused_callers_get_the_full_path(

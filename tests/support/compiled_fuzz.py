@@ -40,7 +40,16 @@ _OBJECT_FIELDS = {
     "GenerationJob": ("video",),
     "User": ("videos", "voiceProfiles"),
 }
-_ROOTS = ("viewer", "video", "generationJob", "node", "videos", "voiceProfiles", "__typename")
+_ROOTS = (
+    "viewer",
+    "video",
+    "generationJob",
+    "node",
+    "nodes",
+    "videos",
+    "voiceProfiles",
+    "__typename",
+)
 _NODE_TYPES = ("User", "Video", "GenerationJob", "VoiceProfile")
 _CONNECTION_FIELDS = ("edges", "pageInfo", "totalCount", "__typename")
 _EDGE_FIELDS = ("node", "cursor", "__typename")
@@ -132,6 +141,12 @@ class _Writer:
             pool = visible if self.draw(st.integers(0, 3)) else choices
             global_id = self.draw(st.sampled_from(pool))
             given.append(f"id: {self.value('ID!', global_id)}")
+        elif name == "nodes":
+            # Mostly the viewer's, repeats and all; now and then anyone's (an error at its index).
+            choices = [*(i for v in self.ids.values() for i in v), "bm90IGFuIGlk"]
+            pool = self.ids["visible"] if self.draw(st.integers(0, 3)) else choices
+            global_ids = self.draw(st.lists(st.sampled_from(pool), max_size=4))
+            given.append(f"ids: {self.value('[ID!]!', global_ids)}")
         elif "first" in definition.args:
             size = self.draw(st.sampled_from(_PAGE_SIZES))
             backward = self.draw(st.integers(0, 3)) == 0
