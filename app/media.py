@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlencode
 
@@ -189,10 +190,15 @@ def signed_url(
     Who may receive a URL is decided by whoever mints one (a resolver that has already checked
     ownership).
     """
-    issued = time.time() if now is None else now
-    expires = _round_up(issued + settings.media_url_ttl_seconds)
+    expires = expiry(settings, now=now)
     query = urlencode({"expires": expires, "sig": _signature(settings, path, expires)})
     return f"{URL_PREFIX}{quote(path, safe='/')}?{query}"
+
+
+def expiry(settings: Settings, *, now: float | None = None) -> int:
+    """When a URL signed at ``now`` expires (the same for every URL signed within one step)."""
+    issued = time.time() if now is None else now
+    return _round_up(issued + settings.media_url_ttl_seconds)
 
 
 def verify(
@@ -217,12 +223,13 @@ def _is_timestamp(value: str) -> bool:
 
 def _signature(settings: Settings, path: str, expires: int) -> str:
     message = f"{path}\n{expires}".encode()
-    digest = hmac.new(_media_key(settings.secret_key), message, hashlib.sha256).digest()
+    digest = hmac.new(media_key(settings.secret_key), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def _media_key(secret_key: str) -> bytes:
-    # A key for media URLs only, derived from the secret (HMAC as a PRF, labelled).
+@lru_cache(maxsize=8)  # one key per secret, made once
+def media_key(secret_key: str) -> bytes:
+    """A key for media URLs only, derived from the secret (HMAC as a PRF, labelled)."""
     return hmac.new(secret_key.encode(), _KEY_LABEL, hashlib.sha256).digest()
 
 

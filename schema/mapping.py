@@ -7,7 +7,9 @@ Object types declare their fields with these helpers instead of hand-written res
   from one column (the JSON-backed types);
 * ``global_id(models.Video.id, "Video")``: the Relay id made from the primary key;
 * ``relation(...)`` / ``connection(...)``: metadata for a resolver that goes through a
-  dataloader (the resolver stays hand-written; the metadata says which keys it joins on).
+  dataloader (the resolver stays hand-written; the metadata says which keys it joins on);
+* ``signed_media(models.Video.media_path)``: metadata for a resolver that signs the stored
+  file at one column's path (`app.media.signed_url`).
 
 `mapping_of` reads the declarations back. The resolvers run from them, the tests check that
 every field is declared, and a compiled read path (one SQL statement per query) can translate a
@@ -72,7 +74,14 @@ class ConnectionOf:
     count_loader: str
 
 
-Source = Column | Computed | GlobalId | Relation | ConnectionOf
+@dataclass(frozen=True)
+class SignedMedia:
+    """The field is a signed URL of the media file at the path in one column (null for none)."""
+
+    attribute: InstrumentedAttribute[Any]
+
+
+Source = Column | Computed | GlobalId | Relation | ConnectionOf | SignedMedia
 
 
 def column(attribute: InstrumentedAttribute[Any], *, description: str | None = None) -> Any:
@@ -123,6 +132,11 @@ def connection(
 ) -> dict[str, Source]:
     """``metadata=`` for a resolver field that pages the rows pointing at this one."""
     return {SOURCE_KEY: ConnectionOf(local, foreign_key, loader, count_loader)}
+
+
+def signed_media(attribute: InstrumentedAttribute[Any]) -> dict[str, Source]:
+    """``metadata=`` for a resolver field that signs the file at ``attribute``'s path."""
+    return {SOURCE_KEY: SignedMedia(attribute)}
 
 
 def mapping_of(graphql_type: type) -> Mapping[str, Source | None]:

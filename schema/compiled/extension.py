@@ -85,7 +85,7 @@ class CompiledReads(SchemaExtension):
         if plan is None:
             return None
         try:
-            params = plan.parameters(coerced, context.viewer.user_id, context.cursor_key)
+            params = plan.parameters(coerced, context.viewer.user_id, context.settings)
         except Fallback:
             return None
         data = await run_plan(context.gate, plan, params)

@@ -57,7 +57,6 @@ from schema.compiled.plan import Plan
 from schema.compiled.sql import Fallback
 from schema.limits import DocumentChecker
 from schema.loaders import SessionGate
-from schema.relay import cursor_secret
 from schema.telemetry import log_operation
 from schema.transport.streaming import autocommits
 
@@ -174,9 +173,8 @@ class KnownReads:
         if plan is None:  # not planned for these values yet, or not compilable with them
             return None
         state = AppState.of(request)
-        cursor_key = cursor_secret(state.settings.secret_key)
         try:
-            params = plan.parameters(coerced, viewer.user_id, cursor_key)
+            params = plan.parameters(coerced, viewer.user_id, state.settings)
         except Fallback:
             return None
         if self.limiter is not None:

@@ -38,6 +38,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from app.errors import BadUserInput
+from app.settings import Settings
 from schema.compiled import connections
 from schema.compiled.sql import (
     BY_ID,
@@ -50,11 +51,13 @@ from schema.compiled.sql import (
     global_id,
     hmac_parameters,
     key_literal,
+    media_parameters,
+    media_url,
     text_literal,
 )
-from schema.mapping import Column, GlobalId, mapping_of
+from schema.mapping import Column, GlobalId, SignedMedia, mapping_of
 from schema.queries import MAX_NODES
-from schema.relay import from_global_id
+from schema.relay import cursor_secret, from_global_id
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video
@@ -84,6 +87,8 @@ class Plan:
 
     sql: str
     binders: tuple[Binder, ...]
+    #: Whether the statement signs media URLs (it binds `media_parameters` then).
+    signs_media: bool = False
     #: ``sql`` with PostgreSQL's ``$n`` parameters, and the names they stand for, in order.
     positional_sql: str = field(init=False)
     positional_names: tuple[str, ...] = field(init=False)
@@ -94,11 +99,14 @@ class Plan:
         object.__setattr__(self, "positional_names", tuple(compiled.positiontup or ()))
 
     def parameters(
-        self, variables: VariableValues, viewer_id: uuid.UUID, cursor_key: bytes
+        self, variables: VariableValues, viewer_id: uuid.UUID, settings: Settings
     ) -> dict[str, Any]:
         """`Fallback` when a value rules the statement out (a malformed id or cursor …)."""
+        cursor_key = cursor_secret(settings.secret_key)
         params: dict[str, Any] = {"viewer": viewer_id}
         params |= hmac_parameters(cursor_key)
+        if self.signs_media:
+            params |= media_parameters(settings)
         for binder in self.binders:
             params |= binder(variables, cursor_key)
         return params
@@ -127,6 +135,7 @@ class Builder:
         self.operation = operation
         self.binders: list[Binder] = []
         self.checks: list[str] = []
+        self.signs_media = False
         self._aliases = 0
 
     def alias(self) -> str:
@@ -147,7 +156,7 @@ class Builder:
         )
         ok = " AND ".join([viewer_live, *self.checks])
         sql = f"SELECT CAST({data} AS text) AS data, ({ok}) AS ok"
-        return Plan(sql, tuple(self.binders))
+        return Plan(sql, tuple(self.binders), self.signs_media)
 
     # --- selection sets ------------------------------------------------------------------
 
@@ -234,6 +243,9 @@ class Builder:
             return global_id(source.type_name, f"{alias}.id")
         if isinstance(source, Column):
             return column_value(source.attribute, alias)
+        if isinstance(source, SignedMedia):
+            self.signs_media = True
+            return media_url(column_value(source.attribute, alias))
         relation = RELATIONS.get((type_name, name))
         if relation is not None:
             child_type, condition, tail = relation

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import DateTime, Enum
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app import media
+from app.settings import Settings
 from db import models
 
 #: What a GraphQL name may be: the parser allows nothing else, and the SQL relies on it.
@@ -106,15 +108,58 @@ def cursor(ordering: str, value_text: str, id_expression: str) -> str:
 
 
 @lru_cache(maxsize=8)  # one key per secret: made once, read (never changed) by every plan
-def hmac_parameters(key: bytes) -> Mapping[str, bytes]:
-    """The HMAC-SHA256 pads of ``key`` (RFC 2104), for `cursor`."""
-    padded = key.ljust(64, b"\0")  # cursor keys are 32 bytes: never longer than a block
+def hmac_parameters(key: bytes, prefix: str = "hmac") -> Mapping[str, bytes]:
+    """The HMAC-SHA256 pads of ``key`` (RFC 2104), as ``<prefix>_inner`` and ``_outer``."""
+    padded = key.ljust(64, b"\0")  # the keys are 32 bytes: never longer than a block
     return MappingProxyType(
         {
-            "hmac_inner": bytes(byte ^ 0x36 for byte in padded),
-            "hmac_outer": bytes(byte ^ 0x5C for byte in padded),
+            f"{prefix}_inner": bytes(byte ^ 0x36 for byte in padded),
+            f"{prefix}_outer": bytes(byte ^ 0x5C for byte in padded),
         }
     )
+
+
+def url_path(expression: str) -> str:
+    """``urllib.parse.quote(path, safe="/")``: each UTF-8 byte outside letters, digits and
+    ``_.-~/`` as ``%XX``. Stored paths are the server's own names, which need none."""
+    plain = f"{expression} ~ '^[A-Za-z0-9_.~/-]*$'"
+    escaped = (
+        "(SELECT string_agg(CASE WHEN b BETWEEN 48 AND 57 OR b BETWEEN 65 AND 90"
+        " OR b BETWEEN 97 AND 122 OR b IN (45, 46, 47, 95, 126) THEN chr(b)"
+        " ELSE '%' || upper(lpad(to_hex(b), 2, '0')) END, '' ORDER BY i)"
+        f" FROM (SELECT i, get_byte(convert_to({expression}, 'UTF8'), i) AS b"
+        f" FROM generate_series(0, octet_length({expression}) - 1) AS i) AS bytes)"
+    )
+    return f"(CASE WHEN {plain} THEN {expression} ELSE {escaped} END)"
+
+
+#: The parameters a statement that signs media URLs binds (`media_parameters`).
+_MEDIA_BASE = "CAST(:media_base AS text)"
+_MEDIA_EXPIRES = "CAST(:media_expires AS text)"
+
+
+def media_url(path_expression: str) -> str:
+    """`schema.context.Context.media_url` in SQL: ``/media/<quoted path>?expires=…&sig=…``
+    under ``STUDIO_PUBLIC_URL`` (bound, with the expiry, by `media_parameters`), the
+    signature HMAC-SHA256 over ``path + "\\n" + expires`` with the media key's bound pads.
+    NULL for no file."""
+    message = f"convert_to({path_expression} || chr(10) || {_MEDIA_EXPIRES}, 'UTF8')"
+    inner, outer = "CAST(:media_inner AS bytea)", "CAST(:media_outer AS bytea)"
+    signature = base64url(f"sha256({outer} || sha256({inner} || {message}))")
+    return (
+        f"({_MEDIA_BASE} || '/media/' || {url_path(path_expression)} || '?expires=' ||"
+        f" {_MEDIA_EXPIRES} || '&sig=' || {signature})"
+    )
+
+
+def media_parameters(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
+    """What `media_url` binds for one request: the key's pads, the base URL and the expiry
+    (`app.media.expiry`, as every URL the request's resolvers sign)."""
+    return {
+        **hmac_parameters(media.media_key(settings.secret_key), "media"),
+        "media_base": settings.public_url or "",
+        "media_expires": str(media.expiry(settings, now=now)),
+    }
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from db import models
 from db.queries.videos import VideoFilter as VideoFilterQuery
 from db.queries.videos import VideoOrder as VideoOrderQuery
 from schema.context import Info
-from schema.mapping import column, computed, connection, global_id, relation
+from schema.mapping import column, computed, connection, global_id, relation, signed_media
 from schema.relay import (
     Connection,
     ConnectionArgs,
@@ -162,12 +162,14 @@ class Video(Node):
     )
     media_url: str | None = strawberry.field(
         resolver=_media_url,
+        metadata=signed_media(models.Video.media_path),
         description="A short-lived signed URL of the MP4 (H.264 + AAC) that a <video> element can "
         "play and seek in, no Authorization header needed; set once a generation run succeeds. "
         "A caption track's URL goes in a <track> element.",
     )
     poster_url: str | None = strawberry.field(
         resolver=_poster_url,
+        metadata=signed_media(models.Video.poster_path),
         description="A short-lived signed URL of a still image (PNG) for the player; set with "
         "mediaUrl.",
     )

@@ -10,7 +10,7 @@ import strawberry
 from app.pipeline import preview
 from db import models
 from schema.context import Info
-from schema.mapping import column, computed, global_id, relation
+from schema.mapping import column, computed, global_id, relation, signed_media
 from schema.relay import (
     Connection,
     ConnectionArgs,
@@ -85,6 +85,7 @@ class VoiceProfile(Node):
     )
     sample_url: str | None = strawberry.field(
         resolver=_sample_url,
+        metadata=signed_media(models.VoiceProfile.sample_path),
         description="A short-lived signed URL of the uploaded voice sample, served by the app "
         "(an `<audio src>` can play it; no Authorization header needed).",
     )

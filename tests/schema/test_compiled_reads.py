@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from app import media
 from app.main import create_app
 from app.settings import Settings, load_settings
 from db.models import JobStage, JobStatus, User, VideoStatus
@@ -27,7 +29,8 @@ from schema import create_schema
 from schema.compiled import PlanCache
 from schema.compiled.plan import Plan
 from schema.compiled.sql import global_id as global_id_sql
-from schema.compiled.sql import iso_datetime, json_ascii
+from schema.compiled.sql import iso_datetime, json_ascii, media_parameters
+from schema.compiled.sql import media_url as media_url_sql
 from schema.relay import to_global_id
 from tests.factories import make_job, make_user, make_video, make_voice_profile
 from tests.schema.test_batching import NESTED_QUERY
@@ -86,6 +89,14 @@ def app_settings(settings: Settings) -> Settings:
     return load_settings(database_url=settings.database_url, compiled_reads=True)
 
 
+@pytest.fixture(autouse=True)
+def media_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Media URLs expire at a moment rounded up to a step: both paths sign with one clock, so a
+    step that ends between the two answers cannot tell them apart."""
+    expiry, moment = media.expiry, time.time()
+    monkeypatch.setattr(media, "expiry", lambda settings, now=None: expiry(settings, now=moment))
+
+
 @pytest.fixture
 async def paths(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
@@ -123,12 +134,22 @@ class World:
     cursors: list[str] = field(default_factory=list)
 
 
+#: Rendered and not: server names, and a path that needs quoting (spaces, `?`, `&`, accents).
+_MEDIA: list[dict[str, Any]] = [
+    {"media_path": "videos/a/render.mp4", "poster_path": "videos/a/poster.png", "duration_ms": 1},
+    {},
+    {"media_path": "odd/ü name?&#%.mp4", "poster_path": None, "duration_ms": 9},
+]
+
+
 async def make_world(session: AsyncSession) -> World:
     """Two users; videos with equal timestamps, unicode and quoting titles, nulls, soft-deleted
     videos and voice profiles, jobs with and without stages, microseconds and whole seconds."""
     owner = await make_user(session, display_name='Zoë "Z" Ünal', avatar_url=None)
     other = await make_user(session, display_name=None)
-    voice = await make_voice_profile(session, owner, name="Erzähler", created_at=T0)
+    voice = await make_voice_profile(
+        session, owner, name="Erzähler", created_at=T0, sample_path="voice-samples/x/a1.wav"
+    )
     gone_voice = await make_voice_profile(
         session, owner, name="Gone", created_at=T0, deleted_at=T0 + timedelta(days=1)
     )
@@ -148,6 +169,7 @@ async def make_world(session: AsyncSession) -> World:
                 voice_profile_id=(voice.id, gone_voice.id, None)[index % 3],
                 status=(VideoStatus.DRAFT, VideoStatus.READY, VideoStatus.ERROR)[index % 3],
                 error_message="Broke\nline" if index == 2 else None,
+                **_MEDIA[index % len(_MEDIA)],
             )
         )
     deleted = await make_video(session, owner, title="Deleted", deleted_at=T0)
@@ -220,6 +242,13 @@ COMPILED: list[tuple[str, dict[str, Any]]] = [
         for name in ("video", "job", "voice", "me")
     ),
     ("{ nodes(ids: []) { id } }", {}),
+    ("query($id: ID!) { video(id: $id) { title mediaUrl posterUrl } }", {"id": "video"}),
+    ("query($id: ID!) { node(id: $id) { ... on Video { mediaUrl } } }", {"id": "video3"}),
+    (
+        "{ videos { edges { node { mediaUrl durationMs posterUrl voiceProfile { sampleUrl } } } }"
+        " voiceProfiles { edges { node { sampleUrl } } } }",
+        {},
+    ),
     (
         "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Video { title "
         "latestJob { status } } ... on GenerationJob { status video { id } } "
@@ -355,13 +384,11 @@ RESOLVED: list[tuple[str, dict[str, Any]]] = [
     ("query($id: ID!) { video(id: $id) { title } }", {"id": "job"}),  # another type's id
     ("query($id: ID!) { video(id: $id) { title } }", {"id": "not an id"}),
     ("query($id: ID!) { generationJob(id: $id) { status } }", {"id": "theirJob"}),
-    ("query($id: ID!) { video(id: $id) { title mediaUrl posterUrl } }", {"id": "video"}),
     ("query($id: ID!) { video(id: $id) { audioSettings { speed } } }", {"id": "video"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "theirs"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "goneVoice"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "them"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "event"}),  # not compiled
-    ("query($id: ID!) { node(id: $id) { ... on Video { mediaUrl } } }", {"id": "video"}),
     ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["video", "theirs"]}),
     ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["goneVoice"]}),
     ("query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["me", "event"]}),
@@ -466,6 +493,52 @@ async def test_title_cursors_page_through_both_ways(
         if not page["data"]["videos"]["pageInfo"]["hasPreviousPage"]:
             break
         before = page["data"]["videos"]["pageInfo"]["startCursor"]
+
+
+@pytest.mark.parametrize("public_url", [None, "https://studio.example/base"])
+async def test_sql_media_urls_are_pythons(
+    session: AsyncSession, settings: Settings, public_url: str | None
+) -> None:
+    """`media_url` against `Context.media_url` (`app.media.signed_url` under `public_link`) on
+    server-made names and on paths that need quoting: spaces, reserved and non-ASCII
+    characters, astral ones, and the characters `quote` leaves alone."""
+    signing = load_settings(database_url=settings.database_url, public_url=public_url)
+    rng = random.Random(5)
+    alphabet = [chr(c) for c in range(32, 127)] + ["ü", "日", "\U0001f3ac", "\u00a0", "\t"]
+    paths = ["videos/a/render.mp4", "", "~x/y-z_.wav", "a b/ü?&#%+=.mp4"] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 16))) for _ in range(200)
+    ]
+    rows = await session.execute(
+        text(f"SELECT {media_url_sql('x')} FROM unnest(CAST(:p AS text[])) AS x"),  # noqa: S608
+        {"p": paths, **media_parameters(signing)},
+    )
+    expected = [signing.public_link(media.signed_url(signing, p, viewer_id=None)) for p in paths]
+    assert [row[0] for row in rows] == expected
+
+
+async def test_media_urls_answer_alike_under_a_public_url(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], world: World
+) -> None:
+    """``STUDIO_PUBLIC_URL`` makes media URLs absolute on both paths."""
+    query = "{ videos { edges { node { mediaUrl posterUrl } } } }"
+    answers = []
+    for compiled in (True, False):
+        configured = load_settings(
+            database_url=settings.database_url,
+            compiled_reads=compiled,
+            public_url="https://studio.example",
+        )
+        app = create_app(configured, sessionmaker=sessionmaker)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://studio.test") as http,
+        ):
+            client = GraphQLClient(http, configured).as_user(world.owner.id)
+            answers.append((await client.execute(query)).ok())
+    assert answers[0] == answers[1]
+    urls = [edge["node"]["mediaUrl"] for edge in answers[0]["videos"]["edges"]]
+    assert any(url and url.startswith("https://studio.example/media/") for url in urls)
 
 
 async def test_sql_json_escaping_is_pythons(session: AsyncSession) -> None:

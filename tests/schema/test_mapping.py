@@ -6,7 +6,15 @@ import pytest
 
 from db import models
 from schema.loaders import Loaders, SessionGate
-from schema.mapping import Column, Computed, ConnectionOf, GlobalId, Relation, mapping_of
+from schema.mapping import (
+    Column,
+    Computed,
+    ConnectionOf,
+    GlobalId,
+    Relation,
+    SignedMedia,
+    mapping_of,
+)
 from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
@@ -23,12 +31,9 @@ TYPES: list[tuple[type, type[models.Base]]] = [
 
 # Fields with no declared source: derived in ways no `schema.mapping` helper declares.
 NOT_STORED_YET = {
-    # `media_path` and `poster_path` signed per request (with the server's key and the clock).
-    "Video": {"mediaUrl", "posterUrl"},
-    # sampleUrl is `sample_path` signed per request (with the server's key and the clock), and
-    # previewUrl a path derived from several columns, signed the same way: no `schema.mapping`
-    # helper declares either.
-    "VoiceProfile": {"sampleUrl", "previewUrl"},
+    # previewUrl is a path derived from several columns (the preview's recipe), signed per
+    # request: no `schema.mapping` helper declares it.
+    "VoiceProfile": {"previewUrl"},
     # Derived from two columns (object_type, object_id): no single source to declare.
     "AuditEvent": {"objectId"},
 }
@@ -46,7 +51,12 @@ async def test_declared_sources_exist(graphql_type: type, model: type[models.Bas
     loaders = set(dir(Loaders(SessionGate(None), viewer_id=None)))  # type: ignore[arg-type]
     for field, source in mapping_of(graphql_type).items():
         match source:
-            case Column(attribute) | Computed(attribute, _) | GlobalId(attribute, _):
+            case (
+                Column(attribute)
+                | Computed(attribute, _)
+                | GlobalId(attribute, _)
+                | SignedMedia(attribute)
+            ):
                 assert attribute.class_ is model, field
             case Relation(local, _, loader):
                 assert local.class_ is model, field

@@ -22,7 +22,7 @@ from graphql import (
 )
 from hypothesis import strategies as st
 
-from schema.mapping import Column, GlobalId, mapping_of
+from schema.mapping import Column, GlobalId, SignedMedia, mapping_of
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video
@@ -70,7 +70,9 @@ def compilable_fields(graphql_type: GraphQLObjectType) -> list[str]:
     if name == "PageInfo":
         return [*graphql_type.fields, "__typename"]
     mapped = _MAPPED[name]
-    plain = [f for f, source in mapped.items() if isinstance(source, Column | GlobalId)]
+    plain = [
+        f for f, source in mapped.items() if isinstance(source, Column | GlobalId | SignedMedia)
+    ]
     return [*plain, *_OBJECT_FIELDS[name], "__typename"]
 
 
