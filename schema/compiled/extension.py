@@ -23,6 +23,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from schema.compiled.cache import PlanCache, plan_key
+from schema.compiled.documents import stopped_to_resolve
 from schema.compiled.json_text import RawJSON
 from schema.compiled.plan import Builder, Plan
 from schema.compiled.sql import Fallback
@@ -121,7 +122,10 @@ async def _execute(session: AsyncSession, plan: Plan, params: dict[str, Any]) ->
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise
-        logger.warning("a compiled statement failed, resolving instead: %s", exc.orig)
+        if stopped_to_resolve(exc):
+            logger.debug("a stored value the statement does not translate: resolving instead")
+        else:
+            logger.warning("a compiled statement failed, resolving instead: %s", exc.orig)
         await session.rollback()  # the session's transaction, if any, is usable again
         return None
     data, ok = cast("tuple[str, bool]", tuple(result.one()))

@@ -52,6 +52,7 @@ from app.rate_limit import RateLimiter, charges_for, client_address
 from app.request_context import RequestState
 from app.state import AppState
 from schema.compiled.cache import PlanCache, plan_key
+from schema.compiled.documents import stopped_to_resolve
 from schema.compiled.extension import run_plan
 from schema.compiled.plan import Plan
 from schema.compiled.sql import Fallback
@@ -303,7 +304,8 @@ async def _fetch_on_driver(engine: AsyncEngine, plan: Plan, params: dict[str, An
         try:
             row = await driver.fetchrow(plan.positional_sql, *plan.positional(params))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            logger.info("a compiled statement failed on the known path: %s", exc)
+            if not stopped_to_resolve(exc):
+                logger.info("a compiled statement failed on the known path: %s", exc)
             if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():
                 await connection.invalidate()
             return None

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from app.errors import BadUserInput
 from app.settings import Settings
 from schema.compiled import connections
+from schema.compiled.documents import Documents
 from schema.compiled.sql import (
     BY_ID,
     RELATIONS,
@@ -55,7 +56,7 @@ from schema.compiled.sql import (
     media_url,
     text_literal,
 )
-from schema.mapping import Column, GlobalId, SignedMedia, mapping_of
+from schema.mapping import Column, Computed, GlobalId, SignedMedia, mapping_of
 from schema.queries import MAX_NODES
 from schema.relay import cursor_secret, from_global_id
 from schema.types.generation_job import GenerationJob
@@ -87,7 +88,8 @@ class Plan:
 
     sql: str
     binders: tuple[Binder, ...]
-    #: Whether the statement signs media URLs (it binds `media_parameters` then).
+    #: Whether the statement signs media URLs or makes links absolute (it binds
+    #: `media_parameters` then).
     signs_media: bool = False
     #: ``sql`` with PostgreSQL's ``$n`` parameters, and the names they stand for, in order.
     positional_sql: str = field(init=False)
@@ -136,6 +138,7 @@ class Builder:
         self.binders: list[Binder] = []
         self.checks: list[str] = []
         self.signs_media = False
+        self.documents = Documents(self)
         self._aliases = 0
 
     def alias(self) -> str:
@@ -243,6 +246,9 @@ class Builder:
             return global_id(source.type_name, f"{alias}.id")
         if isinstance(source, Column):
             return column_value(source.attribute, alias)
+        if isinstance(source, Computed):
+            column = source.attribute.property.columns[0].name
+            return self.documents.field(type_name, name, f"{alias}.{column}", nodes)
         if isinstance(source, SignedMedia):
             self.signs_media = True
             return media_url(column_value(source.attribute, alias))

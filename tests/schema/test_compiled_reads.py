@@ -11,19 +11,20 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app import media
 from app.main import create_app
 from app.settings import Settings, load_settings
+from db import models
 from db.models import JobStage, JobStatus, User, VideoStatus
 from schema import create_schema
 from schema.compiled import PlanCache
@@ -31,7 +32,7 @@ from schema.compiled.plan import Plan
 from schema.compiled.sql import global_id as global_id_sql
 from schema.compiled.sql import iso_datetime, json_ascii, media_parameters
 from schema.compiled.sql import media_url as media_url_sql
-from schema.relay import to_global_id
+from schema.relay import from_global_id, to_global_id
 from tests.factories import make_job, make_user, make_video, make_voice_profile
 from tests.schema.test_batching import NESTED_QUERY
 from tests.support.compiled_fuzz import compilable_requests
@@ -142,6 +143,38 @@ _MEDIA: list[dict[str, Any]] = [
 ]
 
 
+#: What the writers of the JSON columns store, and what the readers tolerate (missing keys, ints
+#: for floats, tracks without a file, JSON null).
+_DOCUMENTS: list[dict[str, Any]] = [
+    {},
+    {
+        "audio_settings": {"speed": 1.25, "pitch": 2, "volume": 0.0001, "language": "de"},
+        "script": {
+            "segments": [
+                {"index": 0, "text": 'Hallo "Welt"', "startMs": 0, "endMs": 1500},
+                {"text": "ünï ✓", "startMs": 1500.0},
+                {"index": 7.9},
+            ]
+        },
+        "caption_tracks": [
+            {"language": "de", "format": "vtt", "path": "videos/a/captions.vtt"},
+            {"language": "en", "format": "srt", "url": "/published/x.srt"},
+            {"language": "fr", "format": "vtt", "url": "https://cdn.example/f.vtt"},
+            {"language": "xx", "format": "none"},
+        ],
+        "published_to": [
+            {
+                "target": "local",
+                "url": "/published/a.mp4",
+                "publishedAt": "2026-03-01T12:00:00+00:00",
+            },
+            {"target": "s3", "url": None, "publishedAt": "2026-03-01T12:00:00.123456+01:00"},
+        ],
+    },
+    {"audio_settings": {"speed": 1e-05}, "script": {}, "caption_tracks": None, "published_to": []},
+]
+
+
 async def make_world(session: AsyncSession) -> World:
     """Two users; videos with equal timestamps, unicode and quoting titles, nulls, soft-deleted
     videos and voice profiles, jobs with and without stages, microseconds and whole seconds."""
@@ -153,7 +186,14 @@ async def make_world(session: AsyncSession) -> World:
     gone_voice = await make_voice_profile(
         session, owner, name="Gone", created_at=T0, deleted_at=T0 + timedelta(days=1)
     )
-    await make_voice_profile(session, owner, name="Plain", language=None, description="d")
+    await make_voice_profile(
+        session,
+        owner,
+        name="Plain",
+        language=None,
+        description="d",
+        engine_settings={"voice": "en-us", "variant": " ", "rate": 180.5, "pitch": 2.5, "x": 1},
+    )
     titles = ["Ünïcödé ✓ 日本語", 'Quote "this" \\ back', "plain", "plain", "Émoji 🎬", "z"]
     videos = []
     for index, title in enumerate(titles):
@@ -170,6 +210,7 @@ async def make_world(session: AsyncSession) -> World:
                 status=(VideoStatus.DRAFT, VideoStatus.READY, VideoStatus.ERROR)[index % 3],
                 error_message="Broke\nline" if index == 2 else None,
                 **_MEDIA[index % len(_MEDIA)],
+                **_DOCUMENTS[index % len(_DOCUMENTS)],
             )
         )
     deleted = await make_video(session, owner, title="Deleted", deleted_at=T0)
@@ -242,6 +283,16 @@ COMPILED: list[tuple[str, dict[str, Any]]] = [
         for name in ("video", "job", "voice", "me")
     ),
     ("{ nodes(ids: []) { id } }", {}),
+    ("query($id: ID!) { video(id: $id) { audioSettings { speed } } }", {"id": "video"}),
+    ("{ videos { edges { node { publishedTo { url } } } } }", {}),  # links, no media URL
+    (
+        "{ videos { edges { node { audioSettings { __typename speed pitch volume language } "
+        "script { __typename segments { __typename index text startMs endMs } "
+        "again: segments { text } } captionTracks { language format url } "
+        "publishedTo { target url publishedAt __typename } } } } "
+        "voiceProfiles { edges { node { engineSettings { voice variant rate pitch volume } } } } }",
+        {},
+    ),
     ("query($id: ID!) { video(id: $id) { title mediaUrl posterUrl } }", {"id": "video"}),
     ("query($id: ID!) { node(id: $id) { ... on Video { mediaUrl } } }", {"id": "video3"}),
     (
@@ -384,7 +435,6 @@ RESOLVED: list[tuple[str, dict[str, Any]]] = [
     ("query($id: ID!) { video(id: $id) { title } }", {"id": "job"}),  # another type's id
     ("query($id: ID!) { video(id: $id) { title } }", {"id": "not an id"}),
     ("query($id: ID!) { generationJob(id: $id) { status } }", {"id": "theirJob"}),
-    ("query($id: ID!) { video(id: $id) { audioSettings { speed } } }", {"id": "video"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "theirs"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "goneVoice"}),
     ("query($id: ID!) { node(id: $id) { id } }", {"id": "them"}),
@@ -659,6 +709,165 @@ async def test_drawn_queries_answer_the_same_both_ways(
     assert compiled == resolver, (query, variables)
     event(f"served by {paths.served[0]}")
     DRAWN[paths.served[0]] = DRAWN.get(paths.served[0], 0) + 1
+
+
+_JSON_TEXT = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=6
+) | st.sampled_from(
+    [
+        "",
+        " ",
+        "\t\n",
+        "\u00a0",
+        "en",
+        "/published/x",
+        "//cdn/x",
+        "2026-03-01T12:00:00+00:00",
+        "2026-03-01T12:00:00.000000+00:00",
+        "2026-13-01T12:00:00+00:00",
+        "2026-03-01T12:00:00Z",
+    ]
+)
+_JSON_NUMBERS = (
+    st.integers(-(2**40), 2**40)
+    | st.sampled_from([0, 2**31 - 1, 2**31, -(2**31), 2**70, 0.5, 1.5, 2.5, -0.0, 1e-320, 1e300])
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_JSON_SCALARS = st.none() | st.booleans() | _JSON_NUMBERS | _JSON_TEXT
+_JSON = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_JSON_TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _mostly(typical: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """What a writer stores, and one time in twenty anything at all."""
+    return st.integers(0, 19).flatmap(lambda n: _JSON if n == 0 else typical)
+
+
+def _object_of(
+    required: dict[str, st.SearchStrategy[Any]] | None = None, **keys: st.SearchStrategy[Any]
+) -> st.SearchStrategy[Any]:
+    """An object with the ``required`` keys and these (each maybe left out), each value mostly
+    typical."""
+    return _mostly(
+        st.fixed_dictionaries(
+            {key: _mostly(value) for key, value in (required or {}).items()},
+            optional={key: _mostly(value) for key, value in keys.items()},
+        )
+    )
+
+
+_FACTORS = st.floats(0.1, 4) | st.integers(0, 3) | st.sampled_from([1e-05, 1e16, 1e15, 2.5])
+_NAMES = (
+    st.sampled_from(["en", "de", "pt-BR", "", " ", "\u00a0x", "\t", "ü"])
+    | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=6)
+    | _JSON_TEXT
+)
+_MOMENTS = st.datetimes(
+    min_value=datetime(1990, 1, 1), timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])
+).map(datetime.isoformat)
+_PATHS = st.sampled_from(["videos/a/captions.vtt", "odd/ü ?.vtt", "/published/x.srt"])
+_URLS = st.none() | st.sampled_from(["/published/x.srt", "//cdn/x", "https://cdn.example/f"])
+_WHOLE = st.integers(0, 450) | st.floats(0, 450) | st.sampled_from([0.5, 2.5, 2**31, True])
+
+_COLUMNS: dict[str, st.SearchStrategy[Any]] = {
+    "audio_settings": _object_of(speed=_FACTORS, pitch=_FACTORS, volume=_FACTORS, language=_NAMES),
+    "script": st.none()
+    | _object_of(
+        segments=st.lists(
+            _object_of(
+                index=st.integers(0, 9) | st.floats(0, 9),
+                text=_JSON_TEXT,
+                startMs=st.integers(0, 10**6) | st.none(),
+                endMs=st.integers(0, 10**6) | st.floats(0, 10),
+            ),
+            max_size=3,
+        )
+    ),
+    "caption_tracks": _mostly(
+        st.lists(
+            _object_of({"language": _NAMES, "format": _NAMES}, path=_PATHS, url=_URLS),
+            max_size=3,
+        )
+    ),
+    "published_to": _mostly(
+        st.lists(_object_of({"target": _NAMES, "publishedAt": _MOMENTS}, url=_URLS), max_size=3)
+    ),
+}
+_ENGINE = _object_of(voice=_NAMES, variant=_NAMES, rate=_WHOLE, pitch=_WHOLE, volume=_WHOLE)
+
+DOCUMENT_QUERY = """query($id: ID!, $voice: ID!) {
+  video(id: $id) { audioSettings { speed pitch volume language }
+    script { segments { index text startMs endMs } }
+    captionTracks { language format url } publishedTo { target url publishedAt } }
+  voice: node(id: $voice) { ... on VoiceProfile { engineSettings { voice variant rate pitch
+    volume } } }
+}"""
+
+
+@settings(
+    max_examples=int(_ON_DEMAND) if _ON_DEMAND else DIFF_EXAMPLES,
+    derandomize=not _ON_DEMAND,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_stored_documents_answer_the_same_both_ways(
+    data: st.DataObject, paths: Paths, world: World, session: AsyncSession
+) -> None:
+    """Whatever the JSON columns hold, the compiled path answers as the readers read it, or
+    leaves it to them (a value the SQL does not translate stops the statement)."""
+    values = {column: data.draw(strategy, label=column) for column, strategy in _COLUMNS.items()}
+    engine = data.draw(_ENGINE, label="engine_settings")
+    if values["audio_settings"] is None:
+        values["audio_settings"] = {}  # NOT NULL in SQL; JSON null is drawn as `_JSON`'s None
+    video_id = from_global_id(world.ids["video"])[1]
+    voice_id = from_global_id(world.ids["voice"])[1]
+    await session.execute(update(models.Video).where(models.Video.id == video_id).values(values))
+    await session.execute(
+        update(models.VoiceProfile)
+        .where(models.VoiceProfile.id == voice_id)
+        .values(engine_settings=engine)
+    )
+    await session.commit()
+    variables = {"id": world.ids["video"], "voice": world.ids["voice"]}
+    paths.served.clear()
+    compiled, resolver = await paths.both(world.owner, DOCUMENT_QUERY, variables)
+    # An error the readers raise is INTERNAL, with each request's own id.
+    assert _without_request_ids(compiled) == _without_request_ids(resolver)
+    event(f"served by {paths.served[0]}")
+
+
+async def test_a_stored_value_the_sql_does_not_translate_is_resolved(
+    paths: Paths, world: World, session: AsyncSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``float("1.5")`` has no SQL twin here: the statement stops at that row, quietly, and the
+    resolvers answer (the other videos' settings alone still compile)."""
+    video_id = from_global_id(world.ids["video"])[1]
+    await session.execute(
+        update(models.Video)
+        .where(models.Video.id == video_id)
+        .values(audio_settings={"speed": "1.5"})
+    )
+    await session.commit()
+    query = "{ videos { edges { node { title audioSettings { speed } } } } }"
+    with caplog.at_level(logging.INFO, logger="schema.compiled"):
+        answer = await paths.same(world.owner, query, path="resolver")
+    speeds = [edge["node"]["audioSettings"]["speed"] for edge in answer["data"]["videos"]["edges"]]
+    assert 1.5 in speeds
+    logged = [r for r in caplog.records if r.name.startswith("schema.compiled")]
+    assert [r.getMessage() for r in logged if r.levelno >= logging.INFO] == []
+    await paths.same(world.owner, query.replace("videos {", "videos(first: 1) {", 1))
+
+
+def _without_request_ids(answer: str) -> Any:
+    body = json.loads(answer)
+    for error in body.get("errors", []):
+        error.get("extensions", {}).pop("requestId", None)
+    return body
 
 
 #: How many drawn queries each path served (printed with -s; Hypothesis also reports events).

@@ -22,7 +22,7 @@ from graphql import (
 )
 from hypothesis import strategies as st
 
-from schema.mapping import Column, GlobalId, SignedMedia, mapping_of
+from schema.mapping import Column, Computed, GlobalId, SignedMedia, mapping_of
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video
@@ -50,6 +50,17 @@ _ROOTS = (
     "voiceProfiles",
     "__typename",
 )
+#: The JSON-backed types (`schema.compiled.documents`): every field compiles.
+_DOCUMENT_TYPES = frozenset(
+    {
+        "AudioSettings",
+        "Script",
+        "ScriptSegment",
+        "CaptionTrack",
+        "Publication",
+        "VoiceEngineSettings",
+    }
+)
 _NODE_TYPES = ("User", "Video", "GenerationJob", "VoiceProfile")
 _CONNECTION_FIELDS = ("edges", "pageInfo", "totalCount", "__typename")
 _EDGE_FIELDS = ("node", "cursor", "__typename")
@@ -69,10 +80,11 @@ def compilable_fields(graphql_type: GraphQLObjectType) -> list[str]:
         return list(_EDGE_FIELDS)
     if name == "PageInfo":
         return [*graphql_type.fields, "__typename"]
+    if name in _DOCUMENT_TYPES:
+        return [*graphql_type.fields, "__typename"]
     mapped = _MAPPED[name]
-    plain = [
-        f for f, source in mapped.items() if isinstance(source, Column | GlobalId | SignedMedia)
-    ]
+    compiled = Column | GlobalId | SignedMedia | Computed
+    plain = [f for f, source in mapped.items() if isinstance(source, compiled)]
     return [*plain, *_OBJECT_FIELDS[name], "__typename"]
 
 
