@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from graphql.execution.values import VariableValues
 
@@ -14,8 +14,41 @@ from schema.compiled.plan import Plan
 #: Plans kept per process (each is a few KB of SQL text).
 PLAN_CACHE_SIZE = 256
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
 COMPILED = "compiled"
 RESOLVER = "resolver"
+
+
+class LRU(Generic[K, V]):
+    """At most ``size`` entries; the least recently read or written goes first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is not None or key in self._entries:
+            self._entries.move_to_end(key)
+        return entry
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._entries
+
+    def values(self) -> list[V]:
+        """The entries, least recent first (reading them does not count as use)."""
+        return list(self._entries.values())
+
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class PlanCache:
@@ -23,20 +56,18 @@ class PlanCache:
     least recently used first out. A document that does not compile is cached as ``None``."""
 
     def __init__(self, size: int = PLAN_CACHE_SIZE) -> None:
-        self.size = size
-        self._plans: OrderedDict[Hashable, Plan | None] = OrderedDict()
+        self._plans: LRU[Hashable, Plan | None] = LRU(size)
 
     def get(self, key: Hashable) -> tuple[bool, Plan | None]:
-        if key not in self._plans:
-            return False, None
-        self._plans.move_to_end(key)
-        return True, self._plans[key]
+        """(whether ``key`` is cached, its plan)."""
+        plan = self._plans.get(key)
+        return plan is not None or key in self._plans, plan
 
     def put(self, key: Hashable, plan: Plan | None) -> None:
-        self._plans[key] = plan
-        self._plans.move_to_end(key)
-        while len(self._plans) > self.size:
-            self._plans.popitem(last=False)
+        self._plans.put(key, plan)
+
+    def plans(self) -> list[Plan | None]:
+        return self._plans.values()
 
     def __len__(self) -> int:
         return len(self._plans)

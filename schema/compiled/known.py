@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +50,7 @@ from app.observability.metrics import OperationRecord
 from app.rate_limit import RateLimiter, charges_for, client_address
 from app.request_context import RequestState
 from app.state import AppState
-from schema.compiled.cache import PlanCache, plan_key
+from schema.compiled.cache import LRU, PlanCache, plan_key
 from schema.compiled.documents import stopped_to_resolve
 from schema.compiled.extension import run_plan
 from schema.compiled.plan import Plan
@@ -126,7 +125,7 @@ class KnownReads:
         self.size = size
         #: How many requests `answer` answered (the rest went to the full path).
         self.answered = 0
-        self._known: OrderedDict[tuple[str, str | None], KnownOperation] = OrderedDict()
+        self._known: LRU[tuple[str, str | None], KnownOperation] = LRU(size)
 
     def learn(
         self,
@@ -143,10 +142,7 @@ class KnownReads:
         if len(operations) == 1:
             keys.append((query, None))
         for key in keys:
-            self._known[key] = known
-            self._known.move_to_end(key)
-        while len(self._known) > self.size:
-            self._known.popitem(last=False)
+            self._known.put(key, known)
 
     def __len__(self) -> int:
         return len(self._known)

@@ -249,8 +249,7 @@ async def test_a_statement_that_fails_in_the_database_is_resolved_instead(
 ) -> None:
     expected = await post(http, app_settings, owner, PAGE, {"n": 2})
     known = known_reads(app)
-    for key in list(known.plans._plans):
-        plan = known.plans._plans[key]
+    for plan in known.plans.plans():
         assert plan is not None
         # The statement now divides by zero in PostgreSQL, on both paths.
         broken = plan.positional_sql.replace("SELECT", "SELECT 1/0 AS broken,", 1)
