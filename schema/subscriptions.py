@@ -8,8 +8,11 @@ Every subscription follows the same steps:
    send it;
 3. for every change event whose ``version`` is newer than the last state sent, re-read the row
    with fresh loaders (each batch in a short session: nothing is held while waiting) and send it
-   if it is newer. Versions only grow, so nothing is sent twice or out of order; states that
-   change faster than a subscriber re-reads them coalesce into the newest one.
+   if it is newer, after the row's status (and stage) changes in between, read from its history
+   (`db.models.state_change`). Versions only grow, so nothing is sent twice or out of order;
+   progress that changes faster than a subscriber re-reads it coalesces into the newest state,
+   but no status or stage is skipped. A subscription given ``afterVersion`` (the last version a
+   client saw before it reconnected) first sends the status changes since that version.
 4. On a resync (the listener reconnected after a database restart, or the subscriber fell behind)
    re-read the same way: whatever changed while events were lost is sent then. A re-read that
    fails because the database is unreachable is retried every second, not fatal.
@@ -27,17 +30,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol, TypeVar
+from typing import Annotated, Literal, Protocol, TypeVar
 
 import strawberry
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NotFound, Unauthenticated
+from app.errors import BadUserInput, NotFound, Unauthenticated
 from app.events import (
     RESYNC,
     EventHub,
@@ -85,25 +90,36 @@ class _Unavailable(enum.Enum):
 UNAVAILABLE: Literal[_Unavailable.UNAVAILABLE] = _Unavailable.UNAVAILABLE
 
 
+_AFTER_VERSION = strawberry.argument(
+    description="The last `version` the client saw (on a reconnect): the status changes since "
+    "then come first, in order, then the current state."
+)
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
         description="The job's current state, then every change; ends after a terminal state."
     )
     async def job_progress(
-        self, info: Info, job_id: strawberry.ID
+        self,
+        info: Info,
+        job_id: strawberry.ID,
+        after_version: Annotated[int | None, _AFTER_VERSION] = None,
     ) -> AsyncGenerator[GenerationJob, None]:
         await info.context.require_viewer()
         _, row_id = from_global_id(job_id, expected="GenerationJob", field="jobId")
+        after = _after(after_version)
         with _hub(info).subscribe(job_topic(row_id)) as subscriber:
             node = await load_node(info, job_id, expected="GenerationJob")
             assert isinstance(node, GenerationJob)
-            read = _job_reader(info, row_id)
             states = _follow(
                 _Changes(info, subscriber),
                 node.row,
-                read,
+                _job_reader(info, row_id),
+                _history(info, changes.job_states_between, row_id),
                 gone=f"Job {job_id} is gone (its video was deleted).",
+                after=after,
             )
             async with contextlib.aclosing(states):
                 async for row in states:
@@ -116,16 +132,25 @@ class Subscription:
         "video is deleted."
     )
     async def video_updated(
-        self, info: Info, video_id: strawberry.ID
+        self,
+        info: Info,
+        video_id: strawberry.ID,
+        after_version: Annotated[int | None, _AFTER_VERSION] = None,
     ) -> AsyncGenerator[Video, None]:
         await info.context.require_viewer()
         _, row_id = from_global_id(video_id, expected="Video", field="videoId")
+        after = _after(after_version)
         with _hub(info).subscribe(video_topic(row_id)) as subscriber:
             node = await load_node(info, video_id, expected="Video")
             assert isinstance(node, Video)
-            read = _video_reader(info, row_id)
-            gone = f"Video {video_id} was deleted."
-            states = _follow(_Changes(info, subscriber), node.row, read, gone=gone)
+            states = _follow(
+                _Changes(info, subscriber),
+                node.row,
+                _video_reader(info, row_id),
+                _history(info, changes.video_states_between, row_id),
+                gone=f"Video {video_id} was deleted.",
+                after=after,
+            )
             async with contextlib.aclosing(states):
                 async for row in states:
                     yield Video(row=row)
@@ -155,6 +180,14 @@ class Subscription:
                 elif change.version > sent.get(change.id, 0):
                     row = await changed.reread(_job_reader(info, change.id))
                     rows = [] if row is UNAVAILABLE else [row]  # None: its video was deleted
+                    # The status changes in between, since the last state sent or else since
+                    # this change (a job not sent yet changed before it only before we looked).
+                    after = sent.get(change.id, change.version - 1)
+                    if row is not UNAVAILABLE and row is not None and row.version > after + 1:
+                        history = _history(info, changes.job_states_between, change.id)
+                        between = functools.partial(history, after, row.version)
+                        missed = await changed.reread(between)
+                        rows = [*([] if missed is UNAVAILABLE else missed), row]
                 else:
                     continue
                 for job in rows:
@@ -168,12 +201,18 @@ async def _follow(
     changed: _Changes,
     first: V,
     read: Callable[[], Awaitable[V | None]],
+    missed: Callable[[int, int], Awaitable[Sequence[V]]],
     *,
     gone: str,
+    after: int | None,
 ) -> AsyncGenerator[V, None]:
-    """``first``, then each newer state of the same row; `NotFound` (``gone``) once the viewer
-    can no longer see it."""
+    """``first`` (after the status changes since version ``after``, when given), then each newer
+    state of the same row; every status change between two states sent is sent too, in order
+    (``missed``). `NotFound` (``gone``) once the viewer can no longer see it."""
     last = first.version
+    if after is not None and after < last:
+        for state in await missed(after, last):
+            yield state
     yield first
     while True:
         change = await changed.next()
@@ -184,6 +223,12 @@ async def _follow(
             continue
         if row is None:
             raise NotFound(gone)
+        if row.version > last + 1:  # versions in between: were any of them a status change?
+            states = await changed.reread(functools.partial(missed, last, row.version))
+            if states is UNAVAILABLE:
+                continue  # retried: nothing is sent until the states between can be read
+            for state in states:
+                yield state
         if row.version > last:
             last = row.version
             yield row
@@ -242,6 +287,23 @@ def _job_reader(
 
 def _video_reader(info: Info, video_id: uuid.UUID) -> Callable[[], Awaitable[models.Video | None]]:
     return lambda: info.context.loaders.video_by_id.load(video_id)
+
+
+def _history(
+    info: Info,
+    states_between: Callable[[AsyncSession, uuid.UUID, int, int], Awaitable[Sequence[V]]],
+    row_id: uuid.UUID,
+) -> Callable[[int, int], Awaitable[Sequence[V]]]:
+    """The row's status changes with a version between two others (`db.models.state_change`)."""
+    return lambda after, before: info.context.gate.run(states_between, row_id, after, before)
+
+
+def _after(after_version: int | None) -> int | None:
+    if after_version is not None and after_version < 0:
+        raise BadUserInput(
+            "`afterVersion` is a version the client saw: 0 or more.", field="afterVersion"
+        )
+    return after_version
 
 
 def _hub(info: Info) -> EventHub:

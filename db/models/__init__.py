@@ -5,6 +5,7 @@ from db.models.base import Base
 from db.models.enums import JobStage, JobStatus, VideoInputType, VideoStatus
 from db.models.generation_job import GenerationJob
 from db.models.rate_limit_bucket import RateLimitBucket
+from db.models.state_change import JobStateChange, VideoStateChange
 from db.models.user import User
 from db.models.video import DEFAULT_AUDIO_SETTINGS, Video
 from db.models.voice_profile import VoiceProfile
@@ -15,11 +16,13 @@ __all__ = [
     "Base",
     "GenerationJob",
     "JobStage",
+    "JobStateChange",
     "JobStatus",
     "RateLimitBucket",
     "User",
     "Video",
     "VideoInputType",
+    "VideoStateChange",
     "VideoStatus",
     "VoiceProfile",
 ]

@@ -48,6 +48,11 @@ class GenerationJob(Node):
     started_at: datetime | None = column(models.GenerationJob.started_at)
     finished_at: datetime | None = column(models.GenerationJob.finished_at)
     execution_time_ms: int | None = column(models.GenerationJob.execution_time_ms)
+    version: int = column(
+        models.GenerationJob.version,
+        description="Grows by one with every change of the job. A subscription given the last "
+        "version a client saw (`afterVersion`) first sends the status changes it missed.",
+    )
 
 
 async def job_connection(

@@ -179,6 +179,11 @@ class Video(Node):
     )
     created_at: datetime = column(models.Video.created_at)
     updated_at: datetime = column(models.Video.updated_at)
+    version: int = column(
+        models.Video.version,
+        description="Grows by one with every change of the video. `videoUpdated` given the last "
+        "version a client saw (`afterVersion`) first sends the status changes it missed.",
+    )
 
 
 def _given(value: T | None) -> T | None:

@@ -17,14 +17,14 @@ import httpx
 import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.auth import issue_access_token
 from app.events import EventHub
 from app.settings import Settings
-from db.models import JobStage, JobStatus
+from db.models import GenerationJob, JobStage, JobStatus, Video
 from schema.relay import to_global_id
 from tests.support.live_jobs import (
     JOB_PROGRESS,
@@ -111,6 +111,118 @@ async def test_a_burst_of_changes_arrives_in_order_without_duplicates(
     assert seen[-1]["progress"] == 40
     running = [state["progress"] for state in seen if state["status"] == "RUNNING"]
     assert running == sorted(set(running))
+
+
+#: A run's status and stage changes, as a worker makes them.
+RUN: list[dict[str, Any]] = [
+    {"status": JobStatus.RUNNING, "stage": JobStage.SCRIPT, "progress": 10},
+    {"stage": JobStage.VOICE, "progress": 40},
+    {"progress": 45},  # progress alone: may merge into the next state
+    {"stage": JobStage.CAPTIONS, "progress": 70},
+    {"stage": JobStage.RENDER, "progress": 90},
+    {"status": JobStatus.SUCCEEDED, "progress": 100},
+]
+RUN_STATES = [
+    ("QUEUED", None),
+    ("RUNNING", "SCRIPT"),
+    ("RUNNING", "VOICE"),
+    ("RUNNING", "CAPTIONS"),
+    ("RUNNING", "RENDER"),
+    ("SUCCEEDED", "RENDER"),
+]
+VERSIONED_PROGRESS = """subscription Progress($id: ID!, $after: Int) {
+  jobProgress(jobId: $id, afterVersion: $after) { status stage progress version }
+}"""
+
+
+async def _run_in_one_transaction(writer: AsyncEngine, job_id: uuid.UUID) -> None:
+    """Every step of `RUN` committed at once: each UPDATE notifies, but a re-read after the
+    first notification already sees the last state."""
+    async with writer.begin() as connection:
+        for values in RUN:
+            await connection.execute(
+                update(GenerationJob).where(GenerationJob.id == job_id).values(**values)
+            )
+
+
+async def _job_states(ws: GraphQLWebSocket, operation_id: str) -> list[dict[str, Any]]:
+    seen = []
+    while (message := await ws.receive())["type"] == "next":
+        assert "errors" not in message["payload"], message
+        seen.append(message["payload"]["data"]["jobProgress"])
+    assert message == {"id": operation_id, "type": "complete"}
+    return seen
+
+
+async def test_no_status_or_stage_is_skipped_however_fast_they_commit(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    """SPEC §5: "each change in order". Progress may merge; a status or a stage may not."""
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("1", VERSIONED_PROGRESS, {"id": job.job_gid})
+        assert (await ws.next_data("1"))["data"]["jobProgress"]["status"] == "QUEUED"
+        await _run_in_one_transaction(writer, job.job_id)
+        seen = await _job_states(ws, "1")
+    assert [(s["status"], s["stage"]) for s in seen] == RUN_STATES[1:]
+    assert [s["progress"] for s in seen] == [10, 40, 70, 90, 100]
+    versions = [s["version"] for s in seen]
+    assert versions == sorted(set(versions))
+
+
+async def test_a_resumed_subscription_first_sends_the_status_changes_it_missed(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    """A client that saw version 1 (QUEUED) and reconnects after the run ended gets each
+    status and stage it missed, in order, then the current state; one that saw them all gets
+    the current state alone."""
+    await _run_in_one_transaction(writer, job.job_id)
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("1", VERSIONED_PROGRESS, {"id": job.job_gid, "after": 1})
+        missed = await _job_states(ws, "1")
+        assert [(s["status"], s["stage"]) for s in missed] == RUN_STATES[1:]
+        await ws.subscribe("2", VERSIONED_PROGRESS, {"id": job.job_gid, "after": 3})
+        later = await _job_states(ws, "2")
+        assert [(s["status"], s["stage"]) for s in later] == RUN_STATES[3:]
+        current = missed[-1]["version"]
+        await ws.subscribe("3", VERSIONED_PROGRESS, {"id": job.job_gid, "after": current})
+        assert await _job_states(ws, "3") == [missed[-1]]
+        await ws.subscribe("4", VERSIONED_PROGRESS, {"id": job.job_gid, "after": -1})
+        refused = await ws.next_data("4")
+        assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_video_updated_sends_every_status_of_a_fast_start(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    """DRAFT, QUEUED and PROCESSING committed at once (a run that starts at once) all arrive."""
+    query = """subscription Video($id: ID!) { videoUpdated(videoId: $id) { status version } }"""
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("v", query, {"id": job.video_gid})
+        first = (await ws.next_data("v"))["data"]["videoUpdated"]
+        assert first["status"] == "DRAFT"
+        async with writer.begin() as connection:
+            for status in ("QUEUED", "PROCESSING"):
+                await connection.execute(
+                    update(Video).where(Video.id == job.video_id).values(status=status)
+                )
+        statuses = [(await ws.next_data("v"))["data"]["videoUpdated"] for _ in range(2)]
+    assert [s["status"] for s in statuses] == ["QUEUED", "PROCESSING"]
+    assert [s["version"] for s in statuses] == [first["version"] + 1, first["version"] + 2]
+
+
+async def test_viewer_jobs_sends_every_status_of_each_job(
+    server: str, writer: AsyncEngine, job: LiveJob
+) -> None:
+    viewer_jobs = "subscription { viewerJobs { id status stage } }"
+    async with open_websocket(server) as ws:
+        await ws.init(bearer(job.token))
+        await ws.subscribe("mine", viewer_jobs)
+        await _run_in_one_transaction(writer, job.job_id)
+        seen = [(await ws.next_data("mine"))["data"]["viewerJobs"] for _ in RUN_STATES[1:]]
+    assert [(s["status"], s["stage"]) for s in seen] == RUN_STATES[1:]
 
 
 async def test_a_finished_job_sends_its_state_and_ends(
