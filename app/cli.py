@@ -285,6 +285,7 @@ def purge(
         f"{verb} {len(report.videos)} videos, {len(report.voice_profiles)} voice profiles and "
         f"{len(report.folders)} media folders ({report.bytes / 1_000_000:.1f} MB)"
     )
+    typer.echo(f"{verb} {report.state_changes} old entries of the job and video state histories")
 
 
 async def _purge(

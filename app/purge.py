@@ -1,7 +1,8 @@
 """``studio purge --older-than AGE``: remove for good what was deleted, or replaced, long ago.
 
 1. Videos and voice profiles deleted more than AGE ago lose their rows (a video's generation
-   jobs go with it) — in one transaction, committed before any file is touched.
+   jobs go with it), and the job and video state histories what they recorded more than AGE ago
+   — in one transaction, committed before any file is touched.
 2. Then the media folder is swept. A file goes when nothing refers to it any more and it is
    older than AGE:
 
@@ -55,6 +56,7 @@ class PurgeReport:
     voice_profiles: list[uuid.UUID] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)  # relative to the media folder
     bytes: int = 0
+    state_changes: int = 0
 
 
 async def purge(
@@ -72,6 +74,7 @@ async def purge(
     async with sessionmaker.begin() as session:
         rows = await queries.purge_deleted(session, cutoff, dry_run=dry_run)
     report.videos, report.voice_profiles = rows.videos, rows.voice_profiles
+    report.state_changes = rows.state_changes
     gone_videos, gone_profiles = set(rows.videos), set(rows.voice_profiles)
     root = media.media_root(settings)
     for folder in await _unused_run_folders(root, sessionmaker, cutoff.timestamp(), gone_videos):

@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import GenerationJob, JobStatus, Video, VoiceProfile
+from db.models import (
+    GenerationJob,
+    JobStateChange,
+    JobStatus,
+    Video,
+    VideoStateChange,
+    VoiceProfile,
+)
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -25,6 +32,8 @@ ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 class PurgedRows:
     videos: list[uuid.UUID]
     voice_profiles: list[uuid.UUID]
+    #: Entries of the job and video state histories recorded before the cutoff.
+    state_changes: int = 0
 
 
 async def purge_deleted(
@@ -32,7 +41,8 @@ async def purge_deleted(
 ) -> PurgedRows:
     """Remove the videos and voice profiles deleted before ``cutoff`` (only list them with
     ``dry_run``). A video's jobs go with it; videos that used a purged profile keep going
-    without one (``voice_profile_id`` becomes NULL)."""
+    without one (``voice_profile_id`` becomes NULL). The state histories lose what was recorded
+    before ``cutoff``: a subscriber resuming from a version that old gets the current state."""
     purged = []
     for model in (Video, VoiceProfile):
         deleted_long_ago = model.deleted_at < cutoff
@@ -41,7 +51,16 @@ async def purge_deleted(
         else:
             found = await session.scalars(delete(model).where(deleted_long_ago).returning(model.id))
         purged.append(list(found.all()))
-    return PurgedRows(videos=purged[0], voice_profiles=purged[1])
+    state_changes = 0
+    for history in (JobStateChange, VideoStateChange):
+        recorded_long_ago = history.changed_at < cutoff
+        if dry_run:
+            counted = select(func.count()).select_from(history).where(recorded_long_ago)
+            state_changes += await session.scalar(counted) or 0
+        else:
+            removed = await session.execute(delete(history).where(recorded_long_ago))
+            state_changes += removed.rowcount or 0  # type: ignore[attr-defined]
+    return PurgedRows(purged[0], purged[1], state_changes)
 
 
 @dataclass

@@ -89,6 +89,31 @@ async def test_deleted_videos_and_profiles_go_after_the_age_and_not_before(
     assert jobs == 0
 
 
+async def test_state_histories_keep_what_is_younger_than_the_age(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], media_settings: Settings
+) -> None:
+    """A run's statuses are kept for resuming subscribers until they are as old as the age."""
+    user = await make_user(session)
+    video = await make_video(session, user)
+    job = await make_job(session, video)
+    await session.commit()
+    job.status = JobStatus.RUNNING
+    await session.commit()
+    for history in (models.JobStateChange, models.VideoStateChange):
+        await session.execute(
+            text(f"UPDATE {history.__tablename__} SET changed_at = now() - interval '40 days'"  # noqa: S608
+                 " WHERE version = 1")
+        )  # fmt: skip
+    await session.commit()
+
+    dry = await purge(media_settings, sessionmaker, timedelta(days=30), dry_run=True)
+    assert dry.state_changes == 2  # the job's QUEUED and the video's DRAFT
+    report = await purge(media_settings, sessionmaker, timedelta(days=30))
+    assert report.state_changes == 2
+    kept = await session.scalars(select(models.JobStateChange.version))
+    assert list(kept) == [2]  # RUNNING, recorded just now
+
+
 async def test_runs_a_newer_run_replaced_go_and_the_shown_and_active_runs_stay(
     session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], media_settings: Settings
 ) -> None:
@@ -169,6 +194,7 @@ def test_the_command_reports_and_refuses_a_bad_age(
     done = run_studio("purge", "--older-than", "0s", env=env)
     assert done.returncode == 0, done.stderr
     assert "removed 0 videos, 0 voice profiles and 1 media folders" in done.stdout
+    assert "removed 0 old entries of the job and video state histories" in done.stdout
     assert not orphan.exists()
 
     bad = run_studio("purge", "--older-than", "soon", env=env)
