@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
@@ -54,10 +54,14 @@ class ShortSessionGate(SessionGate):
     it, which is the point.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, autocommit: bool = False
+    ) -> None:
         # No `super().__init__`: there is no operation-wide session to hold.
         self._sessionmaker = sessionmaker
         self._start()
+        #: A subscription only reads: each batch without BEGIN/ROLLBACK (`autocommits`).
+        self._autocommit_reads = autocommit
 
     async def run(
         self,
@@ -68,6 +72,8 @@ class ShortSessionGate(SessionGate):
         if self._closed:
             raise OperationOver("the operation is over")
         async with self._sessionmaker() as session:
+            if self._autocommit_reads and isinstance(session.bind, AsyncEngine):
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return await fn(session, *args, **kwargs)
 
     async def close(self) -> None:
@@ -149,7 +155,8 @@ class OperationContexts(SchemaExtension):
         assert connection.request is not None
         sessionmaker = AppState.of(connection.request).sessionmaker
         if is_subscription:
-            execution.context = operation_context(connection, ShortSessionGate(sessionmaker))
+            short = ShortSessionGate(sessionmaker, autocommit=autocommits(connection.settings))
+            execution.context = operation_context(connection, short)
             yield
             return
         async with sessionmaker() as session:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import Viewer, issue_access_token
 from app.errors import Unauthenticated
@@ -330,3 +331,19 @@ async def test_an_operation_after_the_token_expired_is_unauthenticated(
     assert operation.viewer is None
     with pytest.raises(Unauthenticated, match="expired"):
         await operation.require_viewer()
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+async def test_a_subscriptions_reads_run_without_a_transaction(
+    writer: AsyncEngine, autocommit: bool
+) -> None:
+    """A subscription only reads: each of its batches sends its statements alone, without
+    ``BEGIN``/``ROLLBACK`` around them (each statement its own transaction), except where a
+    transaction pooler needs the transaction for the statement timeout (``autocommit`` off)."""
+    gate = ShortSessionGate(async_sessionmaker(writer), autocommit=autocommit)
+
+    async def two_transaction_ids(session: AsyncSession) -> set[int]:
+        txids = [await session.scalar(text("SELECT txid_current()")) for _ in range(2)]
+        return {int(txid) for txid in txids if txid is not None}
+
+    assert len(await gate.run(two_transaction_ids)) == (2 if autocommit else 1)
