@@ -1,0 +1,399 @@
+"""Fan-out: how one API process serves many live ``jobProgress`` subscribers.
+
+    flock /tmp/bench.lock .venv/bin/python bench/bench_fanout.py
+        [--subscribers 100,1000,3000,10000] [--duration 20] [--warmup 5] [--per-connection 100]
+        [--profile-at 1000] [--no-append]
+
+Creates a throwaway database (on the server the tests would use, `tests.support.server`; migrated
+with Alembic), seeds 10 users with 10 videos each, every video with one RUNNING job, and mints an
+access token per user. For each N it starts one ``studio serve`` pinned to core 0 (no in-process
+worker, rate limits off, the per-connection and per-user websocket caps raised so that N fit),
+while this process, pinned to core 1, runs the load (`bench.fanout_load`):
+
+* N subscribers of ``jobProgress(jobId:)``, spread evenly over the 100 jobs, ``--per-connection``
+  of them on each graphql-transport-ws websocket (every websocket is one job owner's);
+* a writer committing one progress update per job per second, spread evenly over the second.
+
+After ``--warmup`` seconds, a ``--duration`` window is measured; then the writer stops and the
+subscribers get ``--drain`` seconds to catch up. For every live subscription and every version of
+its job committed in the window: delivered (with commit → receive latency on one monotonic clock),
+merged (a newer state of the job arrived instead: progress coalesces), or missing. Also the
+server's CPU (``/proc/<pid>/stat``, over the window) and RSS at its end, the server's SQL
+transactions per second (``pg_stat_database`` of the benchmark's database, the writer's own
+subtracted) and statements per second when ``pg_stat_statements`` is preloaded, and the
+subscriptions the server reports open (``/metrics``). A run that cannot open all N reports what
+opened and what failed. ``--profile-at N`` then runs N once more under ``py-spy record`` and reads
+the profile. Appends a section to bench/RESULTS.md. Run it under ``flock /tmp/bench.lock``: other
+benchmarks on this machine take the same lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import issue_access_token
+from app.settings import load_settings
+from bench.fanout_load import Fleet, Writer
+from bench.fanout_report import Run, machine, read_profile, section, tally
+from bench.http_reads_report import append_section
+from bench.http_reads_servers import RATE_LIMITS_OFF, Server, running, server_env
+from db.engine import create_engine, create_sessionmaker
+from db.events import connect_kwargs
+from db.models import GenerationJob, JobStage, JobStatus, User, Video, VideoInputType, VideoStatus
+from db.url import DatabaseURL
+from tests.support.server import choose_server
+
+ROOT = Path(__file__).resolve().parents[1]
+USERS = 10
+JOBS_PER_USER = 10
+#: Caps raised so that N subscribers fit on one process (README, Configuration).
+CAPS = {
+    "STUDIO_MAX_SUBSCRIPTIONS_PER_CONNECTION": "1000",
+    "STUDIO_MAX_CONNECTIONS_PER_USER": "1000",
+    "STUDIO_WS_CONNECTION_INIT_TIMEOUT_SECONDS": "120",
+}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, database: DatabaseURL) -> None:
+        self.args = args
+        self.database = database
+        self.secret = uuid.uuid4().hex * 2
+        self.folder = Path(tempfile.mkdtemp(prefix="studio-bench-fanout-"))
+        self.owners: dict[uuid.UUID, uuid.UUID] = {}  # job -> user
+        self.tokens: dict[uuid.UUID, str] = {}
+        self.statements_tracked = False
+
+    def env(self) -> dict[str, str]:
+        url = self.database.render(hide_password=False)
+        return server_env(url, self.secret, self.folder / "media", **RATE_LIMITS_OFF, **CAPS)
+
+    async def prepare(self) -> str:
+        """Seed, mint tokens, VACUUM ANALYZE; the server's version."""
+        url = self.database.render(hide_password=False)
+        settings = load_settings(
+            database_url=url, secret_key=self.secret, token_ttl_seconds=7 * 24 * 3600
+        )
+        engine = create_engine(settings, pooled=False)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                self.owners = await seed(session)
+        finally:
+            await engine.dispose()
+        for user in set(self.owners.values()):
+            self.tokens[user] = issue_access_token(settings, user).token
+        connection = await asyncpg.connect(**connect_kwargs(self.database))
+        try:
+            await connection.execute("VACUUM ANALYZE")
+            preloaded = await connection.fetchval("SHOW shared_preload_libraries")
+            if "pg_stat_statements" in preloaded:
+                await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                self.statements_tracked = True
+            return str(await connection.fetchval("SHOW server_version")).split()[0]
+        finally:
+            await connection.close()
+
+    def plan(self, subscribers: int) -> list[tuple[uuid.UUID, list[uuid.UUID]]]:
+        """Subscriber i follows job i mod 100; each websocket carries one owner's subscribers."""
+        jobs = list(self.owners)
+        by_user: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for index in range(subscribers):
+            job = jobs[index % len(jobs)]
+            by_user.setdefault(self.owners[job], []).append(job)
+        size = self.args.per_connection
+        return [
+            (user, followed[start : start + size])
+            for user, followed in by_user.items()
+            for start in range(0, len(followed), size)
+        ]
+
+    def run(self, subscribers: int, *, profile: Path | None = None) -> Run:
+        env = self.env()
+        name = f"serve-{subscribers}{'-profile' if profile else ''}"
+        with running("studio", env, self.folder, cpu=self.args.server_cpu, name=name) as server:
+            return asyncio.run(self.measure(server, subscribers, profile))
+
+    async def measure(self, server: Server, subscribers: int, profile: Path | None) -> Run:
+        ws_url = server.url.replace("http://", "ws://") + "/graphql"
+        fleet = Fleet(ws_url, self.tokens, self.plan(subscribers))
+        writer = Writer(connect_kwargs(self.database), list(self.owners))
+        monitor = await asyncpg.connect(**connect_kwargs(self.database))
+        try:
+            began = time.monotonic()
+            await fleet.open(within=self.args.open_timeout)
+            opened = time.monotonic() - began
+            _say(f"N={subscribers:,}: {fleet.live:,} live after {opened:.1f} s")
+            writer.start()
+            await asyncio.sleep(self.args.warmup)
+            load = os.getloadavg()[0]
+            sql_before, cpu_before, start = (
+                await self.sql_counts(monitor),
+                _cpu(server),
+                time.monotonic(),
+            )
+            if profile is not None:
+                await _py_spy(server.pid, profile, self.args.duration)
+            else:
+                await asyncio.sleep(self.args.duration)
+            sql_after, cpu_after, end = (
+                await self.sql_counts(monitor),
+                _cpu(server),
+                time.monotonic(),
+            )
+            rss = _rss_mb(server.pid)
+            said = await _server_says(server.url)
+            await writer.stop()
+            await _drain(fleet, writer, self.args.drain)
+        finally:
+            await writer.stop()
+            await fleet.close()
+            await monitor.close()
+        seconds = end - start
+        writes = writer.commits_between(start, end)
+        xacts = sql_after[0] - sql_before[0] - writes
+        statements = None
+        if sql_after[1] is not None and sql_before[1] is not None:
+            statements = (sql_after[1] - sql_before[1] - writes) / seconds
+        return Run(
+            subscribers=subscribers,
+            connections=len(fleet.plan),
+            opened=fleet.live,
+            server_subscriptions=said.get(
+                'studio_graphql_subscriptions_active{field="jobProgress"}'
+            ),
+            server_connections=said.get("studio_websocket_connections"),
+            seconds=seconds,
+            counts=tally(fleet, writer, start, end),
+            cpu_percent=100 * (cpu_after - cpu_before) / seconds,
+            rss_mb=rss,
+            transactions=xacts / seconds,
+            statements=statements,
+            failures=fleet.failures,
+            writer_late=writer.late,
+            open_seconds=opened,
+            load=load,
+        )
+
+    async def sql_counts(self, monitor: asyncpg.Connection) -> tuple[int, int | None]:
+        """Transactions (and statements, with pg_stat_statements) of this database so far."""
+        await monitor.execute("SELECT pg_stat_clear_snapshot()")
+        xacts = await monitor.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+        statements = None
+        if self.statements_tracked:
+            statements = await monitor.fetchval(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        return int(xacts), statements
+
+
+async def seed(session: AsyncSession) -> dict[uuid.UUID, uuid.UUID]:
+    """``USERS`` users x ``JOBS_PER_USER`` videos, each with a RUNNING job; job -> owner."""
+    users: list[dict[str, Any]] = []
+    videos: list[dict[str, Any]] = []
+    jobs: list[dict[str, Any]] = []
+    owners: dict[uuid.UUID, uuid.UUID] = {}
+    for index in range(USERS):
+        user = uuid.uuid4()
+        users.append({"id": user, "email": f"fanout.{index}@bench.studio.test"})
+        for number in range(JOBS_PER_USER):
+            video, job = uuid.uuid4(), uuid.uuid4()
+            videos.append(
+                {
+                    "id": video,
+                    "user_id": user,
+                    "title": f"Fan-out {index}.{number}",
+                    "input_type": VideoInputType.DESCRIPTION,
+                    "status": VideoStatus.PROCESSING,
+                }
+            )
+            jobs.append(
+                {
+                    "id": job,
+                    "video_id": video,
+                    "status": JobStatus.RUNNING,
+                    "stage": JobStage.VOICE,
+                    "attempt": 1,
+                }
+            )
+            owners[job] = user
+    for model, rows in ((User, users), (Video, videos), (GenerationJob, jobs)):
+        await session.execute(insert(model), rows)
+    return owners
+
+
+async def _drain(fleet: Fleet, writer: Writer, seconds: float) -> None:
+    """Until every live subscription has its job's last committed version, or ``seconds``."""
+    last: dict[uuid.UUID, int] = {}
+    for job, version in writer.committed:
+        last[job] = max(version, last.get(job, 0))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        behind = [
+            sub
+            for sub in fleet.subscriptions
+            if sub.first is not None
+            and sub.failed is None
+            and max((v for v, _ in sub.received), default=sub.first) < last.get(sub.job_id, 0)
+        ]
+        if not behind:
+            return
+        await asyncio.sleep(0.5)  # polling the subscribers' progress
+
+
+async def _py_spy(pid: int, output: Path, seconds: float) -> None:
+    """``py-spy record`` of the server for ``seconds`` (on this process's core)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    process = await asyncio.create_subprocess_exec(
+        *(py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200"),
+        *("--duration", str(round(seconds)), "--output", str(output), "--nonblocking"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, errors = await process.communicate()
+    if process.returncode != 0:
+        _say(f"py-spy failed ({process.returncode}): {errors.decode()[-500:]}")
+
+
+async def _server_says(url: str) -> dict[str, float]:
+    """The server's own gauges from ``/metrics`` (its subscriptions and websockets)."""
+    wanted = ("studio_graphql_subscriptions_active", "studio_websocket_connections")
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            text = (await client.get(f"{url}/metrics")).text
+    except httpx.HTTPError as exc:
+        _say(f"/metrics did not answer: {exc!r}")
+        return {}
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(wanted):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
+def _cpu(server: Server) -> float:
+    fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _raise_open_files() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", default="100,1000,3000,10000")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before, writer on")
+    parser.add_argument("--drain", type=float, default=10.0, help="seconds to catch up after")
+    parser.add_argument("--per-connection", type=int, default=100, help="subscriptions")
+    parser.add_argument("--open-timeout", type=float, default=180.0)
+    parser.add_argument("--profile-at", type=int, default=None, metavar="N")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--no-append", action="store_true", help="print only")
+    args = parser.parse_args()
+    args.subscribers = [int(n.replace("_", "")) for n in args.subscribers.split(",") if n]
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    command = shlex.join([".venv/bin/python", "bench/bench_fanout.py", *sys.argv[1:]])
+    os.sched_setaffinity(0, {args.load_cpu})
+    _raise_open_files()
+    server = choose_server()
+    database = server.create_database(prefix="studio_bench")
+    profile_text = None
+    bench = Bench(args, database)
+    try:
+        version = asyncio.run(bench.prepare())
+        runs = []
+        for subscribers in args.subscribers:
+            runs.append(bench.run(subscribers))
+            _say(f"N={subscribers:,}: {runs[-1].counts}"[:300])
+        if args.profile_at:
+            raw = bench.folder / f"profile-{args.profile_at}.txt"
+            profiled = bench.run(args.profile_at, profile=raw)
+            rate = profiled.counts.delivered / profiled.seconds
+            profile_text = read_profile(raw, subscribers=args.profile_at, delivered_per_second=rate)
+            _say(f"the raw profile: {raw}")
+    except BaseException:
+        print(f"the servers' logs are in {bench.folder}", file=sys.stderr)
+        raise
+    finally:
+        server.drop_database(database)
+        server.close()
+    statements = (
+        "pg_stat_statements calls"
+        if bench.statements_tracked
+        else "n/a: pg_stat_statements is not in shared_preload_libraries (a restart of the shared "
+        "server), so only transactions are counted"
+    )
+    bullets = [
+        f"**Machine:** {machine(version)}",
+        f"**Date:** {date.today().isoformat()}",
+        f"**Command:** `flock /tmp/bench.lock {command}`",
+        f"**Set-up:** one `studio serve` on core {args.server_cpu} (no worker, rate limits off, "
+        f"caps raised: {', '.join(f'{k}={v}' for k, v in CAPS.items())}), a fresh process per "
+        f"N; subscribers and writer in one asyncio process on core {args.load_cpu}. 100 RUNNING "
+        f"jobs of 10 users; N `jobProgress {{ id status stage progress version }}` subscriptions, "
+        f"N/100 per job, {args.per_connection} per graphql-transport-ws websocket; the writer "
+        "commits one progress update per job per second (100/s, evenly spread, each its own "
+        f"transaction). {args.warmup:g} s warm-up, {args.duration:g} s measured, then up to "
+        f"{args.drain:g} s for the subscribers to catch up.",
+        "**Counted:** for every live subscription and every version of its job committed in "
+        "the window: delivered (latency = receive - commit, one monotonic clock), merged (a newer "
+        "state of that job arrived instead) or missing. Live = got its first state; the server's "
+        "`studio_graphql_subscriptions_active` at the window's end in brackets. CPU from "
+        "`/proc/<pid>/stat` over the window (100 % = one core), RSS at its end. SQL xact/s: "
+        "`pg_stat_database` of the benchmark's database, the writer's commits subtracted. "
+        f"SQL statements/s: {statements}.",
+    ]
+    text = section(bullets, runs, profile_text)
+    print("\n" + text)
+    if not args.no_append:
+        append_section(args.results, text)
+        print(f"appended to {args.results}")
+
+
+if __name__ == "__main__":
+    main()
