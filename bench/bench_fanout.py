@@ -54,9 +54,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import issue_access_token
 from app.settings import load_settings
 from bench.fanout_load import Fleet, Writer
-from bench.fanout_report import Run, machine, read_profile, section, tally
+from bench.fanout_report import Run, machine, read_profile, section, table, tally
 from bench.http_reads_report import append_section
 from bench.http_reads_servers import RATE_LIMITS_OFF, Server, running, server_env
+from bench.wire_count import CountingProxy, counting_proxy, summarize
 from db.engine import create_engine, create_sessionmaker
 from db.events import connect_kwargs
 from db.models import GenerationJob, JobStage, JobStatus, User, Video, VideoInputType, VideoStatus
@@ -83,9 +84,13 @@ class Bench:
         self.owners: dict[uuid.UUID, uuid.UUID] = {}  # job -> user
         self.tokens: dict[uuid.UUID, str] = {}
         self.statements_tracked = False
+        #: When set, the server reaches PostgreSQL through it (`bench.wire_count`), and its
+        #: statements are counted at the wire instead.
+        self.proxy: CountingProxy | None = None
+        self.wire_statements: list[str] = []  # the last window's, through the proxy
 
     def env(self) -> dict[str, str]:
-        url = self.database.render(hide_password=False)
+        url = (self.proxy.url if self.proxy else self.database).render(hide_password=False)
         return server_env(url, self.secret, self.folder / "media", **RATE_LIMITS_OFF, **CAPS)
 
     async def prepare(self) -> str:
@@ -173,7 +178,9 @@ class Bench:
         xacts = sql_after[0] - sql_before[0] - writes
         statements = None
         if sql_after[1] is not None and sql_before[1] is not None:
-            statements = (sql_after[1] - sql_before[1] - writes) / seconds
+            # The writer's statements are in pg_stat_statements, not at the proxy.
+            own = 0 if self.proxy else writes
+            statements = (sql_after[1] - sql_before[1] - own) / seconds
         return Run(
             subscribers=subscribers,
             connections=len(fleet.plan),
@@ -194,14 +201,45 @@ class Bench:
             load=load,
         )
 
+    def count_statements(self, subscribers: int) -> str:
+        """One more run of ``subscribers`` with the server's SQL through a counting proxy (a
+        thread of this process: the load generator's core is shared with it, so this run is
+        not in the table); the statements per delivered state, as a Markdown fragment."""
+        with counting_proxy(self.database) as proxy:
+            self.proxy = proxy
+            try:
+                run = self.run(subscribers)
+            finally:
+                self.proxy = None
+        delivered = run.counts.delivered
+        if not delivered or run.statements is None:
+            return f"Statements at the wire, N={subscribers:,}: no state delivered."
+        lines = [
+            f"SQL statements at the wire (`bench/wire_count.py`), N={subscribers:,}: "
+            f"{run.statements:,.0f}/s for {delivered / run.seconds:,.0f} states delivered/s, "
+            f"{run.statements * run.seconds / delivered:.2f} per delivered state; each kind per "
+            "delivered state:",
+            "",
+            "| statement | per delivered state |",
+            "| --- | ---: |",
+        ]
+        for sql, per in summarize(self.wire_statements, delivered)[:8]:
+            lines.append(f"| `{sql.replace('|', '/')}` | {per:.2f} |")
+        return "\n".join(lines)
+
     async def sql_counts(self, monitor: asyncpg.Connection) -> tuple[int, int | None]:
-        """Transactions (and statements, with pg_stat_statements) of this database so far."""
+        """Transactions of this database so far, and statements: the server's at the wire
+        (through `proxy`) since the last call, else pg_stat_statements' total, if any."""
         await monitor.execute("SELECT pg_stat_clear_snapshot()")
         xacts = await monitor.fetchval(
             "SELECT xact_commit + xact_rollback FROM pg_stat_database "
             "WHERE datname = current_database()"
         )
         statements = None
+        if self.proxy is not None:
+            self.wire_statements = self.proxy.take()
+            statements = len(self.wire_statements)
+            return int(xacts), statements
         if self.statements_tracked:
             statements = await monitor.fetchval(
                 "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements "
@@ -326,6 +364,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--per-connection", type=int, default=100, help="subscriptions")
     parser.add_argument("--open-timeout", type=float, default=180.0)
     parser.add_argument("--profile-at", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--count-at", type=int, default=100, metavar="N", help="statements at the wire (0: no)"
+    )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
@@ -342,14 +383,16 @@ def main() -> None:
     _raise_open_files()
     server = choose_server()
     database = server.create_database(prefix="studio_bench")
-    profile_text = None
+    profile_text = counted = None
     bench = Bench(args, database)
     try:
         version = asyncio.run(bench.prepare())
         runs = []
         for subscribers in args.subscribers:
             runs.append(bench.run(subscribers))
-            _say(f"N={subscribers:,}: {runs[-1].counts}"[:300])
+            _say(table(runs[-1:]))
+        if args.count_at:
+            counted = bench.count_statements(args.count_at)
         if args.profile_at:
             raw = bench.folder / f"profile-{args.profile_at}.txt"
             profiled = bench.run(args.profile_at, profile=raw)
@@ -365,8 +408,13 @@ def main() -> None:
     statements = (
         "pg_stat_statements calls"
         if bench.statements_tracked
-        else "n/a: pg_stat_statements is not in shared_preload_libraries (a restart of the shared "
-        "server), so only transactions are counted"
+        else "n/a: pg_stat_statements is not in shared_preload_libraries (that needs a restart "
+        "of the shared server), so the timed runs count transactions only"
+        + (
+            "; statements are counted at the wire in a separate run (below)"
+            if args.count_at
+            else ""
+        )
     )
     bullets = [
         f"**Machine:** {machine(version)}",
@@ -388,7 +436,7 @@ def main() -> None:
         "`pg_stat_database` of the benchmark's database, the writer's commits subtracted. "
         f"SQL statements/s: {statements}.",
     ]
-    text = section(bullets, runs, profile_text)
+    text = section(bullets, runs, "\n\n".join(filter(None, [counted, profile_text])))
     print("\n" + text)
     if not args.no_append:
         append_section(args.results, text)
