@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,7 @@ from tests.support.server import choose_server
 ROOT = Path(__file__).resolve().parents[1]
 USERS = 10
 JOBS_PER_USER = 10
+PROFILE_RATE = 200  # py-spy samples per second
 #: Caps raised so that N subscribers fit on one process (README, Configuration).
 CAPS = {
     "STUDIO_MAX_SUBSCRIPTIONS_PER_CONNECTION": "1000",
@@ -87,7 +90,8 @@ class Bench:
         #: When set, the server reaches PostgreSQL through it (`bench.wire_count`), and its
         #: statements are counted at the wire instead.
         self.proxy: CountingProxy | None = None
-        self.wire_statements: list[str] = []  # the last window's, through the proxy
+        self.wire_statements: list[str] = []  # since the last `sql_counts`, through the proxy
+        self.wire_total = 0
 
     def env(self) -> dict[str, str]:
         url = (self.proxy.url if self.proxy else self.database).render(hide_password=False)
@@ -136,7 +140,9 @@ class Bench:
         env = self.env()
         name = f"serve-{subscribers}{'-profile' if profile else ''}"
         with running("studio", env, self.folder, cpu=self.args.server_cpu, name=name) as server:
-            return asyncio.run(self.measure(server, subscribers, profile))
+            run = asyncio.run(self.measure(server, subscribers, profile))
+        run.failures.update(_logged_errors(self.folder / f"{name}.log"))
+        return run
 
     async def measure(self, server: Server, subscribers: int, profile: Path | None) -> Run:
         ws_url = server.url.replace("http://", "ws://") + "/graphql"
@@ -145,7 +151,7 @@ class Bench:
         monitor = await asyncpg.connect(**connect_kwargs(self.database))
         try:
             began = time.monotonic()
-            await fleet.open(within=self.args.open_timeout)
+            await fleet.open(within=self.args.open_timeout, batch=self.args.open_batch)
             opened = time.monotonic() - began
             _say(f"N={subscribers:,}: {fleet.live:,} live after {opened:.1f} s")
             writer.start()
@@ -238,8 +244,8 @@ class Bench:
         statements = None
         if self.proxy is not None:
             self.wire_statements = self.proxy.take()
-            statements = len(self.wire_statements)
-            return int(xacts), statements
+            self.wire_total += len(self.wire_statements)
+            return int(xacts), self.wire_total
         if self.statements_tracked:
             statements = await monitor.fetchval(
                 "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements "
@@ -306,7 +312,7 @@ async def _py_spy(pid: int, output: Path, seconds: float) -> None:
     """``py-spy record`` of the server for ``seconds`` (on this process's core)."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     process = await asyncio.create_subprocess_exec(
-        *(py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200"),
+        *(py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(PROFILE_RATE)),
         *("--duration", str(round(seconds)), "--output", str(output), "--nonblocking"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -330,6 +336,15 @@ async def _server_says(url: str) -> dict[str, float]:
         if line.startswith(wanted):
             name, _, value = line.rpartition(" ")
             found[name] = float(value)
+    return found
+
+
+def _logged_errors(log: Path) -> Counter[str]:
+    """The exceptions the server logged, by their last line (``module.Error: message``)."""
+    found: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if re.match(r"^[\w.]+(Error|Exception|Timeout)\w*: ", line):
+            found[f"server log: {line[:110]}"] += 1
     return found
 
 
@@ -362,7 +377,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before, writer on")
     parser.add_argument("--drain", type=float, default=10.0, help="seconds to catch up after")
     parser.add_argument("--per-connection", type=int, default=100, help="subscriptions")
-    parser.add_argument("--open-timeout", type=float, default=180.0)
+    parser.add_argument("--open-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--open-batch",
+        type=int,
+        default=5,
+        help="websockets opening at once, each until its subscriptions have their first state "
+        "(0: all at once)",
+    )
     parser.add_argument("--profile-at", type=int, default=None, metavar="N")
     parser.add_argument(
         "--count-at", type=int, default=100, metavar="N", help="statements at the wire (0: no)"
@@ -397,7 +419,12 @@ def main() -> None:
             raw = bench.folder / f"profile-{args.profile_at}.txt"
             profiled = bench.run(args.profile_at, profile=raw)
             rate = profiled.counts.delivered / profiled.seconds
-            profile_text = read_profile(raw, subscribers=args.profile_at, delivered_per_second=rate)
+            profile_text = read_profile(
+                raw,
+                subscribers=args.profile_at,
+                delivered_per_second=rate,
+                possible=round(PROFILE_RATE * args.duration),
+            )
             _say(f"the raw profile: {raw}")
     except BaseException:
         print(f"the servers' logs are in {bench.folder}", file=sys.stderr)

@@ -43,6 +43,28 @@ class Subscription:
     received: list[tuple[int, float]] = field(default_factory=list)
     first: int | None = None  # version of the current state sent first
     failed: str | None = None
+    slot: _Slot | None = None  # its connection's turn to open
+
+
+class _Slot:
+    """A connection's turn in `Fleet.open`: held until each of its subscriptions has its first
+    state or failed (or the connection ends), so that at most ``batch`` connections' first
+    reads are in flight at once."""
+
+    def __init__(self, gate: asyncio.Semaphore, pending: int) -> None:
+        self.gate = gate
+        self.pending = pending
+        self.released = False
+
+    def settle(self) -> None:
+        self.pending -= 1
+        if self.pending <= 0:
+            self.release()
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.gate.release()
 
 
 @dataclass
@@ -63,10 +85,11 @@ class Fleet:
         """Subscriptions that got their first state and have not failed."""
         return sum(1 for s in self.subscriptions if s.first is not None and s.failed is None)
 
-    async def open(self, *, within: float, batch: int = 20) -> None:
-        """Open every connection (``batch`` handshakes at a time) and subscribe; returns when
-        each subscription has its first state or failed, or after ``within`` seconds."""
-        gate = asyncio.Semaphore(batch)
+    async def open(self, *, within: float, batch: int) -> None:
+        """Open every connection and subscribe, ``batch`` connections at a time (the next one
+        once each subscription of one has its first state or failed; 0: all at once, a
+        reconnect storm); returns when all have, or after ``within`` seconds."""
+        gate = asyncio.Semaphore(batch or len(self.plan))
         for user, jobs in self.plan:
             subs = [Subscription(job) for job in jobs]
             self.subscriptions += subs
@@ -87,16 +110,19 @@ class Fleet:
     async def _connection(
         self, gate: asyncio.Semaphore, user: uuid.UUID, subs: list[Subscription]
     ) -> None:
+        await gate.acquire()
+        slot = _Slot(gate, len(subs))
+        for sub in subs:
+            sub.slot = slot
         try:
-            async with gate:
-                ws = await connect(
-                    self.url,
-                    subprotocols=[Subprotocol("graphql-transport-ws")],
-                    proxy=None,
-                    open_timeout=OPEN_TIMEOUT,
-                    max_queue=None,  # never stop reading: a full buffer would stall the server
-                    ping_interval=None,
-                )
+            async with connect(
+                self.url,
+                subprotocols=[Subprotocol("graphql-transport-ws")],
+                proxy=None,
+                open_timeout=OPEN_TIMEOUT,
+                max_queue=None,  # never stop reading: a full buffer would stall the server
+                ping_interval=None,
+            ) as ws:
                 auth = {"Authorization": f"Bearer {self.tokens[user]}"}
                 await ws.send(json.dumps({"type": "connection_init", "payload": auth}))
                 ack = json.loads(await ws.recv())
@@ -108,7 +134,7 @@ class Fleet:
                     await ws.send(
                         json.dumps({"id": str(index), "type": "subscribe", "payload": payload})
                     )
-            await self._read(ws, subs)
+                await self._read(ws, subs)
         except asyncio.CancelledError:
             raise
         except (OSError, TimeoutError, InvalidHandshake, RuntimeError) as exc:
@@ -117,6 +143,8 @@ class Fleet:
             code = closed.rcvd.code if closed.rcvd else None
             reason = closed.rcvd.reason if closed.rcvd else ""
             self._fail(subs, f"closed {code} {reason}".strip())
+        finally:
+            slot.release()
 
     async def _read(self, ws: ClientConnection, subs: list[Subscription]) -> None:
         async with contextlib.aclosing(_messages(ws)) as messages:
@@ -133,24 +161,35 @@ class Fleet:
                     version = message["payload"]["data"]["jobProgress"]["version"]
                     if sub.first is None:
                         sub.first = version
-                        self._settle()
+                        self._settle(sub)
                     else:
                         sub.received.append((version, at))
                 else:
-                    self._fail([sub], f"{kind}: {json.dumps(message.get('payload'))[:100]}")
+                    self._fail([sub], f"{kind}: {_problem(message.get('payload'))}")
 
     def _fail(self, subs: list[Subscription], reason: str) -> None:
         for sub in subs:
             if sub.failed is None:
                 if sub.first is None:
-                    self._settle()
+                    self._settle(sub)
                 sub.failed = reason
                 self.failures[reason] += 1
 
-    def _settle(self) -> None:
+    def _settle(self, sub: Subscription) -> None:
+        if sub.slot is not None:
+            sub.slot.settle()
         self._unsettled -= 1
         if self._unsettled <= 0:
             self._all_settled.set()
+
+
+def _problem(payload: Any) -> str:
+    """An error message's first error, in short: its code and message."""
+    errors = payload.get("errors") if isinstance(payload, dict) else payload
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        code = (errors[0].get("extensions") or {}).get("code")
+        return f"{code}: {errors[0].get('message', '')}"[:100]
+    return json.dumps(payload)[:100]
 
 
 async def _messages(ws: ClientConnection) -> Any:

@@ -157,9 +157,12 @@ BUCKETS = [
 ]
 
 
-def read_profile(raw: Path, *, subscribers: int, delivered_per_second: float | None) -> str:
+def read_profile(
+    raw: Path, *, subscribers: int, delivered_per_second: float | None, possible: int
+) -> str:
     """py-spy's ``--format raw`` (collapsed stacks) summed by `BUCKETS` and by the studio's
-    functions on the stack (inclusive), as a Markdown fragment."""
+    functions on the stack (inclusive), as a Markdown fragment. ``possible``: the samples of a
+    thread that never waited (rate x seconds); py-spy leaves out those of a sleeping one."""
     buckets: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -177,7 +180,9 @@ def read_profile(raw: Path, *, subscribers: int, delivered_per_second: float | N
         return "(py-spy recorded no samples)"
     rate = f", ~{delivered_per_second:,.0f} states delivered/s" if delivered_per_second else ""
     lines = [
-        f"py-spy profile of the server at N={subscribers:,}{rate} ({total:,} samples):",
+        f"py-spy profile of the server at N={subscribers:,}{rate}: {total:,} samples of "
+        f"{possible:,} possible, so the event loop was running or runnable (not waiting on I/O) "
+        f"{total / possible:.0%} of the time.",
         "",
         "| where (innermost match) | share of samples |",
         "| --- | ---: |",
