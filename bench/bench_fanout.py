@@ -36,6 +36,8 @@ import re
 import resource
 import shlex
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,8 +141,20 @@ class Bench:
     def run(self, subscribers: int, *, profile: Path | None = None) -> Run:
         env = self.env()
         name = f"serve-{subscribers}{'-profile' if profile else ''}"
-        with running("studio", env, self.folder, cpu=self.args.server_cpu, name=name) as server:
-            run = asyncio.run(self.measure(server, subscribers, profile))
+        run: Run | None = None
+        pid = None
+        try:
+            with running("studio", env, self.folder, cpu=self.args.server_cpu, name=name) as server:
+                pid = server.pid
+                run = asyncio.run(self.measure(server, subscribers, profile))
+        except subprocess.TimeoutExpired:
+            # SIGTERM waits for every subscription to end; a saturated server may not make it.
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+            if run is None:
+                raise
+            run.failures["the server did not exit within 30 s of SIGTERM (killed)"] += 1
+        assert run is not None
         run.failures.update(_logged_errors(self.folder / f"{name}.log"))
         return run
 
