@@ -2,7 +2,7 @@
 
     flock /tmp/bench.lock .venv/bin/python bench/bench_fanout.py
         [--subscribers 100,1000,3000,10000] [--duration 20] [--warmup 5] [--per-connection 100]
-        [--profile-at 1000] [--no-append]
+        [--open-batch 5] [--count-at 100] [--profile-at 1000] [--no-append]
 
 Creates a throwaway database (on the server the tests would use, `tests.support.server`; migrated
 with Alembic), seeds 10 users with 10 videos each, every video with one RUNNING job, and mints an
@@ -14,6 +14,9 @@ while this process, pinned to core 1, runs the load (`bench.fanout_load`):
   of them on each graphql-transport-ws websocket (every websocket is one job owner's);
 * a writer committing one progress update per job per second, spread evenly over the second.
 
+Websockets open ``--open-batch`` at a time, the next once each subscription of one has its first
+state (``0``: all at once, a reconnect storm: the first reads then queue on the server's pool).
+
 After ``--warmup`` seconds, a ``--duration`` window is measured; then the writer stops and the
 subscribers get ``--drain`` seconds to catch up. For every live subscription and every version of
 its job committed in the window: delivered (with commit → receive latency on one monotonic clock),
@@ -22,9 +25,10 @@ server's CPU (``/proc/<pid>/stat``, over the window) and RSS at its end, the ser
 transactions per second (``pg_stat_database`` of the benchmark's database, the writer's own
 subtracted) and statements per second when ``pg_stat_statements`` is preloaded, and the
 subscriptions the server reports open (``/metrics``). A run that cannot open all N reports what
-opened and what failed. ``--profile-at N`` then runs N once more under ``py-spy record`` and reads
-the profile. Appends a section to bench/RESULTS.md. Run it under ``flock /tmp/bench.lock``: other
-benchmarks on this machine take the same lock.
+opened and what failed. ``--count-at N`` then runs N once more with the server's SQL through a
+counting proxy (`bench.wire_count`: statements per delivered state), and ``--profile-at N`` once
+more under ``py-spy record``, whose profile it reads. Appends a section to bench/RESULTS.md.
+Run it under ``flock /tmp/bench.lock``: other benchmarks on this machine take the same lock.
 """
 
 from __future__ import annotations
