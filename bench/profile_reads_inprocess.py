@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/profile_reads_inprocess.py [--queries page,nested,small]
         [--requests 400] [--batches 5] [--concurrency 1] [--env STUDIO_COMPILED_READS=false ...]
-        [--profile page] [--sort tottime] [--top 40]
+        [--gc-threshold 700,10,10] [--profile page] [--sort tottime] [--top 40] [--callers NAME]
 
 Seeds the data set of `bench/bench_http_reads.py` into a throwaway database, builds the app as
 ``studio serve`` would (`app.main.create_app`, lifespan run) and sends each query straight into
 the ASGI application, ``--concurrency`` at a time. Prints, per query, the process's CPU time per
 request (median over batches; PostgreSQL runs in its own process, so its work is not counted):
 the figure that decides req/s on a saturated core, without the noise of the HTTP benchmark.
-``--profile QUERY`` runs one more batch of that query under cProfile and prints its top
-functions.
+Each batch is also given as a multiple of a fixed pure-Python loop timed around it, since a
+shared machine's speed changes from minute to minute, and the garbage collector's share is
+printed (``gc.callbacks``). ``--profile QUERY`` runs one more batch of that query under cProfile
+and prints its top functions (``--callers`` adds who called the matching ones).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import pstats
 import statistics
@@ -73,6 +76,31 @@ async def call(app: Any, body: bytes, headers: dict[str, str]) -> tuple[int, byt
     return status, b"".join(chunks)
 
 
+class CollectorTime:
+    """CPU seconds the cyclic garbage collector spent, by generation."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.passes = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds[info["generation"]] += time.process_time() - self._started
+            self.passes[info["generation"]] += 1
+
+    def take(self) -> tuple[list[float], list[int]]:
+        taken = (self.seconds, self.passes)
+        self.seconds, self.passes = [0.0, 0.0, 0.0], [0, 0, 0]
+        return taken
+
+
+COLLECTOR = CollectorTime()
+
+
 async def batch(app: Any, body: bytes, headers: dict[str, str], n: int, concurrency: int) -> float:
     """CPU seconds per request over ``n`` requests."""
     remaining = n
@@ -111,15 +139,19 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
     from app.main import create_app
     from app.settings import load_settings
 
-    env = bench.env(bench.database, "off")
+    env = bench.env(bench.database, "off") | {"STUDIO_GC_FREEZE": "true"}  # as `studio serve`
     env |= dict(item.split("=", 1) for item in args.env)
     os.environ.update(env)
     settings = load_settings()
     app = create_app(settings)
     async with app.router.lifespan_context(app):
+        if args.gc_threshold:
+            gc.set_threshold(*(int(part) for part in args.gc_threshold.split(",")))
         for query in args.queries:
             body, headers = bench.request(query)
             await batch(app, body, headers, 50, args.concurrency)  # warm-up
+            COLLECTOR.take()
+            tracked = len(gc.get_objects())
             figures, ratios = [], []
             for _ in range(args.batches):
                 before = reference_seconds()
@@ -127,12 +159,21 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
                 unit = (before + reference_seconds()) / 2
                 figures.append(figure)
                 ratios.append(figure / unit)
+            seconds, passes = COLLECTOR.take()
+            collected = " + ".join(
+                f"gen{g} {seconds[g] / (args.requests * args.batches) * 1e6:.0f} us "
+                f"({passes[g] / (args.requests * args.batches):.2f} passes)"
+                for g in range(3)
+            )
             median = statistics.median(figures) * 1e6
             spread = ", ".join(f"{f * 1e6:.0f}" for f in figures)
             print(
                 f"{query}: {median:.0f} us CPU per request (batches: {spread}); "
                 f"{statistics.median(ratios):.3f} x the reference loop "
-                f"(by batch: {', '.join(f'{r:.3f}' for r in ratios)})",
+                f"(by batch: {', '.join(f'{r:.3f}' for r in ratios)}); "
+                f"garbage collector per request: {collected}; objects the collector tracks: "
+                f"{tracked} after the warm-up, {len(gc.get_objects())} after the batches "
+                f"({gc.get_freeze_count()} frozen)",
                 flush=True,
             )
         if args.profile:
@@ -154,6 +195,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the app")
+    parser.add_argument(
+        "--gc-threshold", help="gc.set_threshold arguments once started: 7000,10,10"
+    )
     parser.add_argument("--profile", choices=sorted(QUERIES))
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--top", type=int, default=40)
