@@ -26,7 +26,7 @@ import strawberry
 from sqlalchemy.orm import InstrumentedAttribute
 from strawberry.types.private import is_private
 
-from schema.plain_fields import Resolve, plain_field
+from schema.plain_fields import CONTEXT_ONLY, Resolve, plain_field
 from schema.relay import to_global_id
 
 SOURCE_KEY = "studio.source"
@@ -119,8 +119,9 @@ def global_id(attribute: InstrumentedAttribute[Any], type_name: str) -> Any:
 def relation(
     local: InstrumentedAttribute[Any], remote: InstrumentedAttribute[Any], *, loader: str
 ) -> dict[str, Source]:
-    """``metadata=`` for a resolver field that follows a foreign key through ``loader``."""
-    return {SOURCE_KEY: Relation(local, remote, loader)}
+    """``metadata=`` for a resolver field that follows a foreign key through ``loader``. The
+    resolver reads nothing of ``info`` but ``info.context`` (`schema.plain_fields`)."""
+    return {SOURCE_KEY: Relation(local, remote, loader), **CONTEXT_ONLY}
 
 
 def connection(
@@ -130,8 +131,9 @@ def connection(
     loader: str,
     count_loader: str,
 ) -> dict[str, Source]:
-    """``metadata=`` for a resolver field that pages the rows pointing at this one."""
-    return {SOURCE_KEY: ConnectionOf(local, foreign_key, loader, count_loader)}
+    """``metadata=`` for a resolver field that pages the rows pointing at this one. The
+    resolver reads nothing of ``info`` but ``info.context`` (`schema.plain_fields`)."""
+    return {SOURCE_KEY: ConnectionOf(local, foreign_key, loader, count_loader), **CONTEXT_ONLY}
 
 
 def signed_media(attribute: InstrumentedAttribute[Any]) -> dict[str, Source]:

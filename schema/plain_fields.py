@@ -13,7 +13,14 @@ need nothing of the chain:
   among them) get the declaration's own function, which takes the root and no arguments and
   uses nothing of `info`;
 * the fields with no resolver and no extension (``edges``, ``node``, ``cursor``, ``pageInfo`` …)
-  get an attribute read by their Python name, which is what Strawberry's default resolver does.
+  get an attribute read by their Python name, which is what Strawberry's default resolver does;
+* the fields declared `context_only` (the relations and connections of `schema.mapping`, which
+  go through a loader) get their own resolver function, called with graphql-core's
+  ``GraphQLResolveInfo`` in place of Strawberry's `Info`: it reads nothing of it but
+  ``info.context``, which both carry. Only when every argument is a scalar whose GraphQL name
+  is its Python name (graphql-core passes the coerced values by GraphQL name, which is all
+  Strawberry's conversion would do for a scalar); a field with an input-object or enum
+  argument (``User.videos``' ``filter``) keeps Strawberry's resolver.
 
 Every other field keeps Strawberry's resolver. The SDL does not change: only the functions
 graphql-core calls do.
@@ -21,17 +28,29 @@ graphql-core calls do.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema
+from graphql import (
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    get_named_type,
+)
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 Resolve = Callable[[Any, object], Any]
 
 _RESOLVE_KEY = "studio.resolve"
+_CONTEXT_ONLY_KEY = "studio.context_only"
+
+#: ``metadata=`` entries of a field whose resolver takes ``(self, info, **arguments)`` and uses
+#: nothing of ``info`` but ``info.context``.
+CONTEXT_ONLY: dict[str, Any] = {_CONTEXT_ONLY_KEY: True}
 
 
 def plain_field(
@@ -82,7 +101,31 @@ def _plain_resolve(
         return declared
     if field.base_resolver is None and default_resolver is getattr:
         return _attribute(field.python_name)
+    if field.metadata.get(_CONTEXT_ONLY_KEY):
+        return _context_only(graphql_field, field)
     return None
+
+
+def _context_only(graphql_field: GraphQLField, field: StrawberryField) -> Resolve | None:
+    """The resolver's own function, when graphql-core's call ``resolve(root, info, **args)``
+    means what Strawberry's would (see the module's docstring)."""
+    resolver = field.base_resolver
+    if resolver is None or resolver.self_parameter is None or resolver.info_parameter is None:
+        return None
+    function = resolver.wrapped_func
+    if isinstance(function, staticmethod | classmethod):
+        return None
+    parameters = list(inspect.signature(function).parameters)
+    if parameters[:2] != [resolver.self_parameter.name, resolver.info_parameter.name]:
+        return None
+    names = {argument.python_name for argument in field.arguments}
+    if names != set(graphql_field.args) or not all(
+        isinstance(get_named_type(argument.type), GraphQLScalarType)
+        for argument in graphql_field.args.values()
+    ):
+        return None
+    resolve: Resolve = function
+    return resolve
 
 
 def _attribute(name: str) -> Resolve:

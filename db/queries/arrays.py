@@ -10,7 +10,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, Uuid, any_, literal
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    SQLColumnExpression,
+    Uuid,
+    any_,
+    bindparam,
+    literal,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 
@@ -22,3 +30,9 @@ def is_any_of(
     column: SQLColumnExpression[uuid.UUID], ids: Sequence[uuid.UUID]
 ) -> ColumnElement[bool]:
     return column == any_(uuid_array(ids))
+
+
+def bound_ids(name: str) -> BindParameter[Any]:
+    """A named placeholder for a list of ids (``ANY(:name)``), for statements built once
+    (`db.queries.statements`)."""
+    return bindparam(name, type_=ARRAY(Uuid()))

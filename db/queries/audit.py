@@ -14,9 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditEvent
 from db.queries.arrays import is_any_of
-from db.queries.pagination import Ordering, PageRequest, PageSlice, count_for_parents, fetch_pages
+from db.queries.pagination import (
+    Ordering,
+    PageRequest,
+    PageSlice,
+    Where,
+    count_for_parents,
+    fetch_pages,
+)
 
 AUDIT_ORDERING = Ordering(AuditEvent.created_at, descending=True)
+_ALL = Where.of()
 
 
 async def record_event(
@@ -60,7 +68,7 @@ async def list_for_actors(
         AuditEvent,
         AuditEvent.actor_id,  # type: ignore[arg-type]
         actor_ids,
-        where=[],
+        where=_ALL,
         ordering=AUDIT_ORDERING,
         page=page,
     )
@@ -69,7 +77,7 @@ async def list_for_actors(
 async def count_for_actors(
     session: AsyncSession, actor_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    return await count_for_parents(session, AuditEvent.actor_id, actor_ids, where=[])  # type: ignore[arg-type]
+    return await count_for_parents(session, AuditEvent.actor_id, actor_ids, where=_ALL)  # type: ignore[arg-type]
 
 
 def _jsonable(value: Any) -> Any:

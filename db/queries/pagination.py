@@ -20,13 +20,17 @@ tells whether there is a next page; the EXISTS tells whether anything precedes t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     and_,
+    any_,
+    bindparam,
     exists,
     false,
     func,
@@ -37,8 +41,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.sql import Executable
 
-from db.queries.arrays import is_any_of, uuid_array
+from db.queries.arrays import bound_ids
+from db.queries.statements import StatementCache
 
 T = TypeVar("T")
 
@@ -85,48 +91,44 @@ class PageSlice(Generic[T]):
         return self.has_more if self.backward else self.has_before_cursor
 
 
+@dataclass(frozen=True)
+class Where:
+    """The conditions a page or count adds to its parent filter, with their values bound at
+    execution (`db.queries.statements`): ``build`` makes them with named `bindparam`
+    placeholders, once per ``shape`` (same shape, same SQL), and ``values`` fills them."""
+
+    shape: Hashable
+    build: Callable[[], Sequence[ColumnElement[bool]]]
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, *conditions: ColumnElement[bool]) -> Where:
+        """Conditions that take no values (``deleted_at IS NULL``), named by their SQL."""
+        return cls(tuple(str(condition) for condition in conditions), lambda: conditions)
+
+
 async def fetch_pages(
     session: AsyncSession,
     model: type[T],
     parent_column: InstrumentedAttribute[uuid.UUID],
     parent_ids: Sequence[uuid.UUID],
     *,
-    where: Sequence[ColumnElement[bool]],
+    where: Where,
     ordering: Ordering,
     page: PageRequest,
 ) -> dict[uuid.UUID, PageSlice[T]]:
     """One page per parent, in one statement; every parent id gets a slice (maybe empty)."""
-    id_column: InstrumentedAttribute[uuid.UUID] = model.id  # type: ignore[attr-defined]
-    parents = (
-        func.unnest(uuid_array(parent_ids)).table_valued("parent_id").render_derived(name="parents")
+    cursor_types = None if page.cursor is None else tuple(map(_value_type, page.cursor))
+    order = (ordering.column.key, ordering.descending)
+    shape = (model, parent_column.key, where.shape, order, page.backward, cursor_types)
+    statement = _PAGES.get(
+        shape,
+        lambda: _page_statement(model, parent_column, where, ordering, page.backward, page.cursor),
     )
-    parent = parents.c.parent_id
-    # Walking backward (last/before) reads in the reverse order and flips the rows afterwards.
-    descending = ordering.descending != page.backward
-    key = tuple_(ordering.column, id_column)
-    conditions = [parent_column == parent, *where]
+    values = {"parent_ids": list(parent_ids), "page_limit": page.limit + 1, **where.values}
     if page.cursor is not None:
-        cursor = tuple_(*(literal(value) for value in page.cursor))
-        conditions.append(key < cursor if descending else key > cursor)
-
-    order_by = (
-        (ordering.column.desc(), id_column.desc())
-        if descending
-        else (ordering.column.asc(), id_column.asc())
-    )
-    inner = (
-        select(model).where(*conditions).order_by(*order_by).limit(page.limit + 1).lateral("page")
-    )
-    row = aliased(model, inner)
-    before = _has_rows_before(model, parent_column, parent, where, key, page, descending)
-
-    statement = (
-        select(parent, before.label("has_before"), row)
-        .select_from(parents)
-        .outerjoin(inner, true())
-        .order_by(parent, *_inner_order(inner, ordering, descending))
-    )
-    result = await session.execute(statement)
+        values["cursor_value"], values["cursor_id"] = page.cursor
+    result = await session.execute(statement, values)
 
     slices: dict[uuid.UUID, PageSlice[T]] = {
         pid: PageSlice(backward=page.backward) for pid in parent_ids
@@ -151,16 +153,83 @@ async def count_for_parents(
     parent_column: InstrumentedAttribute[uuid.UUID],
     parent_ids: Sequence[uuid.UUID],
     *,
-    where: Sequence[ColumnElement[bool]],
+    where: Where,
 ) -> dict[uuid.UUID, int]:
     """``totalCount`` for many parents in one ``GROUP BY`` statement (0 for parents with none)."""
-    statement = (
+    statement = _COUNTS.get(
+        (parent_column.class_, parent_column.key, where.shape),
+        lambda: _count_statement(parent_column, where),
+    )
+    values = {"parent_ids": list(parent_ids), **where.values}
+    counts: dict[uuid.UUID, int] = dict((await session.execute(statement, values)).all())
+    return {pid: counts.get(pid, 0) for pid in parent_ids}
+
+
+_PARENT_IDS = bound_ids("parent_ids")
+_PAGES: StatementCache[Executable] = StatementCache()
+_COUNTS: StatementCache[Executable] = StatementCache()
+
+
+def _count_statement(parent_column: InstrumentedAttribute[uuid.UUID], where: Where) -> Executable:
+    return (
         select(parent_column, func.count())
-        .where(is_any_of(parent_column, parent_ids), *where)
+        .where(parent_column == any_(_PARENT_IDS), *where.build())
         .group_by(parent_column)
     )
-    counts: dict[uuid.UUID, int] = dict((await session.execute(statement)).all())
-    return {pid: counts.get(pid, 0) for pid in parent_ids}
+
+
+def _value_type(value: Any) -> Hashable:
+    """What decides the type a cursor value is bound as (`literal` tells a datetime with a
+    time zone from one without)."""
+    return (type(value), isinstance(value, datetime) and value.tzinfo is not None)
+
+
+def _page_statement(
+    model: type[Any],
+    parent_column: InstrumentedAttribute[uuid.UUID],
+    where: Where,
+    ordering: Ordering,
+    backward: bool,
+    cursor_example: tuple[Any, uuid.UUID] | None,
+) -> Executable:
+    id_column: InstrumentedAttribute[uuid.UUID] = model.id
+    parents = func.unnest(_PARENT_IDS).table_valued("parent_id").render_derived(name="parents")
+    parent = parents.c.parent_id
+    # Walking backward (last/before) reads in the reverse order and flips the rows afterwards.
+    descending = ordering.descending != backward
+    key = tuple_(ordering.column, id_column)
+    filters = list(where.build())
+    conditions = [parent_column == parent, *filters]
+    cursor = None
+    if cursor_example is not None:
+        # Typed as `literal` would type the values themselves.
+        value, row_id = cursor_example
+        cursor = tuple_(
+            bindparam("cursor_value", type_=literal(value).type),
+            bindparam("cursor_id", type_=literal(row_id).type),
+        )
+        conditions.append(key < cursor if descending else key > cursor)
+
+    order_by = (
+        (ordering.column.desc(), id_column.desc())
+        if descending
+        else (ordering.column.asc(), id_column.asc())
+    )
+    inner = (
+        select(model)
+        .where(*conditions)
+        .order_by(*order_by)
+        .limit(bindparam("page_limit", type_=Integer))
+        .lateral("page")
+    )
+    row = aliased(model, inner)
+    before = _has_rows_before(model, parent_column, parent, filters, key, cursor, descending)
+    return (
+        select(parent, before.label("has_before"), row)
+        .select_from(parents)
+        .outerjoin(inner, true())
+        .order_by(parent, *_inner_order(inner, ordering, descending))
+    )
 
 
 def _has_rows_before(
@@ -169,12 +238,11 @@ def _has_rows_before(
     parent: ColumnElement[uuid.UUID],
     where: Sequence[ColumnElement[bool]],
     key: ColumnElement[Any],
-    page: PageRequest,
+    cursor: ColumnElement[Any] | None,
     descending: bool,
 ) -> ColumnElement[bool]:
-    if page.cursor is None:
+    if cursor is None:
         return false()
-    cursor = tuple_(*(literal(value) for value in page.cursor))
     # The rows the cursor has already passed: the cursor row itself, and everything before it.
     passed = key >= cursor if descending else key <= cursor
     return exists(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Uuid, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +19,13 @@ _IDENTITY_CONSTRAINT = "uq_users_oauth_provider_oauth_subject"
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     """An active (not deleted) user."""
-    return await session.scalar(select(User).where(User.id == user_id, User.deleted_at.is_(None)))
+    return await session.scalar(_ACTIVE_USER, {"user_id": user_id})
+
+
+# Built once, run with its value (`db.queries.statements`): every signed-in read asks it.
+_ACTIVE_USER = select(User).where(
+    User.id == bindparam("user_id", type_=Uuid()), User.deleted_at.is_(None)
+)
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:

@@ -7,17 +7,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, select
+from sqlalchemy import ColumnElement, Select, String, Uuid, any_, bindparam, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from db.models import JobStatus, Video, VideoInputType, VideoStatus
 from db.models.video import search_document
-from db.queries.arrays import is_any_of
+from db.queries.arrays import bound_ids
 from db.queries.pagination import (
     Ordering,
     PageRequest,
     PageSlice,
+    Where,
     count_for_parents,
     fetch_pages,
 )
@@ -65,13 +66,7 @@ async def videos_by_ids(
     session: AsyncSession, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Video]:
     """The owner's live videos among ``video_ids``; others' and deleted ones are simply absent."""
-    rows = await session.scalars(
-        select(Video).where(
-            is_any_of(Video.id, video_ids),
-            Video.user_id == owner_id,
-            Video.deleted_at.is_(None),
-        )
-    )
+    rows = await session.scalars(_VIDEOS_BY_IDS, {"owner_id": owner_id, "ids": list(video_ids)})
     return {video.id: video for video in rows}
 
 
@@ -89,7 +84,7 @@ async def list_for_owners(
         Video,
         Video.user_id,
         owner_ids,
-        where=_video_conditions(video_filter),
+        where=_video_where(video_filter),
         ordering=order.ordering(),
         page=page,
     )
@@ -99,7 +94,7 @@ async def count_for_owners(
     session: AsyncSession, owner_ids: Sequence[uuid.UUID], *, video_filter: VideoFilter
 ) -> dict[uuid.UUID, int]:
     return await count_for_parents(
-        session, Video.user_id, owner_ids, where=_video_conditions(video_filter)
+        session, Video.user_id, owner_ids, where=_video_where(video_filter)
     )
 
 
@@ -116,29 +111,49 @@ def search_query(text_: str) -> str | None:
 _MAX_SEARCH_WORDS = 8
 
 
-def _video_conditions(video_filter: VideoFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Video.deleted_at.is_(None)]
+def _video_where(video_filter: VideoFilter) -> Where:
+    """The filter's conditions, by which of them are given (and whether a search has words)."""
+    values: dict[str, Any] = {}
     if video_filter.statuses:
-        conditions.append(Video.status.in_(video_filter.statuses))
+        values["filter_statuses"] = list(video_filter.statuses)
     if video_filter.input_type is not None:
-        conditions.append(Video.input_type == video_filter.input_type)
+        values["filter_input_type"] = video_filter.input_type
     if video_filter.created_after is not None:
-        conditions.append(Video.created_at >= _in_utc(video_filter.created_after))
+        values["filter_created_after"] = _in_utc(video_filter.created_after)
     if video_filter.created_before is not None:
-        conditions.append(Video.created_at < _in_utc(video_filter.created_before))
+        values["filter_created_before"] = _in_utc(video_filter.created_before)
+    searching = video_filter.search is not None
     if video_filter.search is not None:
-        conditions.append(_matches_search(video_filter.search))
+        query = search_query(video_filter.search)
+        if query is not None:
+            values["filter_search"] = query
+    shape = ("videos", frozenset(values), searching)
+    return Where(shape, lambda: _video_conditions(frozenset(values), searching), values)
+
+
+def _video_conditions(given: frozenset[str], searching: bool) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Video.deleted_at.is_(None)]
+    if "filter_statuses" in given:
+        conditions.append(Video.status.in_(bindparam("filter_statuses", expanding=True)))
+    if "filter_input_type" in given:
+        conditions.append(Video.input_type == bindparam("filter_input_type"))
+    if "filter_created_after" in given:
+        conditions.append(Video.created_at >= bindparam("filter_created_after"))
+    if "filter_created_before" in given:
+        conditions.append(Video.created_at < bindparam("filter_created_before"))
+    if searching:
+        conditions.append(_matches_search("filter_search" in given))
     return conditions
 
 
-def _matches_search(text_: str) -> ColumnElement[bool]:
-    query = search_query(text_)
-    if query is None:
+def _matches_search(has_words: bool) -> ColumnElement[bool]:
+    if not has_words:
         # Nothing to look for ("%", "   ", punctuation): a search that matches no video, not a
         # filter that went missing.
         return false()
     # Matches the GIN index ix_videos_search (same expression, same 'simple' dictionary).
     document = search_document(Video.title, Video.description)
+    query = bindparam("filter_search", type_=String())
     return document.bool_op("@@")(func.to_tsquery("simple", query))
 
 
@@ -154,6 +169,14 @@ def _in_utc(moment: datetime) -> datetime:
         return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(
             tzinfo=UTC
         )
+
+
+# Built once, run with their values (`db.queries.statements`).
+_VIDEOS_BY_IDS = select(Video).where(
+    Video.id == any_(bound_ids("ids")),
+    Video.user_id == bindparam("owner_id", type_=Uuid()),
+    Video.deleted_at.is_(None),
+)
 
 
 def owned_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool) -> Select[Video]:

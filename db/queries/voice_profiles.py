@@ -5,18 +5,32 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, Uuid, any_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
 from db.integrity import constraint_errors
 from db.models import VoiceProfile
-from db.queries.arrays import is_any_of
+from db.queries.arrays import bound_ids
 from db.queries.audit import changes, record_owned_change, transaction_now
-from db.queries.pagination import Ordering, PageRequest, PageSlice, count_for_parents, fetch_pages
+from db.queries.pagination import (
+    Ordering,
+    PageRequest,
+    PageSlice,
+    Where,
+    count_for_parents,
+    fetch_pages,
+)
 
 VOICE_PROFILE_ORDERING = Ordering(VoiceProfile.created_at, descending=True)
 _LIVE: list[ColumnElement[bool]] = [VoiceProfile.deleted_at.is_(None)]
+_LIVE_WHERE = Where.of(*_LIVE)
+# Built once, run with their values (`db.queries.statements`).
+_VOICE_PROFILES_BY_IDS = select(VoiceProfile).where(
+    VoiceProfile.id == any_(bound_ids("ids")),
+    VoiceProfile.user_id == bindparam("owner_id", type_=Uuid()),
+    VoiceProfile.deleted_at.is_(None),
+)
 
 
 async def voice_profiles_by_ids(
@@ -24,9 +38,7 @@ async def voice_profiles_by_ids(
 ) -> dict[uuid.UUID, VoiceProfile]:
     """The owner's live voice profiles among ``profile_ids``."""
     rows = await session.scalars(
-        select(VoiceProfile).where(
-            is_any_of(VoiceProfile.id, profile_ids), VoiceProfile.user_id == owner_id, *_LIVE
-        )
+        _VOICE_PROFILES_BY_IDS, {"owner_id": owner_id, "ids": list(profile_ids)}
     )
     return {profile.id: profile for profile in rows}
 
@@ -40,7 +52,7 @@ async def list_for_owners(
         VoiceProfile,
         VoiceProfile.user_id,
         owner_ids,
-        where=_LIVE,
+        where=_LIVE_WHERE,
         ordering=VOICE_PROFILE_ORDERING,
         page=page,
     )
@@ -49,7 +61,7 @@ async def list_for_owners(
 async def count_for_owners(
     session: AsyncSession, owner_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    return await count_for_parents(session, VoiceProfile.user_id, owner_ids, where=_LIVE)
+    return await count_for_parents(session, VoiceProfile.user_id, owner_ids, where=_LIVE_WHERE)
 
 
 async def sample_is_live(session: AsyncSession, profile_id: uuid.UUID, sample_path: str) -> bool:

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import User, Video, VideoInputType
-from db.queries.pagination import Ordering, PageRequest, fetch_pages
+from db.queries.pagination import Ordering, PageRequest, Where, fetch_pages
 from db.queries.videos import VIDEO_ORDER_COLUMNS
 from schema.relay import from_global_id
 from tests.factories import make_user
@@ -512,7 +512,7 @@ async def test_fetch_pages_pages_each_parent_on_its_own(
 
         page = PageRequest(limit=limit, backward=backward, cursor=cursor)
         ordering = Ordering(VIDEO_ORDER_COLUMNS[order.field], descending=order.descending)
-        where = [Video.deleted_at.is_(None)]
+        where = Where.of(Video.deleted_at.is_(None))
         slices = await fetch_pages(
             session, Video, Video.user_id, parent_ids, where=where, ordering=ordering, page=page
         )
