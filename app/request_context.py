@@ -47,7 +47,7 @@ class RequestState:
     who it is, the GraphQL view how it is answered. One typed object instead of loose keys."""
 
     request_id: str
-    #: The caller, as ``Authorization`` says (`app.middleware.AuthenticationMiddleware`).
+    #: The caller, as ``Authorization`` says (`app.middleware.RequestMiddleware`).
     viewer: Viewer | None = None
     #: Why the credentials sent (if any) were refused; reads then fail with it.
     auth_error: Unauthenticated | None = None

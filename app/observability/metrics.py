@@ -35,6 +35,9 @@ ANONYMOUS = "anonymous"  # a valid document whose operation has no name
 INVALID = "invalid"  # a document that did not parse or validate: its name is not used
 OTHER = "other"  # a valid name past the budget of distinct names, or an unusually long one
 
+#: The route label of a request no route matched (any path: not worth a series each).
+UNMATCHED = "unmatched"
+
 _LABELLED_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 
 
@@ -126,8 +129,10 @@ class Metrics:
         for code in record.error_codes:
             self.errors.labels(code if code in SPEC_CODES else "OTHER").inc()  # else: OTHER
 
-    def record_http(self, method: str, route: str, status: int, seconds: float) -> None:
+    def record_http(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        """One HTTP request answered; ``route`` is its route's template (``None``: unmatched)."""
         method = method if method in HTTP_METHODS else "OTHER"
+        route = route or UNMATCHED
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_seconds.labels(method, route).observe(seconds)
 
