@@ -4,8 +4,8 @@ request id that logging needs without being handed it."""
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -25,7 +25,8 @@ _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 def new_request_id(offered: str | None = None) -> str:
     if offered is not None and _ACCEPTABLE.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex
+    # 128 random bits in 32 hex digits, as a UUID4's hex would be, without building the UUID.
+    return os.urandom(16).hex()
 
 
 class RequestIdFilter(logging.Filter):
