@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from app.csrf import CSRF_HEADERS
@@ -86,15 +85,12 @@ def create_app(
             await listener.stop()
             await engine.dispose()
 
-    # Request ids, metrics, CORS, body limits, who is calling and CSRF, in one layer: every
-    # response (a 413 included) carries the request id and CORS headers (`app.middleware`).
-    middleware = [
-        Middleware(RequestMiddleware, settings=settings, metrics=metrics, cors_headers=CSRF_HEADERS)
-    ]
     graphql = GraphQLView(create_schema(settings), settings)
+    graphql_route = Route("/graphql", graphql, methods=["GET", "POST"])
     routes = [
-        # First: nearly every request is one of these (routes are matched in order).
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # First: nearly every request is one of these (routes are matched in order); over HTTP
+        # the middleware hands them to the view without matching (`RequestMiddleware`).
+        graphql_route,
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -102,4 +98,15 @@ def create_app(
         *media_routes(),
         assets_mount(),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    # Request ids, metrics, CORS, body limits, who is calling and CSRF, in one layer: every
+    # response (a 413 included) carries the request id and CORS headers (`app.middleware`).
+    app.add_middleware(
+        RequestMiddleware,
+        settings=settings,
+        metrics=metrics,
+        cors_headers=CSRF_HEADERS,
+        router=app.router,
+        graphql_route=graphql_route,
+    )
+    return app

@@ -14,7 +14,10 @@ this order (each step sees the responses of the steps after it):
 4. the body limit (`app.body_limit`): 413 for a body over the limit;
 5. who is calling: ``Authorization: Bearer`` read into `RequestState` (``viewer``, or
    ``auth_error``, which the GraphQL layer answers as UNAUTHENTICATED in its own format);
-6. CSRF (`app.csrf`): a simple cross-site form post without a custom header is refused.
+6. CSRF (`app.csrf`): a simple cross-site form post without a custom header is refused;
+7. ``/graphql`` over HTTP straight to the GraphQL view, as Starlette's router would hand it
+   (everything else, websockets included, goes through Starlette's exception handling and
+   router, which the layer wraps).
 
 One layer instead of one per step: under a small read, each layer's own call, its copy of the
 header fields and its wrapper of every message it sends cost more than what it does.
@@ -26,8 +29,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import Viewer, viewer_from_authorization
@@ -66,8 +71,12 @@ class RequestMiddleware:
         settings: Settings,
         metrics: Metrics,
         cors_headers: Sequence[str] = (),
+        router: Router | None = None,
+        graphql_route: Route | None = None,
     ) -> None:
         self.app = app
+        self.router = router
+        self.graphql_route = graphql_route
         self.settings = settings
         self.metrics = metrics
         self.max_bytes = settings.max_body_bytes
@@ -95,42 +104,36 @@ class RequestMiddleware:
         started = time.perf_counter()
         fields = _read_fields(scope["headers"])
         state = self._start(scope, fields)
-        request_id = state.request_id.encode()
         origin = fields.get(b"origin")
-        status = 500  # what the client gets if the application fails before answering
-
-        async def respond(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", ()))
-                if origin is None:  # CORS has nothing to say but that it would have
-                    _set(headers, _VARY, b", ".join([*_values(headers, _VARY), b"Origin"]))
-                _set(headers, _REQUEST_ID, request_id)
-                message["headers"] = headers
-            await send(message)
-
+        answer = _Answer(send, state.request_id.encode(), vary_origin=origin is None)
         token = request_id_var.set(state.request_id)
         try:
             if origin is None:
-                await self._guarded(scope, receive, respond, fields)
+                await self._guarded(scope, receive, answer, answer, fields)
                 return
             headers = Headers(scope=scope)
             if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-                await self.cors.preflight_response(request_headers=headers)(scope, receive, respond)
+                await self.cors.preflight_response(request_headers=headers)(scope, receive, answer)
                 return
 
             async def cors_send(message: Message) -> None:
-                await self.cors.send(message, respond, headers)
+                await self.cors.send(message, answer, headers)
 
-            await self._guarded(scope, receive, cors_send, fields)
+            await self._guarded(scope, receive, cors_send, answer, fields)
         finally:
             request_id_var.reset(token)
             route = getattr(scope.get("route"), "path", None)
+            # A 500 when the application failed before answering (Starlette's answer then).
+            status = answer.status or 500
             self.metrics.record_http(scope["method"], route, status, time.perf_counter() - started)
 
     async def _guarded(
-        self, scope: Scope, receive: Receive, send: Send, fields: Mapping[bytes, bytes]
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        answer: _Answer,
+        fields: Mapping[bytes, bytes],
     ) -> None:
         """The body limit and CSRF around the application."""
         content_type = fields.get(b"content-type", b"").decode("latin-1")
@@ -152,23 +155,40 @@ class RequestMiddleware:
                 return
         if declared.isdigit() and b"transfer-encoding" not in fields:
             # The server hands over exactly the declared length, which is within the limit.
-            await self.app(scope, receive, send)
+            await self._route(scope, receive, send, answer)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, counting(receive, drain, limit), tracking_send)
+            await self._route(scope, counting(receive, drain, limit), send, answer)
         except BodyTooLarge as too_large:
-            if started:
+            if answer.status is not None:
                 raise
             drain.waits_for_continue = False  # the application's read asked for the body
             drained = not too_large.more_body or await drain.read_rest(receive)
             await _too_large(limit, drained)(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, answer: _Answer) -> None:
+        """The GraphQL endpoint's requests straight to its view, as Starlette's router would
+        hand them (the route on the scope; an `HTTPException` answered as Starlette's
+        `ExceptionMiddleware` answers it); anything else through those two."""
+        route = self.graphql_route
+        if (
+            route is None
+            or scope["path"] != route.path
+            or scope.get("root_path")
+            or scope["method"] not in (route.methods or ())
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope["router"], scope["route"] = self.router, route
+        scope["endpoint"], scope["path_params"] = route.endpoint, {}
+        try:
+            await route.app(scope, receive, send)
+        except HTTPException as exc:
+            if answer.status is not None:
+                raise RuntimeError(
+                    "Caught handled exception, but response already started."
+                ) from exc
+            await _http_exception(exc)(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self._start(scope, _read_fields(scope["headers"]))
@@ -200,6 +220,29 @@ class RequestMiddleware:
         return state
 
 
+class _Answer:
+    """The ``send`` the application is given: it records the response's status and puts the
+    request id (and ``Vary: Origin``, when CORS is not asked) on the response."""
+
+    __slots__ = ("request_id", "send", "status", "vary_origin")
+
+    def __init__(self, send: Send, request_id: bytes, *, vary_origin: bool) -> None:
+        self.send = send
+        self.request_id = request_id
+        self.vary_origin = vary_origin
+        self.status: int | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = list(message.get("headers", ()))
+            if self.vary_origin:  # all that CORSMiddleware adds to a request without Origin
+                _set(headers, _VARY, b", ".join([*_values(headers, _VARY), b"Origin"]))
+            _set(headers, _REQUEST_ID, self.request_id)
+            message["headers"] = headers
+        await self.send(message)
+
+
 def authenticate(
     settings: Settings, authorization: str | None
 ) -> tuple[Viewer | None, Unauthenticated | None]:
@@ -223,6 +266,13 @@ def _too_large(limit: int, drained: bool) -> JSONResponse:
     return graphql_error(
         413, message, headers=headers, code="BAD_USER_INPUT", limit="max_body_bytes"
     )
+
+
+def _http_exception(exc: HTTPException) -> Response:
+    """Starlette's own answer to an `HTTPException` (`ExceptionMiddleware.http_exception`)."""
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def _read_fields(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
