@@ -63,12 +63,13 @@ def read_access_token(settings: Settings, token: str) -> Viewer:
     """The viewer a token names; `Unauthenticated` for a bad, expired or foreign token.
 
     A token whose signature and claims verified once is remembered (`VERIFIED_TOKENS`, least
-    recently used first out, by its text and the key, issuer and audience it verified against):
-    verification costs more than the rest of a small read. What can change with time, its
-    expiry, is checked on every use. Nothing else can: a token is not revocable, only short.
+    recently used first out, by its text and the key, issuer and audience it verified against),
+    with the `Viewer` it names: verification costs more than the rest of a small read. What can
+    change with time, its expiry, is checked on every use. Nothing else can: a token is not
+    revocable, only short.
     """
     try:
-        user_id, expires = _verified(
+        viewer, expires = _verified(
             token, settings.secret_key, settings.token_audience, settings.token_issuer
         )
     except jwt.ExpiredSignatureError:
@@ -77,12 +78,12 @@ def read_access_token(settings: Settings, token: str) -> Viewer:
         raise Unauthenticated("The access token is not valid.") from None
     if time.time() > expires + _LEEWAY.total_seconds():  # expired since it was verified
         raise Unauthenticated("The access token has expired; sign in again.")
-    return Viewer(user_id=user_id, expires_at=datetime.fromtimestamp(expires, UTC))
+    return viewer
 
 
 @lru_cache(maxsize=VERIFIED_TOKENS)
-def _verified(token: str, key: str, audience: str, issuer: str) -> tuple[uuid.UUID, int]:
-    """The user and expiry of a token that verifies (a failure is raised, never remembered)."""
+def _verified(token: str, key: str, audience: str, issuer: str) -> tuple[Viewer, int]:
+    """The viewer and expiry of a token that verifies (a failure is raised, never remembered)."""
     claims = jwt.decode(
         token,
         key,
@@ -92,7 +93,11 @@ def _verified(token: str, key: str, audience: str, issuer: str) -> tuple[uuid.UU
         leeway=_LEEWAY,
         options={"require": _REQUIRED_CLAIMS},
     )
-    return uuid.UUID(str(claims["sub"])), int(claims["exp"])
+    expires = int(claims["exp"])
+    viewer = Viewer(
+        user_id=uuid.UUID(str(claims["sub"])), expires_at=datetime.fromtimestamp(expires, UTC)
+    )
+    return viewer, expires
 
 
 def bearer_token(authorization: str | None) -> str | None:

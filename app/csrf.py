@@ -13,10 +13,7 @@ run mutations (the GraphQL view refuses them).
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from app.middleware import graphql_error
+from collections.abc import Iterable
 
 #: Any one of these, non-empty, marks a request as not a simple cross-site form post.
 CSRF_HEADERS = ("Apollo-Require-Preflight", "X-Studio-CSRF", "X-Apollo-Operation-Name")
@@ -33,21 +30,10 @@ _MESSAGE = (
 )
 
 
-class CSRFMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            headers = Headers(scope=scope)
-            content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if content_type in SIMPLE_CONTENT_TYPES and not _has_csrf_header(headers):
-                message = _MESSAGE.format(kind=content_type or "(none)")
-                refusal = graphql_error(400, message, code="BAD_USER_INPUT", header=CSRF_HEADERS[0])
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def _has_csrf_header(headers: Headers) -> bool:
-    return any(headers.get(name, "").strip() for name in CSRF_HEADERS)
+def csrf_refusal(content_type: str, csrf_headers: Iterable[str]) -> str | None:
+    """Why a POST with this ``Content-Type`` and these values of `CSRF_HEADERS` (those sent) is
+    refused (`app.middleware` answers 400 with it), or ``None``."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind in SIMPLE_CONTENT_TYPES and not any(value.strip() for value in csrf_headers):
+        return _MESSAGE.format(kind=kind or "(none)")
+    return None

@@ -8,18 +8,16 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
-from app.csrf import CSRF_HEADERS, CSRFMiddleware
+from app.csrf import CSRF_HEADERS
 from app.events import EventHub
 from app.graphiql_assets import assets_mount
 from app.health import healthz, log_database_targets, readyz, warn_if_listener_is_deaf
 from app.logging import configure_logging
 from app.media_routes import media_routes
-from app.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestIdMiddleware
-from app.observability import Metrics, MetricsMiddleware, metrics_endpoint
+from app.middleware import RequestMiddleware
+from app.observability import Metrics, metrics_endpoint
 from app.oidc import parse_providers
 from app.settings import Settings, SettingsError, load_settings
 from app.state import AppState
@@ -87,30 +85,12 @@ def create_app(
             await listener.stop()
             await engine.dispose()
 
-    # Outermost first: every response (a 413 included) carries the request id and CORS headers.
-    middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(MetricsMiddleware, metrics=metrics),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", *CSRF_HEADERS],
-            expose_headers=["X-Request-ID"],
-            max_age=600,
-        ),
-        Middleware(
-            BodySizeLimitMiddleware,
-            max_bytes=settings.max_body_bytes,
-            max_upload_bytes=settings.max_upload_bytes,
-        ),
-        Middleware(AuthenticationMiddleware, settings=settings),
-        Middleware(CSRFMiddleware),
-    ]
     graphql = GraphQLView(create_schema(settings), settings)
+    graphql_route = Route("/graphql", graphql, methods=["GET", "POST"])
     routes = [
-        # First: nearly every request is one of these (routes are matched in order).
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # First: nearly every request is one of these (routes are matched in order); over HTTP
+        # the middleware hands them to the view without matching (`RequestMiddleware`).
+        graphql_route,
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -118,4 +98,15 @@ def create_app(
         *media_routes(),
         assets_mount(),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    # Request ids, metrics, CORS, body limits, who is calling and CSRF, in one layer: every
+    # response (a 413 included) carries the request id and CORS headers (`app.middleware`).
+    app.add_middleware(
+        RequestMiddleware,
+        settings=settings,
+        metrics=metrics,
+        cors_headers=CSRF_HEADERS,
+        router=app.router,
+        graphql_route=graphql_route,
+    )
+    return app

@@ -1,137 +1,255 @@
-"""Pure ASGI middleware: request ids, request body limits, and who is calling.
+"""The one ASGI layer in front of the routes: what every HTTP request and websocket goes through.
 
-Each one handles HTTP and websocket scopes the same way and puts what it learns in the request's
-`RequestState` (on the scope), where the GraphQL layer reads it.
+`RequestMiddleware` reads the request's header fields once and wraps ``send`` once, and does, in
+this order (each step sees the responses of the steps after it):
+
+1. the request id: ``X-Request-ID`` kept when plain (else a new one), on the request's
+   `RequestState` and in logs (`request_id_var`), sent back on every response (a 413 or a CSRF
+   refusal too) and on a websocket's upgrade;
+2. metrics: every HTTP request counted and timed by route template and status, open websockets
+   counted (`app.observability.metrics.Metrics`);
+3. CORS: Starlette's `CORSMiddleware` for a request with an ``Origin`` (its preflight answer, or
+   its headers on the response); a request without one gets only ``Vary: Origin``, which is all
+   `CORSMiddleware` would add to it;
+4. the body limit (`app.body_limit`): 413 for a body over the limit;
+5. who is calling: ``Authorization: Bearer`` read into `RequestState` (``viewer``, or
+   ``auth_error``, which the GraphQL layer answers as UNAUTHENTICATED in its own format);
+6. CSRF (`app.csrf`): a simple cross-site form post without a custom header is refused;
+7. ``/graphql`` over HTTP straight to the GraphQL view, as Starlette's router would hand it
+   (everything else, websockets included, goes through Starlette's exception handling and
+   router, which the layer wraps).
+
+One layer instead of one per step: under a small read, each layer's own call, its copy of the
+header fields and its wrapper of every message it sends cost more than what it does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import Viewer, viewer_from_authorization
+from app.body_limit import BodyTooLarge, Drain, counting, limit_for, too_large_message
+from app.csrf import CSRF_HEADERS, csrf_refusal
 from app.errors import Unauthenticated
+from app.observability.metrics import Metrics
 from app.request_context import STATE_KEY, RequestState, new_request_id, request_id_var
 from app.settings import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
+_VARY = b"vary"
+_CSRF = tuple(name.lower().encode() for name in CSRF_HEADERS)
+
+#: The request header fields the layer reads (ASGI servers give names in lower case).
+_READ = frozenset(
+    {
+        b"authorization",
+        b"content-length",
+        b"content-type",
+        b"expect",
+        b"origin",
+        b"transfer-encoding",
+        _REQUEST_ID,
+        *_CSRF,
+    }
+)
 
 
-class RequestIdMiddleware:
-    """Accepts ``X-Request-ID`` (or makes one), exposes it to logs, and echoes it back."""
-
-    def __init__(self, app: ASGIApp) -> None:
+class RequestMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        metrics: Metrics,
+        cors_headers: Sequence[str] = (),
+        router: Router | None = None,
+        graphql_route: Route | None = None,
+    ) -> None:
         self.app = app
+        self.router = router
+        self.graphql_route = graphql_route
+        self.settings = settings
+        self.metrics = metrics
+        self.max_bytes = settings.max_body_bytes
+        self.max_upload_bytes = settings.max_upload_bytes
+        # Only its preflight answer and its `send` are used (requests without an Origin skip it).
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", *cors_headers],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
-        request_id = new_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
-        scope[STATE_KEY] = RequestState(request_id)
-        token = request_id_var.set(request_id)
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            elif message["type"] == "websocket.accept":  # the upgrade's 101 response
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
-                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
-            await send(message)
-
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        fields = _read_fields(scope["headers"])
+        state = self._start(scope, fields)
+        origin = fields.get(b"origin")
+        answer = _Answer(send, state.request_id.encode(), vary_origin=origin is None)
+        token = request_id_var.set(state.request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            if origin is None:
+                await self._guarded(scope, receive, answer, answer, fields)
+                return
+            headers = Headers(scope=scope)
+            if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+                await self.cors.preflight_response(request_headers=headers)(scope, receive, answer)
+                return
+
+            async def cors_send(message: Message) -> None:
+                await self.cors.send(message, answer, headers)
+
+            await self._guarded(scope, receive, cors_send, answer, fields)
         finally:
             request_id_var.reset(token)
+            route = getattr(scope.get("route"), "path", None)
+            # A 500 when the application failed before answering (Starlette's answer then).
+            status = answer.status or 500
+            self.metrics.record_http(scope["method"], route, status, time.perf_counter() - started)
 
-
-class BodySizeLimitMiddleware:
-    """Refuses request bodies over the limit with 413, before the application reads them.
-
-    A declared ``Content-Length`` is checked up front; a chunked body is counted as it arrives.
-    Multipart requests (file uploads) may be larger: up to ``max_upload_bytes`` plus the normal
-    limit for the operation and the multipart framing.
-
-    The rest of a refused body is read and thrown away before the 413 is sent, up to
-    `DRAIN_FACTOR` times the limit in all: a server that closes while the body is still
-    arriving makes the client's side see a reset (or a broken pipe) and lose the answer
-    (nginx's "lingering close" exists for this). A larger body, or one whose client waits for
-    ``100 Continue``, is answered at once, with ``Connection: close``.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int = 0) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.max_upload_bytes = max_upload_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        limit = self.max_bytes
-        if headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            limit += self.max_upload_bytes
-        drain = _Drain(limit, waits_for_continue="100-continue" in headers.get("expect", ""))
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+    async def _guarded(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        answer: _Answer,
+        fields: Mapping[bytes, bytes],
+    ) -> None:
+        """The body limit and CSRF around the application."""
+        content_type = fields.get(b"content-type", b"").decode("latin-1")
+        limit = limit_for(content_type, self.max_bytes, self.max_upload_bytes)
+        expect = fields.get(b"expect", b"").decode("latin-1")
+        drain = Drain(limit, waits_for_continue="100-continue" in expect)
+        declared = fields.get(b"content-length", b"").decode("latin-1")
+        if declared.isdigit() and int(declared) > limit:
             drained = int(declared) <= drain.budget and await drain.read_rest(receive)
             await _too_large(limit, drained)(scope, receive, send)
             return
-
-        response_started = False
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                drain.received += len(message.get("body", b""))
-                if drain.received > limit:
-                    raise _BodyTooLarge(message.get("more_body", False))
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
+        if scope["method"] == "POST":
+            sent = [fields[name].decode("latin-1") for name in _CSRF if name in fields]
+            refusal = csrf_refusal(content_type, sent)
+            if refusal is not None:
+                header = CSRF_HEADERS[0]
+                response = graphql_error(400, refusal, code="BAD_USER_INPUT", header=header)
+                await response(scope, receive, send)
+                return
+        if declared.isdigit() and b"transfer-encoding" not in fields:
+            # The server hands over exactly the declared length, which is within the limit.
+            await self._route(scope, receive, send, answer)
+            return
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge as too_large:
-            if response_started:
+            await self._route(scope, counting(receive, drain, limit), send, answer)
+        except BodyTooLarge as too_large:
+            if answer.status is not None:
                 raise
             drain.waits_for_continue = False  # the application's read asked for the body
             drained = not too_large.more_body or await drain.read_rest(receive)
             await _too_large(limit, drained)(scope, receive, send)
 
+    async def _route(self, scope: Scope, receive: Receive, send: Send, answer: _Answer) -> None:
+        """The GraphQL endpoint's requests straight to its view, as Starlette's router would
+        hand them (the route on the scope; an `HTTPException` answered as Starlette's
+        `ExceptionMiddleware` answers it); anything else through those two."""
+        route = self.graphql_route
+        if (
+            route is None
+            or scope["path"] != route.path
+            or scope.get("root_path")
+            or scope["method"] not in (route.methods or ())
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope["router"], scope["route"] = self.router, route
+        scope["endpoint"], scope["path_params"] = route.endpoint, {}
+        try:
+            await route.app(scope, receive, send)
+        except HTTPException as exc:
+            if answer.status is not None:
+                raise RuntimeError(
+                    "Caught handled exception, but response already started."
+                ) from exc
+            await _http_exception(exc)(scope, receive, send)
 
-#: How much of a refused body is read and thrown away, as a multiple of the limit.
-DRAIN_FACTOR = 4
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self._start(scope, _read_fields(scope["headers"]))
+        request_id = state.request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "websocket.accept":  # the upgrade's 101 response
+                headers = [(k, v) for k, v in message.get("headers", []) if k != _REQUEST_ID]
+                message = {**message, "headers": [*headers, (_REQUEST_ID, request_id)]}
+            await send(message)
+
+        token = request_id_var.set(state.request_id)
+        self.metrics.websockets.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.websockets.dec()
+            request_id_var.reset(token)
+
+    def _start(self, scope: Scope, fields: Mapping[bytes, bytes]) -> RequestState:
+        """The request's `RequestState`: its id and who is calling."""
+        offered = fields.get(_REQUEST_ID)
+        state = RequestState(new_request_id(offered.decode("latin-1") if offered else None))
+        authorization = fields.get(b"authorization")
+        state.viewer, state.auth_error = authenticate(
+            self.settings, authorization.decode("latin-1") if authorization is not None else None
+        )
+        scope[STATE_KEY] = state
+        return state
 
 
-class _Drain:
-    """What is left of a refused body, read and thrown away."""
+class _Answer:
+    """The ``send`` the application is given: it records the response's status and puts the
+    request id (and ``Vary: Origin``, when CORS is not asked) on the response."""
 
-    def __init__(self, limit: int, *, waits_for_continue: bool) -> None:
-        self.budget = DRAIN_FACTOR * limit
-        self.received = 0
-        self.waits_for_continue = waits_for_continue
+    __slots__ = ("request_id", "send", "status", "vary_origin")
 
-    async def read_rest(self, receive: Receive) -> bool:
-        """Whether the whole body arrived within the budget (the connection can then go on).
-        A client waiting for ``100 Continue`` has sent nothing: reading would invite it."""
-        if self.waits_for_continue:
-            return False
-        while self.received <= self.budget:
-            message = await receive()
-            if message["type"] != "http.request":
-                return False  # the client went away
-            self.received += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return True
-        return False
+    def __init__(self, send: Send, request_id: bytes, *, vary_origin: bool) -> None:
+        self.send = send
+        self.request_id = request_id
+        self.vary_origin = vary_origin
+        self.status: int | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = list(message.get("headers", ()))
+            if self.vary_origin:  # all that CORSMiddleware adds to a request without Origin
+                _set(headers, _VARY, b", ".join([*_values(headers, _VARY), b"Origin"]))
+            _set(headers, _REQUEST_ID, self.request_id)
+            message["headers"] = headers
+        await self.send(message)
+
+
+def authenticate(
+    settings: Settings, authorization: str | None
+) -> tuple[Viewer | None, Unauthenticated | None]:
+    try:
+        return viewer_from_authorization(settings, authorization), None
+    except Unauthenticated as exc:
+        return None, exc
 
 
 def graphql_error(
@@ -143,42 +261,40 @@ def graphql_error(
 
 
 def _too_large(limit: int, drained: bool) -> JSONResponse:
-    message = f"The request body is larger than {limit} bytes."
     headers = None if drained else {"Connection": "close"}  # the rest is still unread
+    message = too_large_message(limit)
     return graphql_error(
         413, message, headers=headers, code="BAD_USER_INPUT", limit="max_body_bytes"
     )
 
 
-class _BodyTooLarge(Exception):
-    def __init__(self, more_body: bool) -> None:
-        super().__init__("request body over the limit")
-        self.more_body = more_body
+def _http_exception(exc: HTTPException) -> Response:
+    """Starlette's own answer to an `HTTPException` (`ExceptionMiddleware.http_exception`)."""
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
-class AuthenticationMiddleware:
-    """Reads ``Authorization: Bearer`` into the request's `RequestState` (``viewer``).
-
-    A bad token is not answered here: it is kept as ``auth_error`` and the GraphQL layer answers
-    UNAUTHENTICATED in GraphQL's own error format.
-    """
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            viewer, error = authenticate(self.settings, Headers(scope=scope).get("authorization"))
-            state = RequestState.of(scope)
-            state.viewer, state.auth_error = viewer, error
-        await self.app(scope, receive, send)
+def _read_fields(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The first value of each header field the layer reads (as `Headers.get` would give)."""
+    fields: dict[bytes, bytes] = {}
+    for name, value in raw:
+        if name in _READ and name not in fields:
+            fields[name] = value
+    return fields
 
 
-def authenticate(
-    settings: Settings, authorization: str | None
-) -> tuple[Viewer | None, Unauthenticated | None]:
-    try:
-        return viewer_from_authorization(settings, authorization), None
-    except Unauthenticated as exc:
-        return None, exc
+def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    return [value for key, value in headers if key == name]
+
+
+def _set(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """``headers[name] = value`` as `MutableHeaders` sets it: the first entry replaced in place,
+    any later ones removed, or appended when there is none."""
+    found = [index for index, (key, _) in enumerate(headers) if key == name]
+    for index in reversed(found[1:]):
+        del headers[index]
+    if found:
+        headers[found[0]] = (name, value)
+    else:
+        headers.append((name, value))

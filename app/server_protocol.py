@@ -21,6 +21,7 @@ see a reset and drop the answer before the client reads it.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -35,6 +36,9 @@ LINGER_MAX_BYTES = 64 * 1024 * 1024
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn builds each access line's arguments (the client, the path) before asking the
+        # logger, which drops them below INFO: ask it once per connection instead.
+        self.access_log = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
         self.max_head_bytes = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
         self._in_head = False  # between a request's first byte and the end of its header fields
         self._parsed_bytes = 0  # the URL and the complete header fields of the current head

@@ -1,4 +1,4 @@
-"""``GET /metrics`` and the middleware that counts HTTP requests and open websockets.
+"""``GET /metrics`` (HTTP requests and open websockets are counted by `app.middleware`).
 
 ``/metrics`` is served in the Prometheus text format (OpenMetrics when the scraper asks for it).
 Who may read it (``STUDIO_METRICS_ENABLED``, ``STUDIO_METRICS_TOKEN``): anyone in development;
@@ -7,19 +7,12 @@ in production only with the token, unless enabled explicitly; nobody when disabl
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.access import bearer_matches
-from app.observability.metrics import Metrics
 from app.state import AppState
-
-#: The route label of a request no route matched (any path: not worth a series each).
-UNMATCHED = "unmatched"
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -40,38 +33,3 @@ async def metrics_endpoint(request: Request) -> Response:
         encode(state.metrics.registry),
         headers={"Content-Type": content_type, "Cache-Control": "no-store"},
     )
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by its route template; counts open websockets."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            self.metrics.websockets.inc()
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                self.metrics.websockets.dec()
-            return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        started = time.perf_counter()
-        status = 500  # what the client gets if the application fails before answering
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            self.metrics.record_http(scope["method"], route, status, time.perf_counter() - started)

@@ -35,6 +35,9 @@ ANONYMOUS = "anonymous"  # a valid document whose operation has no name
 INVALID = "invalid"  # a document that did not parse or validate: its name is not used
 OTHER = "other"  # a valid name past the budget of distinct names, or an unusually long one
 
+#: The route label of a request no route matched (any path: not worth a series each).
+UNMATCHED = "unmatched"
+
 _LABELLED_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 
 
@@ -106,6 +109,10 @@ class Metrics:
         self._max_pool = settings.db_pool_size + settings.db_max_overflow
         self._pool: PoolCollector | None = None
         self._names = _NameBudget(settings.metrics_max_operation_names)
+        # Each label set's own counter and histogram, looked up once (`labels` checks and
+        # joins its values every time); every key is a bounded label set.
+        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._operations: dict[tuple[str, str, str], tuple[Counter, Histogram | None]] = {}
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         """Report ``engine``'s pool (the lifespan's engine: it exists only once the app runs)."""
@@ -120,16 +127,34 @@ class Metrics:
 
     def record_operation(self, record: OperationRecord) -> None:
         name = self._names.label(record.operation_name, valid=record.validated)
-        self.operations.labels(record.operation_type, name, record.outcome).inc()
-        if record.operation_type != "subscription":
-            self.operation_seconds.labels(record.operation_type, name).observe(record.seconds)
+        key = (record.operation_type, name, record.outcome)
+        children = self._operations.get(key)
+        if children is None:
+            timed = record.operation_type != "subscription"
+            children = self._operations[key] = (
+                self.operations.labels(*key),
+                self.operation_seconds.labels(record.operation_type, name) if timed else None,
+            )
+        count, duration = children
+        count.inc()
+        if duration is not None:
+            duration.observe(record.seconds)
         for code in record.error_codes:
             self.errors.labels(code if code in SPEC_CODES else "OTHER").inc()  # else: OTHER
 
-    def record_http(self, method: str, route: str, status: int, seconds: float) -> None:
+    def record_http(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        """One HTTP request answered; ``route`` is its route's template (``None``: unmatched)."""
         method = method if method in HTTP_METHODS else "OTHER"
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_seconds.labels(method, route).observe(seconds)
+        route = route or UNMATCHED
+        children = self._http.get((method, route, status))
+        if children is None:
+            children = self._http[(method, route, status)] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_seconds.labels(method, route),
+            )
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
 
 class _NameBudget:

@@ -15,6 +15,12 @@ else:
   full path (`schema.compiled.extension.run_plan`: one statement, no ``BEGIN``);
 * the access log line and the operation metrics, as `schema.telemetry` writes them.
 
+Of these, the variables, the cost and the plan depend on nothing but the request's body: a body
+answered before is remembered with its operation, its coerced variables and its plan
+(`KnownReads._prepare`), so a client that repeats a read, sending the same bytes, skips the
+parsing, the coercion, the cost and the plan lookup. The caller, the statement's parameters
+(a signed media URL's expiry moves with the clock) and the rate limits are settled per request.
+
 Anything unusual hands the request to the full path untouched: a body of another shape, an
 unknown document, variables that do not coerce, an operation over its cost or its rate, a plan
 that rules the values out, a statement whose ``ok`` says a resolver would answer an error, a
@@ -69,6 +75,11 @@ KNOWN_OPERATIONS = 256
 _MEMBERS = frozenset({"query", "variables", "operationName"})
 
 
+#: Request bodies remembered (`KnownReads._prepare`) per operation remembered, and the longest
+#: one that is: a client repeating a read sends the same bytes again.
+BODIES_PER_OPERATION = 4
+KNOWN_BODY_BYTES = 4096
+
 #: Cost verdicts kept per operation, by the values that can change its cost.
 COSTS_PER_OPERATION = 64
 
@@ -108,6 +119,15 @@ class KnownOperation:
         return values
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A body's operation, its variables coerced, and its plan."""
+
+    known: KnownOperation
+    variables: VariableValues
+    plan: Plan
+
+
 class KnownReads:
     def __init__(
         self,
@@ -126,6 +146,8 @@ class KnownReads:
         #: How many requests `answer` answered (the rest went to the full path).
         self.answered = 0
         self._known: LRU[tuple[str, str | None], KnownOperation] = LRU(size)
+        #: Request bodies answered before, with what `_prepare` made of them.
+        self._bodies: LRU[bytes, _Prepared] = LRU(size * BODIES_PER_OPERATION)
 
     def learn(
         self,
@@ -154,24 +176,14 @@ class KnownReads:
         viewer = request_state.viewer
         if viewer is None or request_state.auth_error is not None:
             return None
-        request_data = self._request_data(await request.body())
-        if request_data is None:
+        body = await request.body()
+        prepared = self._bodies.get(body) or self._prepare(body, schema)
+        if prepared is None:
             return None
-        query, variables, operation_name = request_data
-        known = self._known.get((query, operation_name))
-        if known is None:
-            return None
-        coerced = get_variable_values(schema, known.operation.variable_definitions or (), variables)
-        if not isinstance(coerced, VariableValues):
-            return None
-        if not self._within_cost(schema, known, variables):
-            return None
-        _, plan = self.plans.get(plan_key(query, known.name, variables, coerced))
-        if plan is None:  # not planned for these values yet, or not compilable with them
-            return None
+        known, plan = prepared.known, prepared.plan
         state = AppState.of(request)
         try:
-            params = plan.parameters(coerced, viewer.user_id, state.settings)
+            params = plan.parameters(prepared.variables, viewer.user_id, state.settings)
         except Fallback:
             return None
         if self.limiter is not None:
@@ -200,6 +212,29 @@ class KnownReads:
             path="compiled",
         )
         return data
+
+    def _prepare(self, body: bytes, schema: GraphQLSchema) -> _Prepared | None:
+        """What the body asks for, when this path can answer it; remembered by the body when it
+        is short (nothing here depends on more than the body)."""
+        request_data = self._request_data(body)
+        if request_data is None:
+            return None
+        query, variables, operation_name = request_data
+        known = self._known.get((query, operation_name))
+        if known is None:
+            return None
+        coerced = get_variable_values(schema, known.operation.variable_definitions or (), variables)
+        if not isinstance(coerced, VariableValues):
+            return None
+        if not self._within_cost(schema, known, variables):
+            return None
+        _, plan = self.plans.get(plan_key(query, known.name, variables, coerced))
+        if plan is None:  # not planned for these values yet, or not compilable with them
+            return None
+        prepared = _Prepared(known, coerced, plan)
+        if len(body) <= KNOWN_BODY_BYTES:
+            self._bodies.put(body, prepared)
+        return prepared
 
     def _within_cost(
         self, schema: GraphQLSchema, known: KnownOperation, variables: Mapping[str, Any]

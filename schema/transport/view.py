@@ -273,7 +273,7 @@ def _data_response(data: str, media_type: str) -> Response:
         '{"data":' + data + "}",
         media_type=http_protocol.CONTENT_TYPES[media_type],
     )
-    response.headers.add_vary_header("Accept")
+    response.raw_headers.append((b"vary", b"Accept"))  # a new response has no Vary yet
     return response
 
 

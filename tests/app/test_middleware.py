@@ -1,5 +1,6 @@
-"""Request ids and request body limits (app/middleware.py): every response carries an id that
-logs and INTERNAL errors quote; oversized bodies are refused before the application reads them."""
+"""Request ids and request body limits (app/middleware.py, app/body_limit.py): every response
+carries an id that logs and INTERNAL errors quote; oversized bodies are refused before the
+application reads them."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.types import Message, Receive, Scope, Send
 
+from app.body_limit import DRAIN_FACTOR
 from app.main import create_app
-from app.middleware import DRAIN_FACTOR, BodySizeLimitMiddleware
+from app.middleware import RequestMiddleware
+from app.observability import Metrics
 from app.settings import Settings, load_settings
 
 GENERATED_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -106,7 +109,7 @@ def _assert_too_large(response: httpx.Response) -> None:
 async def _refuse(
     chunks: list[bytes], headers: dict[str, str], *, app_reads: bool = False
 ) -> tuple[int, dict[str, str], int]:
-    """A body sent in ``chunks`` to `BodySizeLimitMiddleware` (limit `BODY_LIMIT`) in front of
+    """A JSON body sent in ``chunks`` to `RequestMiddleware` (limit `BODY_LIMIT`) in front of
     an app that reads it (or not): the status, the response headers, and how many chunks the
     middleware and the app took from the client."""
     messages: list[Message] = [
@@ -129,9 +132,11 @@ async def _refuse(
             pass
         await PlainTextResponse("read")(scope, receive, send)
 
+    headers = {"Content-Type": "application/json", **headers}
     raw_headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
     scope: Scope = {"type": "http", "method": "POST", "path": "/", "headers": raw_headers}
-    await BodySizeLimitMiddleware(app, max_bytes=BODY_LIMIT)(scope, receive, send)
+    settings = load_settings(max_body_bytes=BODY_LIMIT)
+    await RequestMiddleware(app, settings=settings, metrics=Metrics(settings))(scope, receive, send)
     start = sent[0]
     response_headers = {name.decode(): value.decode() for name, value in start["headers"]}
     return start["status"], response_headers, taken

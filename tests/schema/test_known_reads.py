@@ -152,6 +152,30 @@ async def test_another_viewer_gets_their_own_answer(
     assert known_reads(app).answered == 0
 
 
+async def test_the_same_body_from_another_viewer_is_answered_with_their_rows(
+    app: Starlette,
+    http: httpx.AsyncClient,
+    app_settings: Settings,
+    owner: User,
+    session: AsyncSession,
+) -> None:
+    """What is remembered of a body (`KnownReads._prepare`) is what the body alone decides:
+    the caller, and so the statement's parameters, are settled per request."""
+    other = await make_user(session, email="other@example.com")
+    await make_video(session, other, title="Theirs")
+    await session.flush()
+    known = known_reads(app)
+    await post(http, app_settings, owner, PAGE, {"n": 2})  # known from now on
+    mine = await post(http, app_settings, owner, PAGE, {"n": 2})  # the body remembered
+    theirs = await post(http, app_settings, other, PAGE, {"n": 2})
+    assert known.answered == 2
+    assert mine.json()["data"]["viewer"]["email"] == "known@example.com"
+    assert mine.json()["data"]["viewer"]["videos"]["totalCount"] == 3
+    videos = theirs.json()["data"]["viewer"]["videos"]
+    assert theirs.json()["data"]["viewer"]["email"] == "other@example.com"
+    assert [edge["node"]["title"] for edge in videos["edges"]] == ["Theirs"]
+
+
 @pytest.mark.parametrize(
     "variables",
     [{"n": "two"}, {"n": -1}, {"n": 1000}, {}],
