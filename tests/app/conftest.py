@@ -11,6 +11,7 @@ from db.url import DatabaseURL
 from tests.support.browser import serve
 from tests.support.pages import site_app
 from tests.support.processes import clean_env, running_studios
+from tests.support.workers import Workers
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +42,13 @@ def api_processes(
     )
     with running_studios(env, tmp_path, 2) as processes:
         yield [process.url for process in processes]
+
+
+@pytest.fixture
+def workers(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Workers]:
+    """``studio worker`` processes the test starts on its own database, killed after it."""
+    started = Workers(migrated_database, tmp_path)
+    try:
+        yield started
+    finally:
+        started.close()

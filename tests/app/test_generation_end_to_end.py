@@ -40,15 +40,6 @@ def api(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[StudioProces
         yield api
 
 
-@pytest.fixture
-def workers(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Workers]:
-    started = Workers(migrated_database, tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
-
-
 async def test_a_killed_workers_job_is_seen_through_to_the_end_by_a_subscriber(
     api: StudioProcess, workers: Workers
 ) -> None:

@@ -11,7 +11,6 @@ it missed, in order, then the final state.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,6 @@ from tests.support.workers import Workers
 PROGRESS = """subscription Progress($id: ID!, $after: Int) {
   jobProgress(jobId: $id, afterVersion: $after) { status stage progress version }
 }"""
-
-
-@pytest.fixture
-def workers(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Workers]:
-    started = Workers(migrated_database, tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
 
 
 async def _states(ws: GraphQLWebSocket, seen: list[dict[str, Any]]) -> None:

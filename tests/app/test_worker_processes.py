@@ -14,9 +14,8 @@ import subprocess
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,15 +37,6 @@ Sessions = async_sessionmaker[AsyncSession]
 async def sessions(migrated_database: DatabaseURL) -> AsyncIterator[Sessions]:
     async with committing_sessions(migrated_database) as sessions:
         yield sessions
-
-
-@pytest.fixture
-def workers(migrated_database: DatabaseURL, tmp_path: Path) -> Iterator[Workers]:
-    started = Workers(migrated_database, tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
 
 
 def _terminate(
