@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from graphql import FieldNode, GraphQLObjectType
 
 from db.models import DEFAULT_AUDIO_SETTINGS
-from schema.compiled.sql import Fallback, key_literal, media_url, text_literal
+from schema.compiled.sql import Fallback, key_literal, media_url, public_link, text_literal
 
 if TYPE_CHECKING:
     from schema.compiled.plan import Builder
@@ -95,15 +95,6 @@ def _json_literal(value: object) -> str:
     return f"'{literal}'::json"
 
 
-def _link(text_expression: str) -> str:
-    """`Settings.public_link` in SQL: a path on this studio under ``STUDIO_PUBLIC_URL``."""
-    base = "CAST(:media_base AS text)"
-    on_studio = (
-        f"{base} <> '' AND left({text_expression}, 1) = '/' AND left({text_expression}, 2) <> '//'"
-    )
-    return f"(CASE WHEN {on_studio} THEN {base} || {text_expression} ELSE {text_expression} END)"
-
-
 _CANONICAL_MOMENT = (
     "'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{6})?[+-][0-9]{2}:[0-9]{2}$'"
 )
@@ -160,7 +151,7 @@ def _float_or(default: float) -> Value:
 
 def _linked_url(j: str) -> str:
     """A stored URL, null or a string (`Settings.public_link` of it)."""
-    linked = f"to_json({_link(f'({j} #>> {_ROOT})')})"
+    linked = f"to_json({public_link(f'({j} #>> {_ROOT})')})"
     return _nullable(j, _guarded(_is(j, "string"), linked, j))
 
 
@@ -224,7 +215,6 @@ class Documents:
             case "Video", "captionTracks":
                 return self.listed(data, "CaptionTrack", nodes, self.caption_track, kept=_has_file)
             case "Video", "publishedTo":
-                self.builder.signs_media = True  # `_link` binds the public URL
                 return self.listed(data, "Publication", nodes, _members(_PUBLICATION))
         raise Fallback(f"{type_name}.{name}")
 
@@ -290,10 +280,9 @@ class Documents:
         the stored ``url`` made absolute."""
         if name != "url":
             return _text(element.member(name))
-        self.builder.signs_media = True
         path, url = element.member("path"), element.member("url")
         signed = f"to_json({media_url(f'({path} #>> {_ROOT})')})"
-        linked = f"to_json({_link(f'({url} #>> {_ROOT})')})"
+        linked = f"to_json({public_link(f'({url} #>> {_ROOT})')})"
         return (
             f"(CASE WHEN {path} IS NOT NULL THEN {_guarded(_is(path, 'string'), signed, path)}"
             f" ELSE {_guarded(_is(url, 'string'), linked, url)} END)"

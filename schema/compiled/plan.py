@@ -43,6 +43,7 @@ from schema.compiled import connections
 from schema.compiled.documents import Documents
 from schema.compiled.sql import (
     BY_ID,
+    MEDIA_PARAMETERS,
     RELATIONS,
     TABLES,
     VIEWER,
@@ -88,17 +89,19 @@ class Plan:
 
     sql: str
     binders: tuple[Binder, ...]
-    #: Whether the statement signs media URLs or makes links absolute (it binds
-    #: `media_parameters` then).
-    signs_media: bool = False
     #: ``sql`` with PostgreSQL's ``$n`` parameters, and the names they stand for, in order.
     positional_sql: str = field(init=False)
     positional_names: tuple[str, ...] = field(init=False)
+    #: Whether the statement signs media URLs or makes links absolute: read off its
+    #: parameters, so no translation can forget to ask for `media_parameters`.
+    signs_media: bool = field(init=False)
 
     def __post_init__(self) -> None:
         compiled = text(self.sql).compile(dialect=_ASYNCPG)
+        names = tuple(compiled.positiontup or ())
         object.__setattr__(self, "positional_sql", compiled.string)
-        object.__setattr__(self, "positional_names", tuple(compiled.positiontup or ()))
+        object.__setattr__(self, "positional_names", names)
+        object.__setattr__(self, "signs_media", not MEDIA_PARAMETERS.isdisjoint(names))
 
     def parameters(
         self, variables: VariableValues, viewer_id: uuid.UUID, settings: Settings
@@ -137,7 +140,6 @@ class Builder:
         self.operation = operation
         self.binders: list[Binder] = []
         self.checks: list[str] = []
-        self.signs_media = False
         self.documents = Documents(self)
         self._aliases = 0
 
@@ -159,7 +161,7 @@ class Builder:
         )
         ok = " AND ".join([viewer_live, *self.checks])
         sql = f"SELECT CAST({data} AS text) AS data, ({ok}) AS ok"
-        return Plan(sql, tuple(self.binders), self.signs_media)
+        return Plan(sql, tuple(self.binders))
 
     # --- selection sets ------------------------------------------------------------------
 
@@ -250,7 +252,6 @@ class Builder:
             column = source.attribute.property.columns[0].name
             return self.documents.field(type_name, name, f"{alias}.{column}", nodes)
         if isinstance(source, SignedMedia):
-            self.signs_media = True
             return media_url(column_value(source.attribute, alias))
         relation = RELATIONS.get((type_name, name))
         if relation is not None:

@@ -133,9 +133,23 @@ def url_path(expression: str) -> str:
     return f"(CASE WHEN {plain} THEN {expression} ELSE {escaped} END)"
 
 
-#: The parameters a statement that signs media URLs binds (`media_parameters`).
+#: The parameters a statement that signs media URLs or makes links absolute binds
+#: (`media_parameters`; `Plan` binds them when its statement names any of them).
+MEDIA_PARAMETERS = frozenset({"media_base", "media_expires", "media_inner", "media_outer"})
 _MEDIA_BASE = "CAST(:media_base AS text)"
 _MEDIA_EXPIRES = "CAST(:media_expires AS text)"
+
+
+def public_link(text_expression: str) -> str:
+    """`Settings.public_link` in SQL: a path on this studio under ``STUDIO_PUBLIC_URL``."""
+    on_studio = (
+        f"{_MEDIA_BASE} <> '' AND left({text_expression}, 1) = '/'"
+        f" AND left({text_expression}, 2) <> '//'"
+    )
+    return (
+        f"(CASE WHEN {on_studio} THEN {_MEDIA_BASE} || {text_expression}"
+        f" ELSE {text_expression} END)"
+    )
 
 
 def media_url(path_expression: str) -> str:

@@ -29,8 +29,8 @@ from db.models import JobStage, JobStatus, User, VideoStatus
 from schema import create_schema
 from schema.compiled import PlanCache
 from schema.compiled.plan import Plan
+from schema.compiled.sql import MEDIA_PARAMETERS, iso_datetime, json_ascii, media_parameters
 from schema.compiled.sql import global_id as global_id_sql
-from schema.compiled.sql import iso_datetime, json_ascii, media_parameters
 from schema.compiled.sql import media_url as media_url_sql
 from schema.relay import from_global_id, to_global_id
 from tests.factories import make_job, make_user, make_video, make_voice_profile
@@ -564,6 +564,8 @@ async def test_sql_media_urls_are_pythons(
     )
     expected = [signing.public_link(media.signed_url(signing, p, viewer_id=None)) for p in paths]
     assert [row[0] for row in rows] == expected
+    # What `Plan` looks for in a statement to bind them is what they are.
+    assert set(media_parameters(signing)) == MEDIA_PARAMETERS
 
 
 async def test_media_urls_answer_alike_under_a_public_url(
@@ -572,20 +574,29 @@ async def test_media_urls_answer_alike_under_a_public_url(
     """``STUDIO_PUBLIC_URL`` makes media URLs absolute on both paths."""
     query = "{ videos { edges { node { mediaUrl posterUrl } } } }"
     answers = []
-    for compiled in (True, False):
-        configured = load_settings(
-            database_url=settings.database_url,
-            compiled_reads=compiled,
-            public_url="https://studio.example",
-        )
-        app = create_app(configured, sessionmaker=sessionmaker)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://studio.test") as http,
-        ):
-            client = GraphQLClient(http, configured).as_user(world.owner.id)
-            answers.append((await client.execute(query)).ok())
+    served: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: served.append(getattr(record, "path", "?"))  # type: ignore[method-assign]
+    access = logging.getLogger("studio.access")
+    access.addHandler(handler)
+    try:
+        for compiled in (True, False):
+            configured = load_settings(
+                database_url=settings.database_url,
+                compiled_reads=compiled,
+                public_url="https://studio.example",
+            )
+            app = create_app(configured, sessionmaker=sessionmaker)
+            transport = httpx.ASGITransport(app=app)
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=transport, base_url="http://studio.test") as http,
+            ):
+                client = GraphQLClient(http, configured).as_user(world.owner.id)
+                answers.append((await client.execute(query)).ok())
+    finally:
+        access.removeHandler(handler)
+    assert served == ["compiled", "resolver"]
     assert answers[0] == answers[1]
     urls = [edge["node"]["mediaUrl"] for edge in answers[0]["videos"]["edges"]]
     assert any(url and url.startswith("https://studio.example/media/") for url in urls)
