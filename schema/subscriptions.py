@@ -170,7 +170,7 @@ class Subscription:
 
             while True:
                 change = await changed.next()
-                rows: Sequence[models.GenerationJob | None]
+                rows: Sequence[models.GenerationJob]
                 if change is None:  # events may be lost: read what changed lately
                     result = await changed.reread(changed_since)
                     if result is UNAVAILABLE:
@@ -179,19 +179,18 @@ class Subscription:
                     since = max(since, now - RESYNC_OVERLAP)
                 elif change.version > sent.get(change.id, 0):
                     row = await changed.reread(_job_reader(info, change.id))
-                    rows = [] if row is UNAVAILABLE else [row]  # None: its video was deleted
-                    # The status changes in between, since the last state sent or else since
-                    # this change (a job not sent yet changed before it only before we looked).
+                    if row is UNAVAILABLE or row is None:  # None: its video was deleted
+                        continue
+                    # The status changes since the last state sent, or else since this change
+                    # (a job not sent yet changed before it only before we looked).
+                    history = _history(info, changes.job_states_between, change.id)
                     after = sent.get(change.id, change.version - 1)
-                    if row is not UNAVAILABLE and row is not None and row.version > after + 1:
-                        history = _history(info, changes.job_states_between, change.id)
-                        between = functools.partial(history, after, row.version)
-                        missed = await changed.reread(between)
-                        rows = [*([] if missed is UNAVAILABLE else missed), row]
+                    states = await _since(changed, history, after, row)
+                    rows = [row] if states is UNAVAILABLE else states
                 else:
                     continue
                 for job in rows:
-                    if job is not None and job.version > sent.get(job.id, 0):
+                    if job.version > sent.get(job.id, 0):
                         sent[job.id] = job.version
                         info.context.reset_loaders()
                         yield GenerationJob(row=job)
@@ -223,15 +222,28 @@ async def _follow(
             continue
         if row is None:
             raise NotFound(gone)
-        if row.version > last + 1:  # versions in between: were any of them a status change?
-            states = await changed.reread(functools.partial(missed, last, row.version))
+        if row.version > last:
+            states = await _since(changed, missed, last, row)
             if states is UNAVAILABLE:
                 continue  # retried: nothing is sent until the states between can be read
             for state in states:
                 yield state
-        if row.version > last:
             last = row.version
-            yield row
+
+
+async def _since(
+    changed: _Changes,
+    missed: Callable[[int, int], Awaitable[Sequence[V]]],
+    after: int,
+    row: V,
+) -> list[V] | Literal[_Unavailable.UNAVAILABLE]:
+    """The status changes recorded after version ``after`` and before ``row``, then ``row``:
+    what a subscriber that last sent ``after`` sends now. The history is read only when
+    versions were skipped (`UNAVAILABLE` when it cannot be read now)."""
+    if row.version <= after + 1:
+        return [row]
+    states = await changed.reread(functools.partial(missed, after, row.version))
+    return UNAVAILABLE if states is UNAVAILABLE else [*states, row]
 
 
 class _Changes:
