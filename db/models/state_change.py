@@ -21,7 +21,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.models.base import Base
 
 
-class JobStateChange(Base):
+class _StateChange:
+    """What both histories keep: the row's version, the row then, and when."""
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: ``to_jsonb`` of the row at ``version``.
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.statement_timestamp()
+    )
+
+
+class JobStateChange(_StateChange, Base):
     __tablename__ = "job_state_changes"
 
     job_id: Mapped[uuid.UUID] = mapped_column(
@@ -29,25 +40,13 @@ class JobStateChange(Base):
         ForeignKey("generation_jobs.id", ondelete="CASCADE"),
         primary_key=True,
     )
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    #: ``to_jsonb`` of the job's row at ``version``.
-    state: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    changed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.statement_timestamp()
-    )
 
 
-class VideoStateChange(Base):
+class VideoStateChange(_StateChange, Base):
     __tablename__ = "video_state_changes"
 
     video_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True),
         ForeignKey("videos.id", ondelete="CASCADE"),
         primary_key=True,
-    )
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    #: ``to_jsonb`` of the video's row at ``version``.
-    state: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    changed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.statement_timestamp()
     )

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db.models import GenerationJob, JobStateChange, Video, VideoStateChange
 from db.queries.jobs import owned_by
@@ -49,31 +50,35 @@ async def job_states_between(
     """The job as it was at each status or stage change with a version in (``after``,
     ``before``), in order: transient rows (never in a session), for a subscriber that has to
     send every status it would otherwise skip."""
-    return await _states_between(session, GenerationJob, JobStateChange, job_id, after, before)
+    return await _states_between(
+        session, GenerationJob, JobStateChange.job_id, job_id, after, before
+    )
 
 
 async def video_states_between(
     session: AsyncSession, video_id: uuid.UUID, after: int, before: int
 ) -> list[Video]:
     """`job_states_between` for a video's status changes."""
-    return await _states_between(session, Video, VideoStateChange, video_id, after, before)
+    return await _states_between(session, Video, VideoStateChange.video_id, video_id, after, before)
 
 
 async def _states_between(
     session: AsyncSession,
     model: type[_T],
-    history: type[JobStateChange] | type[VideoStateChange],
+    key: InstrumentedAttribute[uuid.UUID],
     row_id: uuid.UUID,
     after: int,
     before: int,
 ) -> list[_T]:
+    """``key``'s history table read back as ``model`` rows (`jsonb_populate_record` gives each
+    column its type)."""
     table = model.__table__
-    key = history.__table__.c[0]  # the row's id, first in the primary key
+    history = key.class_.__tablename__
     columns = ", ".join(f"r.{column.name}" for column in table.c)
     statement = text(
-        f"SELECT {columns} FROM {history.__tablename__} h,"  # noqa: S608 - names from the models
+        f"SELECT {columns} FROM {history} h,"  # noqa: S608 - names from the models
         f" jsonb_populate_record(NULL::{model.__tablename__}, h.state) AS r"
-        f" WHERE h.{key.name} = :row_id AND h.version > :after AND h.version < :before"
+        f" WHERE h.{key.key} = :row_id AND h.version > :after AND h.version < :before"
         " ORDER BY h.version DESC LIMIT :limit"
     ).columns(*table.c)
     params = {"row_id": row_id, "after": after, "before": before, "limit": HISTORY_LIMIT}
