@@ -176,6 +176,9 @@ class Settings(BaseSettings):
 
     # --- websockets (subscriptions) ---------------------------------------------------------
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    #: Subscribers of the same operation, variables and viewer share one run of it (its
+    #: re-reads and its encoded results: `schema.transport.feeds`); false runs each alone.
+    shared_subscriptions: bool = True
     #: Counted per API process: N processes let a user hold up to N times this many.
     max_connections_per_user: int = Field(default=10, ge=1, le=1000)
     #: A socket that has not sent ``connection_init`` this long after opening is closed (4408).

@@ -11,6 +11,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from app.rate_limit import RateLimiter
 from app.settings import Settings
 from schema.compiled import KnownReads, PlanCache, compiled_reads_extension
 from schema.errors import ErrorCodes, strip_suggestions
@@ -37,6 +38,9 @@ class StudioSchema(strawberry.Schema):
     #: Operations the compiled path answered, answered again without the extensions (the view
     #: asks it first); none when the compiled path is off.
     known_reads: KnownReads | None = None
+    #: The rate limits its operations are charged to (none when they are off); a shared
+    #: subscription charges each subscriber here (`schema.transport.feeds`).
+    rate_limiter: RateLimiter | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -99,4 +103,5 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
         ),
     )
     schema.known_reads = known
+    schema.rate_limiter = limiter
     return schema

@@ -33,6 +33,10 @@ class Context:
     cursor_key: bytes = field(init=False)
     #: Which path answered the operation: ``resolver``, or ``compiled`` (`schema.compiled`).
     read_path: str = "resolver"
+    #: The operation is a shared subscription's one run for all its subscribers
+    #: (`schema.transport.feeds`): each of them is charged its rate limits and logged on its
+    #: own, so this run is neither charged nor logged.
+    shared: bool = False
     _rollback_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

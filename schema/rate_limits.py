@@ -32,6 +32,7 @@ from strawberry.types.graphql import OperationType
 from app.rate_limit import RateLimiter, RateLimitExceeded, Rates, charges_for, client_address
 from app.settings import Settings
 from app.state import AppState
+from schema.context import Context
 
 
 def rate_limiter(settings: Settings | None) -> RateLimiter | None:
@@ -55,28 +56,41 @@ class RateLimitCheck(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
-        request = getattr(context, "request", None)
-        if request is None:  # executed in-process without a client (no address, no app)
+        if getattr(context, "request", None) is None or getattr(context, "shared", False):
+            # Executed in-process without a client (no address, no app), or a shared
+            # subscription's run, whose subscribers are charged one by one (`charge`).
             yield
             return
         fields: Counter[str] = Counter()
         if execution.operation_type is OperationType.MUTATION:
             assert execution.graphql_document is not None
             fields = _root_fields(execution.graphql_document, execution.operation_name)
-        viewer = context.viewer
-        charges = charges_for(
-            self.limiter.rates,
-            client=client_address(request.scope),
-            user_id=viewer.user_id if viewer is not None else None,
-            sign_ins=fields["signIn"],
-            generations=fields["startGeneration"],
-        )
-        retry_after = await self.limiter.check(AppState.of(request).engine, charges)
+        retry_after = await charge(self.limiter, context, fields)
         if retry_after is not None:
             if isinstance(context.response, Response):  # HTTP (a websocket has no headers)
                 context.response.headers["Retry-After"] = str(retry_after)
             raise RateLimitExceeded(retry_after)
         yield
+
+
+async def charge(
+    limiter: RateLimiter, context: Context, fields: Counter[str] | None = None
+) -> int | None:
+    """Charge one operation of ``context``'s caller (its address and, signed in, its user;
+    ``fields``: its root fields, for a mutation): ``None`` when it may run, else the seconds to
+    wait."""
+    request = context.request
+    assert request is not None
+    fields = fields or Counter()
+    viewer = context.viewer
+    charges = charges_for(
+        limiter.rates,
+        client=client_address(request.scope),
+        user_id=viewer.user_id if viewer is not None else None,
+        sign_ins=fields["signIn"],
+        generations=fields["startGeneration"],
+    )
+    return await limiter.check(AppState.of(request).engine, charges)
 
 
 def _root_fields(document: DocumentNode, operation_name: str | None) -> Counter[str]:

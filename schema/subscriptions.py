@@ -71,6 +71,9 @@ TERMINAL_JOB_STATUSES = frozenset(
 #: across it); rows already sent are skipped by version.
 RESYNC_OVERLAP = timedelta(seconds=30)
 READ_RETRY_SECONDS = 1.0
+#: The subscriptions that send the current state first; a subscriber who joins one of them
+#: while it is shared gets its newest state first (`schema.transport.feeds`).
+STARTS_WITH_CURRENT_STATE = frozenset({"jobProgress", "videoUpdated"})
 
 T = TypeVar("T")
 

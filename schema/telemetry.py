@@ -35,6 +35,7 @@ from strawberry.types.execution import StreamExecutionResult
 from app.errors import StudioError
 from app.observability.metrics import Metrics, OperationRecord
 from app.state import AppState
+from schema.context import Context
 
 logger = logging.getLogger("studio.access")
 
@@ -52,6 +53,10 @@ class OperationTelemetry(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         self._codes: list[str] = []
+        if getattr(self.execution_context.context, "shared", False):
+            # A shared subscription's run: each subscriber has its own `SubscriberTelemetry`.
+            yield
+            return
         started = time.perf_counter()
         failure: BaseException | None = None
         try:
@@ -66,11 +71,14 @@ class OperationTelemetry(SchemaExtension):
         # Reached only by documents that parsed and validated.
         self._executed = True
         operation = self._operation()
+        if getattr(self.execution_context.context, "shared", False):
+            operation = None
         if operation is not None and operation.operation.value == "subscription":
             self._subscription = _root_field(operation)
             metrics = self._metrics()
             if metrics is not None:
                 metrics.subscriptions.labels(self._subscription).inc()
+                metrics.subscription_runs.labels(self._subscription).inc()
         yield
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
@@ -97,6 +105,7 @@ class OperationTelemetry(SchemaExtension):
         if metrics is not None:
             if self._subscription is not None:
                 metrics.subscriptions.labels(self._subscription).dec()
+                metrics.subscription_runs.labels(self._subscription).dec()
             metrics.record_operation(
                 OperationRecord(
                     operation_type,
@@ -153,6 +162,43 @@ class OperationTelemetry(SchemaExtension):
         state = getattr(getattr(request, "app", None), "state", None)
         studio: Any = getattr(state, "studio", None)
         return studio.metrics if isinstance(studio, AppState) else None
+
+
+class SubscriberTelemetry:
+    """The log line and metrics of one subscriber of a shared subscription
+    (`schema.transport.feeds`), as `OperationTelemetry` records an unshared one: open from
+    `__init__` (it counts in the open subscriptions) to `finish`, outcome ``ok`` or ``error``
+    from the codes of the results it was sent, ``path=shared``."""
+
+    def __init__(self, context: Context, name: str | None, root: str, started: float) -> None:
+        self.context = context
+        self.name = name
+        self.root = root
+        self.started = started
+        self.codes: list[str] = []
+        assert context.request is not None
+        self.metrics = AppState.of(context.request).metrics
+        self.metrics.subscriptions.labels(root).inc()
+
+    def finish(self) -> None:
+        seconds = time.perf_counter() - self.started
+        outcome = "error" if self.codes else "ok"
+        self.metrics.subscriptions.labels(self.root).dec()
+        self.metrics.record_operation(
+            OperationRecord("subscription", self.name, outcome, seconds, tuple(self.codes))
+        )
+        viewer = self.context.viewer
+        log_operation(
+            request_id=self.context.request_id or None,
+            operation_type="subscription",
+            name=self.name,
+            outcome=outcome,
+            seconds=seconds,
+            codes=self.codes,
+            viewer_id=viewer.user_id if viewer is not None else None,
+            transport="websocket",
+            path="shared",
+        )
 
 
 def log_operation(

@@ -85,6 +85,13 @@ class Metrics:
             ["field"],
             registry=registry,
         )
+        self.subscription_runs = Gauge(
+            "studio_graphql_subscription_runs_active",
+            "Runs serving the subscriptions of this process: one per distinct operation, "
+            "variables and viewer when they are shared (STUDIO_SHARED_SUBSCRIPTIONS).",
+            ["field"],
+            registry=registry,
+        )
         self.http_requests = Counter(
             "studio_http_requests",
             "HTTP requests answered, by method, route template and status.",

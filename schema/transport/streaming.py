@@ -128,6 +128,7 @@ def operation_context(connection: Context, gate: SessionGate) -> Context:
         auth_error=auth_error,
         request=connection.request,
         response=connection.response,
+        shared=connection.shared,
     )
 
 

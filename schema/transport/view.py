@@ -31,6 +31,7 @@ from schema.context import Context
 from schema.errors import coded_error
 from schema.loaders import Loaders, SessionGate
 from schema.transport import http_protocol
+from schema.transport.feeds import Feeds
 from schema.transport.http_protocol import RequestRefused
 from schema.transport.streaming import ConnectionContext
 from schema.transport.websocket import (
@@ -68,6 +69,12 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.settings = settings
         self.connections = ConnectionLimiter(settings.max_connections_per_user)
+        #: Subscriptions run once for all who subscribe to the same (`schema.transport.feeds`).
+        self.feeds = (
+            Feeds(schema, self.encode_json)
+            if isinstance(schema, StudioSchema) and settings.shared_subscriptions
+            else None
+        )
 
     async def run(  # type: ignore[override]  # one body for both of the base's overloads
         self,

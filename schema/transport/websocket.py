@@ -32,10 +32,11 @@ extra one gets an ``error`` message coded ``RATE_LIMITED``; the connection stays
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,7 @@ from starlette.websockets import WebSocketDisconnected as ClosedByServer
 from strawberry.http.exceptions import WebSocketDisconnected as ClientGone
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportInitMessage,
@@ -63,8 +65,13 @@ from app.auth import authorization_from_params
 from app.middleware import authenticate
 from app.settings import Settings
 from schema.context import Context
+from schema.transport.feeds import CLOSE_TOO_SLOW, Ended, Feeds, Shape
 from schema.transport.streaming import ConnectionContext
-from schema.transport.websocket_messages import legacy_message_problem, transport_message_problem
+from schema.transport.websocket_messages import (
+    SizeLimitedWebSocket,
+    legacy_message_problem,
+    transport_message_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +195,35 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_subscribe(message)
 
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        shared = _shared(self, operation.query, operation.operation_name)
+        if shared is not None:
+            feeds, shape = shared
+            send = _sender(
+                self, '{"id":' + feeds.encode(operation.id) + ',"type":"next","payload":'
+            )
+
+            ended = await _served(
+                feeds,
+                self.context,
+                shape,
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+                send,
+            )
+            if ended is Ended.COMPLETE:
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+                return
+            if ended is Ended.BEHIND:
+                self.operations.pop(operation.id, None)
+                await self.websocket.close(CLOSE_TOO_SLOW, "Too far behind")
+                return
+            if ended is None:  # the socket is gone
+                self.operations.pop(operation.id, None)
+                return
+        await super().run_operation(operation)
+
     async def shutdown(self) -> None:
         await self.timers.cancel_all()
         await super().shutdown()
@@ -268,8 +304,44 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         kind = _operation_type(query, operation_name, self.context.settings.max_tokens)
         if kind in (OperationType.QUERY, OperationType.MUTATION):
             await self._answer_once(operation_id, query, operation_name, variables)
-        else:
-            await super().handle_async_results(operation_id, query, operation_name, variables)
+            return
+        shared = _shared(self, query, operation_name)
+        if shared is not None and await self._answer_shared(
+            operation_id, shared, query, operation_name, variables
+        ):
+            return
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _answer_shared(
+        self,
+        operation_id: str,
+        shared: tuple[Feeds, Shape],
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> bool:
+        """Serve the subscription from its feed; False when it must run on its own."""
+        feeds, shape = shared
+        send = _sender(self, '{"type":"data","id":' + feeds.encode(operation_id) + ',"payload":')
+
+        complete = {"type": "complete", "id": operation_id}
+        try:
+            ended = await _served(
+                feeds, self.context, shape, query, variables, operation_name, send
+            )
+        except asyncio.CancelledError:  # stopped by the client: graphql-ws says `complete`
+            self.tasks.pop(operation_id, None)
+            with contextlib.suppress(ClientGone, ClosedByServer):
+                await self.send_message(complete)  # type: ignore[arg-type]
+            raise
+        if ended is Ended.UNSERVED:
+            return False
+        self.tasks.pop(operation_id, None)
+        if ended is Ended.COMPLETE:
+            await self.send_message(complete)  # type: ignore[arg-type]
+        elif ended is Ended.BEHIND:
+            await self.websocket.close(CLOSE_TOO_SLOW, "Too far behind")
+        return True
 
     async def _answer_once(
         self,
@@ -353,6 +425,47 @@ async def _let_finish(tasks: Collection[asyncio.Future[Any]]) -> None:
     """Wait (a little) for operations to send their last message before the socket closes."""
     if tasks:
         await asyncio.wait(tasks, timeout=EXPIRY_GRACE_SECONDS)
+
+
+def _shared(
+    handler: TransportWSHandler | LegacyWSHandler, query: str, operation_name: str | None
+) -> tuple[Feeds, Shape] | None:
+    """The process's feeds and the operation's shape, when a feed can serve it."""
+    feeds: Feeds | None = getattr(handler.view, "feeds", None)
+    if feeds is None or handler.context.viewer is None:
+        return None
+    shape = feeds.shape(query, operation_name, handler.context.settings.max_tokens)
+    return None if shape is None else (feeds, shape)
+
+
+def _sender(
+    handler: TransportWSHandler | LegacyWSHandler, head: str
+) -> Callable[[str], Awaitable[None]]:
+    """Sends a feed's encoded payload inside the message that ``head`` begins."""
+    websocket = handler.websocket
+    assert isinstance(websocket, SizeLimitedWebSocket)
+
+    async def send(payload: str) -> None:
+        await websocket.send_text(head + payload + "}")
+
+    return send
+
+
+async def _served(
+    feeds: Feeds,
+    connection: Context,
+    shape: Shape,
+    query: str,
+    variables: dict[str, object] | None,
+    operation_name: str | None,
+    send: Callable[[str], Awaitable[None]],
+) -> Ended | None:
+    """`Feeds.serve`; ``None`` when the socket closed under it."""
+    assert isinstance(connection, ConnectionContext)
+    try:
+        return await feeds.serve(connection, shape, query, variables, operation_name, send)
+    except (ClientGone, ClosedByServer):
+        return None
 
 
 def _operation_type(query: str, name: str | None, max_tokens: int) -> OperationType | None:

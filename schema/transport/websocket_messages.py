@@ -18,7 +18,11 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.async_base_view import AsyncBaseHTTPView
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 
 from app.state import AppState
 from schema.client_json import ClientJSONError
@@ -62,6 +66,13 @@ class SizeLimitedWebSocket(ASGIWebSocketAdapter):
             raise NonTextMessageReceived from error
         except WebSocketDisconnect:
             pass
+
+    async def send_text(self, text: str) -> None:
+        """A message already encoded (`schema.transport.feeds`: one encoding, many sockets)."""
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
     async def close(self, code: int, reason: str) -> None:
         # A longer reason (a long operation id in "Subscriber for … already exists") would make
