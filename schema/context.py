@@ -49,6 +49,7 @@ class Context:
 
     def reset_loaders(self) -> None:
         """Drop every cached row (after a write, the next read must see it)."""
+        self.gate.retire_loaders()
         self.loaders = Loaders(self.gate, self.viewer.user_id if self.viewer else None)
 
     def on_rollback(self, hook: Callable[[], Awaitable[None]]) -> None:

@@ -57,6 +57,19 @@ class OperationLoader(DataLoader[K, V]):
                 future.cancel()
         self._issued.clear()
 
+    def retire(self) -> None:
+        """Used no more: its cached rows go, and so does its batch function (a closure over the
+        `Loaders` that made it, which holds this loader: a cycle only the collector would free,
+        after it had aged into the oldest generation) unless a load still waits for dispatch."""
+        self.clear_all()
+        self._issued.clear()
+        if not self._queue:
+            self.batch_load_fn = _retired
+
+
+async def _retired(keys: list[Any]) -> list[Any]:
+    raise OperationOver("the loader was replaced")
+
 
 class SessionGate:
     """One `AsyncSession` shared by all loaders of an operation, used by one task at a time.
@@ -140,13 +153,19 @@ class SessionGate:
             self._closed = True
         self._release_loaders()
 
+    def retire_loaders(self) -> None:
+        """Forget the loaders made so far: a new set replaces them (`Context.reset_loaders`).
+        Their cached rows go now, and a subscription, which makes a new set for every change,
+        does not keep every set it ever made (loads still running finish as they would)."""
+        self._release_loaders()
+
     def _release_loaders(self) -> None:
         # A `Loaders` and its loaders refer to each other (each batch function is a closure over
         # the `Loaders`), so the rows in their caches would wait for the cyclic garbage
         # collector, and a large page's rows make each of its passes long. Emptied here, the
         # rows go with the response.
         for loader in self._loaders:
-            loader.clear_all()
+            loader.retire()
         self._loaders.clear()
 
 

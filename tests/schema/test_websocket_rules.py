@@ -10,7 +10,9 @@ looks at one step in-process: the moment between a token's expiry and the close.
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -331,6 +333,23 @@ async def test_an_operation_after_the_token_expired_is_unauthenticated(
     assert operation.viewer is None
     with pytest.raises(Unauthenticated, match="expired"):
         await operation.require_viewer()
+
+
+async def test_a_subscription_keeps_no_loaders_of_earlier_changes(
+    live_settings: Settings,
+) -> None:
+    """A subscription makes new loaders for every change it re-reads (`Context.reset_loaders`):
+    the ones before, and the rows they cached, are let go, not kept for the subscription's
+    whole life (thousands of subscriptions each kept one set per change)."""
+    gate = ShortSessionGate(async_sessionmaker())
+    context = Context(
+        settings=live_settings, request_id="", gate=gate, loaders=Loaders(gate, None), viewer=None
+    )
+    earlier = weakref.ref(context.loaders.job_by_id)
+    context.reset_loaders()
+    gc.collect()
+    assert earlier() is None
+    assert context.loaders.job_by_id is not None
 
 
 @pytest.mark.parametrize("autocommit", [True, False])
