@@ -175,18 +175,20 @@ class Bench:
             writer.start()
             await asyncio.sleep(self.args.warmup)
             load = os.getloadavg()[0]
-            sql_before, cpu_before, start = (
+            sql_before, cpu_before, load_cpu_before, start = (
                 await self.sql_counts(monitor),
                 _cpu(server),
+                time.process_time(),
                 time.monotonic(),
             )
             if profile is not None:
                 await _py_spy(server.pid, profile, self.args.duration)
             else:
                 await asyncio.sleep(self.args.duration)
-            sql_after, cpu_after, end = (
+            sql_after, cpu_after, load_cpu_after, end = (
                 await self.sql_counts(monitor),
                 _cpu(server),
+                time.process_time(),
                 time.monotonic(),
             )
             rss = _rss_mb(server.pid)
@@ -216,6 +218,7 @@ class Bench:
             seconds=seconds,
             counts=tally(fleet, writer, start, end),
             cpu_percent=100 * (cpu_after - cpu_before) / seconds,
+            load_cpu_percent=100 * (load_cpu_after - load_cpu_before) / seconds,
             rss_mb=rss,
             transactions=xacts / seconds,
             statements=statements,

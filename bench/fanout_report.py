@@ -65,6 +65,8 @@ class Run:
     seconds: float
     counts: Tally
     cpu_percent: float
+    #: The load generator's own CPU (this process: subscribers and writer), over the window.
+    load_cpu_percent: float
     rss_mb: float
     transactions: float  # per second, the server's (the writer's own subtracted)
     statements: float | None  # per second, idem; None without pg_stat_statements
@@ -74,17 +76,18 @@ class Run:
     load: float  # 1-minute load average at the window's start
 
     @property
-    def cpu_ms_per_delivered(self) -> float | None:
+    def cpu_us_per_delivered(self) -> float | None:
         delivered = self.counts.delivered
-        return self.cpu_percent * 10 * self.seconds / delivered if delivered else None
+        return self.cpu_percent * 10_000 * self.seconds / delivered if delivered else None
 
 
 def table(runs: list[Run]) -> str:
     lines = [
         "| subscribers | websockets | live (server says) | states expected | delivered | merged "
-        "| missing | commit → client p50 / p99 / max ms | server CPU % | RSS MB "
-        "| SQL xact/s | SQL statements/s | delivered/s | server CPU ms per delivered | load avg |",
-        "|" + " ---: |" * 7 + " --- |" + " ---: |" * 7,
+        "| missing | commit → client p50 / p99 / max ms | server CPU % | load generator CPU % "
+        "| RSS MB | SQL xact/s | SQL statements/s | delivered/s | server CPU µs per delivered "
+        "| load avg |",
+        "|" + " ---: |" * 7 + " --- |" + " ---: |" * 8,
     ]
     for run in runs:
         c = run.counts
@@ -95,8 +98,9 @@ def table(runs: list[Run]) -> str:
             f"| {run.subscribers:,} | {run.connections} | {run.opened:,} ({said}) "
             f"| {c.expected:,} | {c.delivered:,} ({_share(c.delivered, c.expected)}) "
             f"| {c.merged:,} | {c.missing:,} | {latency} | {run.cpu_percent:.0f} "
-            f"| {run.rss_mb:.0f} | {run.transactions:,.0f} | {statements} "
-            f"| {c.delivered / run.seconds:,.0f} | {_ms(run.cpu_ms_per_delivered)} "
+            f"| {run.load_cpu_percent:.0f} | {run.rss_mb:.0f} | {run.transactions:,.0f} "
+            f"| {statements} | {c.delivered / run.seconds:,.0f} "
+            f"| {_ms(run.cpu_us_per_delivered)} "
             f"| {run.load:.1f} |"
         )
     return "\n".join(lines)
