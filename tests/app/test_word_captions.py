@@ -32,16 +32,22 @@ TOLERANCE_MS = 15
 _TAG = re.compile(r"<(\d\d):(\d\d):(\d\d)\.(\d{3})>")
 
 
-@pytest.fixture(params=["espeak", "piper"])
-def voice_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+Narrated = tuple[Settings, dict[JobStage, dict[str, Any]]]
+
+
+@pytest.fixture(scope="module", params=["espeak", "piper"])
+async def narrated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Narrated:
+    """The description narrated and captioned once per engine, for the tests that read it."""
     neural = "en_US-joe-medium" if request.param == "piper" else None
-    return load_settings(media_dir=tmp_path / "media", neural_voice=neural, word_captions=True)
+    media_dir = tmp_path_factory.mktemp("media")
+    settings = load_settings(media_dir=media_dir, neural_voice=neural, word_captions=True)
+    return settings, await _narrate(settings)
 
 
-async def test_cue_boundaries_fall_in_the_pauses_of_the_narration(
-    voice_settings: Settings,
-) -> None:
-    results = await _narrate(voice_settings)
+async def test_cue_boundaries_fall_in_the_pauses_of_the_narration(narrated: Narrated) -> None:
+    voice_settings, results = narrated
     voice = results[JobStage.VOICE]
     texts = {s["index"]: str(s["text"]) for s in results[JobStage.SCRIPT]["segments"]}
     cues = timed_cues(voice["timings"], texts)
@@ -64,9 +70,9 @@ async def test_cue_boundaries_fall_in_the_pauses_of_the_narration(
 
 
 async def test_the_word_highlight_track_tags_each_word_when_it_is_spoken(
-    voice_settings: Settings,
+    narrated: Narrated,
 ) -> None:
-    results = await _narrate(voice_settings)
+    voice_settings, results = narrated
     tracks = results[JobStage.CAPTIONS]["tracks"]
     assert [(t["format"], t.get("kind")) for t in tracks] == [
         ("vtt", None),
