@@ -73,9 +73,13 @@ async def synthesize(text: str, voice: speech.Voice) -> speech.Speech:
         found = piper.installed().get(voice.name)
         if found is None:
             raise speech.VoiceNotFound(f"The neural voice {voice.name!r} is not installed.")
-        return await asyncio.to_thread(
-            piper.synthesize_blocking, text, found, rate=voice.rate, volume=voice.volume
-        )
+        try:
+            return await asyncio.to_thread(
+                piper.synthesize_blocking, text, found, rate=voice.rate, volume=voice.volume
+            )
+        except (RuntimeError, ValueError, OSError) as exc:  # onnxruntime's failures
+            logger.exception("neural voice %s failed", voice.name)
+            raise speech.SpeechError(f"The neural voice failed on this text ({exc}).") from exc
     return await speech.synthesize(
         text, voice=voice.name, rate=voice.rate, pitch=voice.pitch, volume=voice.volume
     )
