@@ -16,7 +16,10 @@ COPY pyproject.toml README.md ./
 COPY app/ app/
 COPY schema/ schema/
 COPY db/ db/
-RUN pip install .
+# Extras to install, e.g. `docker build --build-arg STUDIO_EXTRAS=neural .` for the neural voice
+# (README, "Licences": it is optional, and eSpeak NG the default, because of its dataset terms).
+ARG STUDIO_EXTRAS=""
+RUN pip install ".${STUDIO_EXTRAS:+[$STUDIO_EXTRAS]}"
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM python:3.11-slim

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     #: Test-only: extra time each stage after SCRIPT (VOICE, CAPTIONS, RENDER) takes, so that
     #: tests can interrupt a job mid-stage. 0 in every real deployment.
     pipeline_stage_delay_ms: int = Field(default=0, ge=0, le=600_000)
+    #: A Piper voice (``en_US-joe-medium``, from the ``neural`` extra) that narrates the
+    #: languages it speaks when a profile names no voice; unset, eSpeak NG narrates
+    #: (app/pipeline/narrator.py). Setting it accepts the voice's dataset terms (README).
+    neural_voice: str | None = None
+    #: Also list the word-highlight WebVTT track (one cue per caption, a timestamp before each
+    #: word) among a video's caption tracks; the file is written either way.
+    word_captions: bool = False
 
     # --- auth -------------------------------------------------------------------------------
     token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)

@@ -9,14 +9,19 @@ from typing import Any
 import strawberry
 
 from app.errors import BadUserInput, NotFound
-from app.pipeline import speech
+from app.pipeline import narrator
 from schema.context import Info
 from schema.relay import Connection, ConnectionArgs, Node, from_global_id
 from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video, VideoFilter, VideoOrder, video_connection
-from schema.types.voice_profile import VoiceCatalog, VoiceProfile, voice_profile_connection
+from schema.types.voice_profile import (
+    VoiceCatalog,
+    VoiceEngine,
+    VoiceProfile,
+    voice_profile_connection,
+)
 
 MAX_NODES = 100
 
@@ -101,9 +106,21 @@ class Query:
     )
     async def voice_catalog(self, info: Info) -> VoiceCatalog:
         await info.context.require_viewer()
-        found = await asyncio.to_thread(speech.catalog)  # listed once per process
+        engines = await asyncio.to_thread(narrator.catalog)  # eSpeak's listed once per process
         return VoiceCatalog(
-            voices=sorted(found.voices), variants=sorted(found.variants, key=str.lower)
+            voices=sorted({voice for engine in engines for voice in engine.voices}),
+            variants=[variant for engine in engines for variant in engine.variants],
+            engines=[
+                VoiceEngine(
+                    name=engine.name,
+                    voices=list(engine.voices),
+                    variants=list(engine.variants),
+                    languages=list(engine.languages),
+                    pitch=engine.pitch,
+                    licence=engine.licence,
+                )
+                for engine in engines
+            ],
         )
 
     @strawberry.field

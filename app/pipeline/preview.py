@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import PurePosixPath
 
 from app import media
-from app.pipeline import speech
+from app.pipeline import narrator, speech
 from app.pipeline.run_media import run_blocking
 from app.settings import Settings
 from db.models import VoiceProfile
@@ -40,7 +40,7 @@ def preview_text(profile: VoiceProfile) -> str:
 
 
 def preview_voice(profile: VoiceProfile) -> speech.Voice:
-    return speech.voice_for(
+    return narrator.voice_for(
         engine_settings=profile.engine_settings, profile_language=profile.language
     )
 
@@ -74,13 +74,7 @@ async def make_preview(settings: Settings, profile: VoiceProfile) -> str | None:
     if await run_blocking(_exists, settings, path):
         return None
     voice = preview_voice(profile)
-    said = await speech.synthesize(
-        preview_text(profile),
-        voice=voice.name,
-        rate=voice.rate,
-        pitch=voice.pitch,
-        volume=voice.volume,
-    )
+    said = await narrator.synthesize(preview_text(profile), voice)
     await run_blocking(media.write_file, settings, path, speech.wav_bytes(said))
     return path
 

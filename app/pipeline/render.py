@@ -4,7 +4,8 @@ One ffmpeg run makes the video; a second, short one takes the poster frame from 
 
 - **audio** — each segment's WAV laid on the timeline at its ``start_ms``, padded with silence
   (or cut) to the next segment's start, the last one to its ``end_ms`` (``adelay``, ``apad``,
-  ``atrim``, ``concat``); 48 kHz mono AAC;
+  ``atrim``, ``concat``), normalised to -16 LUFS with true peaks under -1 dBTP
+  (`app.pipeline.loudness`, measured in a first, audio-only pass); 48 kHz mono AAC;
 - **picture** — a plain background (``color``) with each segment's text drawn while the segment
   plays (``drawtext`` with ``enable``); H.264 (libx264, yuv420p, a keyframe every 2 s for seeking);
 - **captions** — the WebVTT file as a *soft* subtitle track (``mov_text``, MP4's text format).
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.ffmpeg import FfmpegMissing, bundled_ffmpeg
+from app.pipeline import loudness
 
 logger = logging.getLogger("studio.render")
 
@@ -104,13 +106,20 @@ async def render_video(
             logger.warning("no font for the on-screen text (%s): rendering without it", font)
         picture = _picture(segments, work, (width, height), fps, font if text_on_screen else None)
         inputs = [arg for wav in wavs for arg in ("-i", wav)]
+        narration = _narration(segments, bounds)
+        try:
+            measured = await loudness.measure(exe, inputs, narration, "n", work)
+        except loudness.LoudnessError as error:
+            # Its inputs are the render's: what fails here would fail the render.
+            raise RenderError("The video could not be rendered.", error.detail) from error
+        audio = f"{narration};[n]{loudness.normalise(measured)}[a]"
         maps = ["-map", "[v]", "-map", "[a]"]
         if vtt is not None:
             inputs += ["-i", vtt]
             maps += ["-map", f"{len(wavs)}:s", "-c:s", "mov_text"]
         await _ffmpeg(
             exe,
-            [*inputs, "-filter_complex", f"{picture};{_narration(segments, bounds)}", *maps,
+            [*inputs, "-filter_complex", f"{picture};{audio}", *maps,
              "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-tune", "stillimage",
              "-pix_fmt", "yuv420p", "-r", str(fps), "-g", str(2 * fps),
              "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "1",
@@ -160,7 +169,8 @@ def _inputs(
 
 
 def _narration(segments: Sequence[RenderSegment], bounds: list[int]) -> str:
-    """Each WAV placed at its start and padded or cut to the next boundary, then joined."""
+    """Each WAV placed at its start and padded or cut to the next boundary, then joined
+    (into ``[n]``, which the loudness normalisation reads)."""
     parts = []
     for index in range(len(segments)):
         span = _seconds(bounds[index + 1] - bounds[index])
@@ -170,7 +180,7 @@ def _narration(segments: Sequence[RenderSegment], bounds: list[int]) -> str:
             f"adelay=delays={delay}:all=1,apad=whole_dur={span},atrim=duration={span}[a{index}]"
         )
     labels = "".join(f"[a{index}]" for index in range(len(segments)))
-    return ";".join([*parts, f"{labels}concat=n={len(segments)}:v=0:a=1[a]"])
+    return ";".join([*parts, f"{labels}concat=n={len(segments)}:v=0:a=1[n]"])
 
 
 def _picture(

@@ -55,6 +55,8 @@ from typing import Any
 
 import espeakng_loader
 
+from app.pipeline.alignment import Word, speech_end, text_words
+
 DEFAULT_VOICE = "en"
 DEFAULT_RATE = 175  # words per minute, eSpeak's own default
 MIN_RATE, MAX_RATE = 80, 450
@@ -73,8 +75,27 @@ _EE_OK, _EE_NOT_FOUND = 0, 2
 _BUFFER_MS = 200  # how much audio each callback call carries at most
 
 _VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+\- ]{0,63}")
+_IPA = 0x02  # espeak_TextToPhonemes: IPA symbols, as Piper voices were trained on
+_EVENT_END_OF_LIST, _EVENT_WORD, _EVENT_CLAUSE_END = 0, 1, 5
+
+
+class _Event(ctypes.Structure):
+    """speak_lib.h ``espeak_EVENT``: what the synthesis callback is told besides the audio."""
+
+    _fields_ = (
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # 1-based, in characters of the text given
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # milliseconds
+        ("sample", ctypes.c_int),  # samples since the start of this synthesis
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    )
+
+
 _CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
 
 
@@ -104,20 +125,25 @@ class VoiceNotFound(SpeechError):
 
 @dataclass(frozen=True)
 class Voice:
-    """eSpeak's parameters for one synthesis (see the module docstring for the mapping)."""
+    """The parameters of one synthesis (see the module docstring for the mapping). ``engine``
+    is ``espeak`` unless `app.pipeline.narrator` chose a neural voice (then ``name`` is
+    that voice, and ``pitch`` does not apply)."""
 
     name: str = DEFAULT_VOICE
     rate: int = DEFAULT_RATE
     pitch: int = DEFAULT_PITCH
     volume: int = DEFAULT_VOLUME
+    engine: str = "espeak"
 
 
 @dataclass(frozen=True)
 class Speech:
-    """Synthesized audio: 16-bit signed little-endian mono PCM."""
+    """Synthesized audio: 16-bit signed little-endian mono PCM, and where its words are (empty
+    for silence and for audio joined without them)."""
 
     pcm: bytes
     sample_rate: int
+    words: tuple[Word, ...] = ()
 
     @property
     def samples(self) -> int:
@@ -191,7 +217,22 @@ def synthesize_blocking(
         engine.set_parameter(_RATE, _clamp(rate, MIN_RATE, MAX_RATE))
         engine.set_parameter(_PITCH, _clamp(pitch, 0, 100))
         engine.set_parameter(_VOLUME, _clamp(volume, 0, MAX_VOLUME))
-        return Speech(engine.speak(cleaned), engine.sample_rate)
+        pcm, marks = engine.speak(cleaned)
+        rate = engine.sample_rate
+        return Speech(pcm, rate, tuple(_words(cleaned, marks, pcm, rate)))
+
+
+def phonemize_blocking(text: str, *, voice: str = DEFAULT_VOICE) -> list[tuple[str, str]]:
+    """``text`` in IPA as eSpeak NG's ``voice`` would speak it, clause by clause: ``(the
+    clause's text, its phonemes)``, words separated by spaces. The clause text keeps its
+    closing punctuation (which eSpeak reads but does not spell as a phoneme)."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    if not cleaned:
+        return []
+    with _LOCK:
+        engine = _engine()
+        engine.set_voice(voice)
+        return engine.phonemize(cleaned)
 
 
 def sample_rate() -> int:
@@ -236,9 +277,15 @@ def silence(duration_ms: int, rate: int) -> Speech:
 
 
 def concatenate(parts: Sequence[Speech], rate: int) -> Speech:
+    """``parts`` one after the other, their words moved to where they now are."""
     if any(part.sample_rate != rate for part in parts):
         raise ValueError("cannot join speech of different sample rates")
-    return Speech(b"".join(part.pcm for part in parts), rate)
+    words: list[Word] = []
+    position = 0
+    for part in parts:
+        words.extend(word.shifted(position) for word in part.words)
+        position += part.samples
+    return Speech(b"".join(part.pcm for part in parts), rate, tuple(words))
 
 
 def wav_bytes(speech: Speech) -> bytes:
@@ -304,6 +351,12 @@ class _Engine:
             ctypes.c_void_p,  # user data, unused
         ]
         lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p),  # the text (in), where the next clause starts (out)
+            ctypes.c_int,  # text mode
+            ctypes.c_int,  # phoneme mode
+        ]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data_path.encode(), _INITIALIZE_DONT_EXIT
         )
@@ -312,14 +365,21 @@ class _Engine:
         self.sample_rate: int = rate
         self._lib = lib
         self._chunks: list[bytes] = []
+        self._marks: list[tuple[int, int, int]] = []  # (event type, text position, sample)
         self._voice: str | None = None
         # Kept referenced for as long as the library may call it.
         self._callback = _CALLBACK(self._collect)
         lib.espeak_SetSynthCallback(self._callback)
 
-    def _collect(self, wav: Any, count: int, _events: Any) -> int:
+    def _collect(self, wav: Any, count: int, events: Any) -> int:
         if count > 0 and wav:
             self._chunks.append(ctypes.string_at(wav, count * SAMPLE_WIDTH))
+        index = 0
+        while events and events[index].type != _EVENT_END_OF_LIST:
+            event = events[index]
+            if event.type in (_EVENT_WORD, _EVENT_CLAUSE_END):
+                self._marks.append((event.type, event.text_position, event.sample))
+            index += 1
         return 0  # go on
 
     def set_voice(self, name: str) -> None:
@@ -358,18 +418,83 @@ class _Engine:
         self._voice = None
         return identifiers
 
-    def speak(self, text: str) -> bytes:
+    def speak(self, text: str) -> tuple[bytes, list[tuple[int, int, int]]]:
+        """The audio of ``text`` and the word and clause-end events met on the way."""
         data = text.encode()
-        self._chunks = []
+        self._chunks, self._marks = [], []
         try:
             result = self._lib.espeak_Synth(
                 data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
             )
             if result != _EE_OK:
                 raise SpeechError("The speech synthesizer failed on this text.")
-            return b"".join(self._chunks)
+            return b"".join(self._chunks), self._marks
         finally:
-            self._chunks = []
+            self._chunks, self._marks = [], []
+
+    def phonemize(self, text: str) -> list[tuple[str, str]]:
+        """`phonemize_blocking` with the voice set. eSpeak hands back one clause per call and
+        moves the text pointer to the next; it reads one character past the clause's
+        punctuation first, so a clause's text is cut after its last punctuation mark."""
+        buffer = ctypes.create_string_buffer(text.encode())
+        base = ctypes.addressof(buffer)
+        pointer = ctypes.c_void_p(base)
+        clauses: list[tuple[str, str]] = []
+        carried = b""
+        while pointer.value:
+            start = pointer.value - base
+            phonemes = self._lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _IPA)
+            stop = pointer.value - base if pointer.value else len(buffer.value)
+            chunk = carried + buffer.value[start:stop]
+            cut = _clause_cut(chunk) if pointer.value else 0
+            clause, carried = (chunk[:cut], chunk[cut:]) if cut > 0 else (chunk, b"")
+            spoken = (phonemes or b"").decode(errors="replace").strip()
+            if spoken or clause.strip():
+                clauses.append((clause.decode(errors="replace").strip(), spoken))
+        if carried.strip() and clauses:
+            last_text, last_phonemes = clauses[-1]
+            clauses[-1] = (f"{last_text} {carried.decode(errors='replace').strip()}", last_phonemes)
+        return clauses
+
+
+_CLAUSE_MARKS = (b".", b",", b"?", b"!", b":", b";")
+
+
+def _clause_cut(chunk: bytes) -> int:
+    """Where a clause eSpeak read ends in ``chunk``: after its last punctuation mark, else (a
+    dash, a bracket) before the first character of the next clause, which eSpeak read ahead."""
+    mark = max(chunk.rfind(mark) for mark in _CLAUSE_MARKS)
+    return mark + 1 if mark >= 0 else max(chunk.rstrip().rfind(b" "), 0)
+
+
+def _words(text: str, marks: list[tuple[int, int, int]], pcm: bytes, rate: int) -> list[Word]:
+    """The words of ``text`` where eSpeak said them: each starts at its first word event (a
+    number spoken as several words has several); it ends where the next word starts, or, at the
+    end of a clause, where the sound stops before the pause. A word eSpeak did not speak (a
+    dash) takes no time, at the end of the word before it."""
+    spans = text_words(text)
+    starts: dict[int, int] = {}
+    clause_ends: list[int] = []
+    for kind, position, sample in marks:
+        if kind == _EVENT_CLAUSE_END:
+            clause_ends.append(sample)
+            continue
+        index = next((i for i, (_s, end, _w) in enumerate(spans) if position - 1 < end), None)
+        if index is not None:
+            starts.setdefault(index, sample)
+    total = len(pcm) // SAMPLE_WIDTH
+    words: list[Word] = []
+    for index, (_start, _end, word) in enumerate(spans):
+        if index not in starts:
+            at = words[-1].end if words else 0
+            words.append(Word(word, at, at))
+            continue
+        begin = starts[index]
+        after = min((s for i, s in starts.items() if i > index), default=total)
+        pause = min((s for s in clause_ends if begin < s <= after), default=None)
+        end = after if pause is None else speech_end(pcm, rate, start=begin, stop=pause)
+        words.append(Word(word, begin, max(begin, end)))
+    return words
 
 
 def _voice_candidates(name: str) -> list[str]:
@@ -390,7 +515,7 @@ def _speaks(engine: _Engine, voice: str) -> bool:
         defaults = ((_RATE, DEFAULT_RATE), (_PITCH, DEFAULT_PITCH), (_VOLUME, DEFAULT_VOLUME))
         for parameter, value in defaults:
             engine.set_parameter(parameter, value)
-        return rms(engine.speak("a")) > 0
+        return rms(engine.speak("a")[0]) > 0
     except SpeechError:
         return False
 

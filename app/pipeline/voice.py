@@ -1,4 +1,5 @@
-"""VOICE: the script spoken by eSpeak NG, one WAV per segment, timed to the sample.
+"""VOICE: the script spoken by eSpeak NG or a neural voice, one WAV per segment, timed to the
+sample, with where each word is.
 
 Each segment is synthesized on its own (`app.pipeline.speech`) and stored as
 ``voice/<index>.wav`` in the attempt's folder (`app.pipeline.run_media`); the segments joined with
@@ -7,15 +8,18 @@ timings come from the audio itself: a segment starts where the previous one ende
 and lasts exactly as long as its samples, so captions and narration cannot drift apart.
 
 The voice is the video's voice profile (its ``language`` and ``engine_settings``) combined with
-the video's audio settings, as `app.pipeline.speech.voice_for` describes. A profile that was
-deleted since is not used; the video's own language picks the voice then.
+the video's audio settings, as `app.pipeline.speech.voice_for` describes, spoken by the engine
+`app.pipeline.narrator.voice_for` chooses. A profile that was deleted since is not used; the
+video's own language picks the voice then.
 
 Results (read by CAPTIONS, RENDER and `app.worker.stages.video_artefacts`)::
 
-    {"timings": [{"index", "startMs", "endMs", "audioPath"}],
-     "durationMs", "audioPath", "sampleRate", "language", "runFolder"}
+    {"timings": [{"index", "startMs", "endMs", "audioPath",
+                  "words": [{"text", "startMs", "endMs"}]}],
+     "durationMs", "audioPath", "sampleRate", "language", "runFolder", "engine", "voice"}
 
-``audioPath`` values are relative to the media folder.
+``audioPath`` values are relative to the media folder; word times, like segment times, are
+from the start of the narration, as the synthesizer aligned them (`app.pipeline.alignment`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import media
-from app.pipeline import speech
+from app.pipeline import narrator, speech
 from app.pipeline.run_media import RunFolder, attempt_work, run_blocking, start_clean
 from app.settings import Settings
 from app.worker.pipeline import Results, StageContext, StageError, VideoInput
@@ -42,9 +46,9 @@ PAUSE_MS = 300
 MIN_SEGMENT_MS = 200
 
 
-class EspeakVoice:
-    """Narration synthesized with eSpeak NG. ``sessionmaker`` reads the video's voice profile;
-    without one (stage-level tests) the video's audio settings alone choose the voice."""
+class SynthesizedVoice:
+    """Narration synthesized by eSpeak NG or a Piper voice. ``sessionmaker`` reads the video's
+    voice profile; without one (stage-level tests) the video's audio settings alone choose."""
 
     name = JobStage.VOICE
     weight = 2.0
@@ -74,14 +78,15 @@ class EspeakVoice:
         self, context: StageContext, video: VideoInput, results: Results, run: RunFolder
     ) -> dict[str, Any]:
         engine_settings, profile_language = await self._profile(video.voice_profile_id)
-        voice = speech.voice_for(
+        voice = narrator.voice_for(
             engine_settings=engine_settings,
             profile_language=profile_language,
             audio_settings=video.audio_settings,
+            neural_voice=self.settings.neural_voice,
         )
         segments = list(results[JobStage.SCRIPT]["segments"])
         total_chars = sum(len(str(segment["text"])) for segment in segments) or 1
-        rate = await run_blocking(speech.sample_rate)
+        rate = await run_blocking(narrator.sample_rate, voice)
         pause = speech.silence(PAUSE_MS, rate)
         parts: list[speech.Speech] = []
         timings: list[dict[str, Any]] = []
@@ -92,7 +97,7 @@ class EspeakVoice:
             said = await self._say(text, voice)
             if said.duration_ms < MIN_SEGMENT_MS:
                 padding = speech.silence(MIN_SEGMENT_MS, rate).pcm[len(said.pcm) :]
-                said = speech.Speech(said.pcm + padding, rate)
+                said = speech.Speech(said.pcm + padding, rate, said.words)
             path = run.file("voice", f"{int(segment['index'])}.wav")
             await run_blocking(media.write_file, self.settings, path, speech.wav_bytes(said))
             if number:
@@ -104,6 +109,14 @@ class EspeakVoice:
                     "startMs": _ms(position, rate),
                     "endMs": _ms(position + said.samples, rate),
                     "audioPath": path,
+                    "words": [
+                        {
+                            "text": word.text,
+                            "startMs": _ms(position + word.start, rate),
+                            "endMs": _ms(position + word.end, rate),
+                        }
+                        for word in said.words
+                    ],
                 }
             )
             parts.append(said)
@@ -123,13 +136,13 @@ class EspeakVoice:
             "sampleRate": rate,
             "language": profile_language or str(video.audio_settings.get("language") or "en"),
             "runFolder": run.relative,
+            "engine": voice.engine,
+            "voice": voice.name,
         }
 
     async def _say(self, text: str, voice: speech.Voice) -> speech.Speech:
         try:
-            return await speech.synthesize(
-                text, voice=voice.name, rate=voice.rate, pitch=voice.pitch, volume=voice.volume
-            )
+            return await narrator.synthesize(text, voice)
         except speech.VoiceNotFound as exc:
             raise StageError(str(exc)) from exc
         except speech.SpeechError as exc:
@@ -153,6 +166,10 @@ class EspeakVoice:
             )
             return {}, None
         return dict(row.engine_settings or {}), row.language
+
+
+#: The stage's name before the neural voice came (bench/ and older tests use it).
+EspeakVoice = SynthesizedVoice
 
 
 def _ms(samples: int, rate: int) -> int:

@@ -1,15 +1,16 @@
 """The stages a job runs.
 
 SCRIPT (here) turns the description, or the readable text of the page at the video's URL, into
-narration segments; `app.pipeline.voice.EspeakVoice` synthesizes one WAV per segment with eSpeak
-NG; `app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files timed to that audio;
+narration segments; `app.pipeline.voice.SynthesizedVoice` synthesizes one WAV per segment with
+eSpeak NG or a neural voice; `app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files
+timed word by word to that audio;
 `app.pipeline.render_stage.FfmpegRender` renders the MP4 and its poster. Their results are
 described in those modules.
 
 What each stage returns (the contract between stages, read by `video_artefacts`):
 
 * SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration;
-* VOICE: ``{"timings": [{"index", "startMs", "endMs", "audioPath"}], "durationMs", …}``;
+* VOICE: ``{"timings": [{"index", "startMs", "endMs", "audioPath", "words"}], "durationMs", …}``;
 * CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}``;
 * RENDER: ``{"mediaPath", "posterPath", "durationMs", …}``.
 
@@ -40,12 +41,12 @@ def default_stages(
     # Imported here: app.pipeline builds on app.worker.pipeline, which imports this package.
     from app.pipeline.captions import TimedCaptions
     from app.pipeline.render_stage import FfmpegRender
-    from app.pipeline.voice import EspeakVoice
+    from app.pipeline.voice import SynthesizedVoice
 
     delay = settings.pipeline_stage_delay_ms / 1000
     return [
         ScriptFromDescription(settings),
-        EspeakVoice(settings, sessionmaker, delay_seconds=delay),
+        SynthesizedVoice(settings, sessionmaker, delay_seconds=delay),
         TimedCaptions(settings, delay_seconds=delay),
         FfmpegRender(settings, delay_seconds=delay),
     ]

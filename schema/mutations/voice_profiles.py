@@ -29,7 +29,7 @@ from strawberry.file_uploads import Upload
 
 from app import audio, audio_decode, media, validation
 from app.errors import BadUserInput
-from app.pipeline import preview, speech
+from app.pipeline import narrator, preview, speech
 from db import models
 from db.queries import voice_profiles
 from schema.context import Info
@@ -276,8 +276,9 @@ async def _engine_settings(settings: VoiceEngineSettingsInput) -> dict[str, Any]
         return validation.engine_settings(given, field="engineSettings")
     # Listing the voices loads eSpeak the first time: off the event loop.
     catalog = await asyncio.to_thread(speech.catalog)
+    voices = await asyncio.to_thread(narrator.voice_names)
     return validation.engine_settings(
-        given, field="engineSettings", voices=catalog.voices, variants=catalog.variants
+        given, field="engineSettings", voices=voices, variants=catalog.variants
     )
 
 

@@ -23,10 +23,26 @@ if TYPE_CHECKING:
     from schema.types.user import User
 
 
-@strawberry.type(description="What eSpeak NG can speak, as `engineSettings` names it.")
+@strawberry.type(description="One speech engine and the voices it has.")
+class VoiceEngine:
+    name: str = strawberry.field(description="`espeak` (eSpeak NG) or `piper` (neural voices).")
+    voices: list[str] = strawberry.field(description="Its voice names, as `engineSettings.voice`.")
+    variants: list[str] = strawberry.field(description="Its variants (eSpeak NG's alone).")
+    languages: list[str] = strawberry.field(description="The languages it speaks.")
+    pitch: bool = strawberry.field(description="Whether `engineSettings.pitch` changes it.")
+    licence: str = strawberry.field(description="The licence of the engine and its voices.")
+
+
+@strawberry.type(description="What the speech engines can speak, as `engineSettings` names it.")
 class VoiceCatalog:
-    voices: list[str] = strawberry.field(description="Voice names (`en`, `en-us`, `de` …).")
+    voices: list[str] = strawberry.field(
+        description="Voice names of every engine (`en`, `en-us`, `de`, `en_US-joe-medium` …)."
+    )
     variants: list[str] = strawberry.field(description="Variant names (`f3`, `m2`, `klatt` …).")
+    engines: list[VoiceEngine] = strawberry.field(
+        description="The engines installed, eSpeak NG first; a profile naming a voice of one "
+        "is spoken by it."
+    )
 
 
 @strawberry.type(
@@ -35,7 +51,8 @@ class VoiceCatalog:
 )
 class VoiceEngineSettings:
     voice: str | None = strawberry.field(
-        description="The eSpeak NG voice (`en-us`, `de`); null: the profile's language."
+        description="The voice: eSpeak NG's (`en-us`, `de`) or a neural one "
+        "(`en_US-joe-medium`, see `voiceCatalog`); null: the profile's language."
     )
     variant: str | None = strawberry.field(description="A voice variant (`f3`, `m2`, `klatt`).")
     rate: int | None = strawberry.field(description="Words per minute, 80-450 (default 175).")

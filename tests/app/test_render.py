@@ -9,6 +9,8 @@ from __future__ import annotations
 import array
 import asyncio
 import math
+import re
+import subprocess
 import sys
 import wave
 from collections.abc import Callable
@@ -18,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from app.pipeline import render
+from app.pipeline import render, speech
 from app.pipeline.render import RenderError, RenderResult, RenderSegment, render_video
-from tests.support.video import RATE, decode, decoded_audio, rms, streams
+from tests.support.video import FFMPEG, RATE, decode, decoded_audio, rms, streams
 
 SMALL: dict[str, Any] = {"width": 320, "height": 180, "fps": 10}
 LOUD, QUIET = 1000.0, 50.0  # RMS thresholds; the tones are ~5,600 RMS, silence is ~0
@@ -40,11 +42,19 @@ The last one, 100% done.
 # --- inputs and decoding ------------------------------------------------------------------
 
 
-def write_tone(path: Path, seconds: float, frequency: float = 440.0, rate: int = 22050) -> Path:
+def write_tone(
+    path: Path,
+    seconds: float,
+    frequency: float = 440.0,
+    rate: int = 22050,
+    *,
+    amplitude: int = 8000,
+) -> Path:
     """A mono 16-bit sine tone, as eSpeak's WAVs are (mono, 16-bit; any rate works)."""
     count = round(seconds * rate)
     samples = array.array(
-        "h", (round(8000 * math.sin(2 * math.pi * frequency * i / rate)) for i in range(count))
+        "h",
+        (round(amplitude * math.sin(2 * math.pi * frequency * i / rate)) for i in range(count)),
     )
     if sys.byteorder == "big":
         samples.byteswap()
@@ -356,3 +366,48 @@ def test_long_text_is_wrapped_and_made_smaller_to_fit() -> None:
     many, smaller = render._layout("word " * 400, 1280, 720)
     assert smaller < size
     assert len(many) * smaller * 1.25 <= 720 * 0.8 or smaller == 8
+
+
+async def test_the_narration_is_normalised_to_minus_16_lufs_under_minus_1_dbtp(
+    tmp_path: Path,
+) -> None:
+    """Speech (eSpeak NG's, peaking near full scale), a quiet tone and a hot one all come out
+    at -16 LUFS with true peaks at or under -1 dBTP, measured by ffmpeg's EBU R128 meter on the
+    MP4's AAC track."""
+    said = speech.synthesize_blocking(
+        "Coral reefs cover less than one percent of the ocean floor, yet they shelter about a "
+        "quarter of all the species that live in the sea."
+    )
+    (tmp_path / "speech.wav").write_bytes(speech.wav_bytes(said))
+    inputs = {
+        "speech": (tmp_path / "speech.wav", said.duration_ms),
+        "quiet": (write_tone(tmp_path / "quiet.wav", 3.0, amplitude=1500), 3000),
+        "hot": (write_tone(tmp_path / "hot.wav", 3.0, amplitude=32000), 3000),
+    }
+    for name, (wav, length) in inputs.items():
+        await render_video(
+            segments=[RenderSegment("Narration", 0, length)],
+            narration_wavs=[wav],
+            captions_vtt=None,
+            output_mp4=tmp_path / f"{name}.mp4",
+            poster_png=tmp_path / f"{name}.png",
+            **SMALL,
+        )
+        integrated, true_peak = _loudness(tmp_path / f"{name}.mp4")
+        assert abs(integrated - (-16.0)) <= 1.0, name
+        assert true_peak <= -1.0, name
+
+
+def _loudness(video: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) from ffmpeg's ebur128 summary."""
+    process = subprocess.run(
+        [FFMPEG, "-hide_banner", "-nostats", "-i", str(video), "-vn",
+         "-af", "ebur128=peak=true", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    summary = process.stderr[process.stderr.rfind("Summary:") :]
+    integrated = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary)
+    assert integrated is not None, summary
+    assert peak is not None, summary
+    return float(integrated.group(1)), float(peak.group(1))

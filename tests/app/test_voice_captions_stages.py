@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import media
 from app.pipeline import render_stage
-from app.pipeline.captions import TimedCaptions, narration_cues, webvtt
+from app.pipeline.captions import TimedCaptions, timed_cues, webvtt
 from app.pipeline.render import RenderError
 from app.pipeline.render_stage import FfmpegRender
 from app.pipeline.run_media import RunFolder
@@ -118,7 +118,7 @@ async def test_a_description_becomes_narration_and_captions_under_the_media_fold
     assert len(segments) == 3  # the title and two paragraphs
     expected = [f"{run.relative}/voice/{s['index']}.wav" for s in segments]
     expected += [f"{run.relative}/voice/narration.wav"]
-    expected += [f"{run.relative}/captions/en.srt", f"{run.relative}/captions/en.vtt"]
+    expected += [f"{run.relative}/captions/en.{name}" for name in ("srt", "vtt", "words.vtt")]
     assert _files(root) == sorted(expected)
 
     # Each segment's timing is its WAV's exact length; segments follow with a pause between.
@@ -147,7 +147,7 @@ async def test_a_description_becomes_narration_and_captions_under_the_media_fold
         {"language": "en", "format": "srt", "path": f"{run.relative}/captions/en.srt"},
     ]
     texts = {s["index"]: s["text"] for s in segments}
-    cues = narration_cues((texts[t["index"]], t["startMs"], t["endMs"]) for t in timings)
+    cues = timed_cues(timings, texts)
     assert (root / tracks[0]["path"]).read_text() == webvtt(cues)
     assert cues[-1].end_ms == voice["durationMs"]
     assert (root / tracks[1]["path"]).read_text().count(" --> ") == len(cues)

@@ -380,3 +380,33 @@ async def test_the_voice_catalog_lists_what_the_settings_accept(
     )
     anonymous = await graphql.execute("{ voiceCatalog { voices } }")
     assert anonymous.codes == ["UNAUTHENTICATED"]
+
+
+async def test_the_voice_catalog_lists_both_engines_and_a_profile_can_pick_the_neural_voice(
+    client: GraphQLClient, http: httpx.AsyncClient
+) -> None:
+    query = "{ voiceCatalog { voices engines { name voices variants languages pitch licence } } }"
+    catalog = (await client.execute(query)).ok()["voiceCatalog"]
+    espeak, neural = catalog["engines"]
+    assert (espeak["name"], espeak["pitch"], neural["name"], neural["pitch"]) == (
+        "espeak",
+        True,
+        "piper",
+        False,
+    )
+    assert "en-us" in espeak["voices"]
+    assert "f3" in espeak["variants"]
+    assert (neural["voices"], neural["variants"], neural["languages"]) == (
+        ["en_US-joe-medium"],
+        [],
+        ["en-us"],
+    )
+    assert "GPL" in espeak["licence"]
+    assert "lessac" in neural["licence"]
+    assert set(catalog["voices"]) == set(espeak["voices"]) | set(neural["voices"])
+
+    profile = await _create(client, engineSettings={"voice": "en_us-JOE-medium", "rate": 200})
+    assert profile["engineSettings"] == NONE | {"voice": "en_US-joe-medium", "rate": 200}
+    # Its preview is the neural voice speaking "Hello, this is Narrator." at 200 words a minute.
+    spoken = _seconds(await http.get(profile["previewUrl"]))
+    assert 0.8 < spoken < 3
