@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import sys
 import uuid
@@ -93,6 +94,7 @@ def serve(
         os.environ["STUDIO_INPROCESS_WORKER"] = str(settings.run_inprocess_worker).lower()
         os.environ.setdefault("STUDIO_GC_FREEZE", "true")  # one application per process
         console.print(f"Studio API on http://{host}:{port}  (database: {database.redacted()})")
+        raise_open_file_limit()
         with _stopped_by_signal_is_success():
             uvicorn.run(
                 "app.main:create_app",
@@ -111,6 +113,25 @@ def serve(
                 http="app.server_protocol:HeadLimitedHttpToolsProtocol",
                 h11_max_incomplete_event_size=settings.max_header_bytes,
             )
+
+
+#: The open-file limit `raise_open_file_limit` asks for when the hard limit is unlimited.
+OPEN_FILES_WANTED = 1_048_576
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit, and return it: every
+    websocket holds a file, and a soft limit of 1,024 (common) would cap the process at about a
+    thousand subscribers' sockets (README, "Live progress at scale")."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):  # e.g. above the kernel's nr_open: keep what there is
+            return soft
+        return wanted
+    return soft
 
 
 @cli.command()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import resource
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -11,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli import OPEN_FILES_WANTED, cli
 from db.models import GenerationJob, JobStatus, User, Video, VideoStatus, VoiceProfile
 from db.url import DatabaseURL
 from tests.support.processes import clean_env, run_studio
@@ -111,3 +114,23 @@ async def _counts(database: DatabaseURL) -> dict[str, Any]:
             }
     finally:
         await engine.dispose()
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    """Every websocket holds a file: `studio serve` lifts a low soft limit (1,024 is common)
+    to the hard one before it listens, in its own process."""
+    script = (
+        "import resource\n"
+        "from app.cli import raise_open_file_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "raised = raise_open_file_limit()\n"
+        "assert resource.getrlimit(resource.RLIMIT_NOFILE) == (raised, hard)\n"
+        "print(raised, hard)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=clean_env()
+    )
+    raised, hard = (int(value) for value in done.stdout.split())
+    assert raised == (OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard)
+    assert raised > 256
