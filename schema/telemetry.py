@@ -171,7 +171,9 @@ class SubscriberTelemetry:
     from the codes of the results it was sent, ``path=shared``."""
 
     def __init__(self, context: Context, name: str | None, root: str, started: float) -> None:
-        self.context = context
+        # What the line needs, not the context (its loaders and rows), kept for the whole life.
+        self.request_id = context.request_id or None
+        self.viewer_id = context.viewer.user_id if context.viewer is not None else None
         self.name = name
         self.root = root
         self.started = started
@@ -187,15 +189,14 @@ class SubscriberTelemetry:
         self.metrics.record_operation(
             OperationRecord("subscription", self.name, outcome, seconds, tuple(self.codes))
         )
-        viewer = self.context.viewer
         log_operation(
-            request_id=self.context.request_id or None,
+            request_id=self.request_id,
             operation_type="subscription",
             name=self.name,
             outcome=outcome,
             seconds=seconds,
             codes=self.codes,
-            viewer_id=viewer.user_id if viewer is not None else None,
+            viewer_id=self.viewer_id,
             transport="websocket",
             path="shared",
         )

@@ -248,6 +248,7 @@ class Feeds:
             if context is None:
                 return Ended.UNSERVED
             telemetry = SubscriberTelemetry(context, shape.name, shape.root, started)
+            del context  # its loaders are not held for the subscriber's life
             while True:
                 item = await member.next()
                 if item is _Signal.END:

@@ -384,8 +384,7 @@ async def test_a_rate_limited_subscriber_is_refused_alone(migrated_database: Dat
                 assert refused["extensions"]["retryAfter"] > 0
                 assert await ws.receive() == {"id": "3", "type": "complete"}
                 await update_job(writer, job.job_id, **STEPS[0])
-                for operation in ("1", "2"):
-                    assert await _state(ws, operation) == ("RUNNING", "SCRIPT", 10)
+                assert await _each_state(ws, 2) == [("RUNNING", "SCRIPT", 10)] * 2
     finally:
         await writer.dispose()
 
