@@ -15,7 +15,8 @@ taken in key order, the same order in every process, so that two operations shar
 (a user's and an address's) cannot deadlock. A bucket without room is not written, and so is
 missing from ``RETURNING``: that is how the caller learns which buckets refused. The caller then
 gives back what the others were charged (`refund`), so a refused operation costs nothing, and
-asks how long to wait (`wait_for`).
+asks how long to wait (`wait_for`). `charging` puts the same upsert in front of a read, in one
+statement that reads only when every bucket had room (issue 12: the compiled read path).
 
 Time is the database's (``now()``), the same for every process on every machine; ``now`` is
 there for tests. The functions run on the connection they are given and never begin or commit:
@@ -46,18 +47,21 @@ class Charge:
     cost: int = 1
 
 
-_TAKE = text(
-    """
-    WITH request AS (
+# The operation's charges, one row per bucket, at the database's time (or the given one).
+_REQUEST = """
+    request AS (
         SELECT r.key,
                clock.now,
                r.cost * r.emission  AS charge,     -- what the operation takes from the bucket
                r.burst * r.emission AS tolerance   -- how far tat may run ahead of now
-        FROM unnest(CAST(:keys AS text[]), CAST(:emissions AS interval[]),
-                    CAST(:costs AS integer[]), CAST(:bursts AS integer[]))
+        FROM unnest(CAST(:charge_keys AS text[]), CAST(:charge_emissions AS interval[]),
+                    CAST(:charge_costs AS integer[]), CAST(:charge_bursts AS integer[]))
                AS r (key, emission, cost, burst),
-             (SELECT COALESCE(CAST(:now AS timestamptz), now()) AS now) AS clock
+             (SELECT COALESCE(CAST(:charge_now AS timestamptz), now()) AS now) AS clock
     )
+"""
+
+_UPSERT = """
     INSERT INTO rate_limit_buckets AS bucket (key, tat)
     SELECT key, now + charge FROM request
     WHERE charge <= tolerance                      -- a new bucket is full
@@ -68,16 +72,17 @@ _TAKE = text(
     WHERE (SELECT GREATEST(bucket.tat, now) + charge <= now + tolerance
            FROM request WHERE request.key = bucket.key)
     RETURNING bucket.key
-    """
-)
+"""
+
+_TAKE = text(f"WITH {_REQUEST} {_UPSERT}")
 
 # The rows are locked in key order first (`take`'s order), then given back what they were charged.
 _REFUND = text(
     """
     WITH refund AS (
         SELECT r.key, r.cost * r.emission AS charge
-        FROM unnest(CAST(:keys AS text[]), CAST(:emissions AS interval[]),
-                    CAST(:costs AS integer[])) AS r (key, emission, cost)
+        FROM unnest(CAST(:charge_keys AS text[]), CAST(:charge_emissions AS interval[]),
+                    CAST(:charge_costs AS integer[])) AS r (key, emission, cost)
     ), locked AS (
         SELECT key FROM rate_limit_buckets
         WHERE key IN (SELECT key FROM refund)
@@ -95,11 +100,11 @@ _REFUND = text(
 _WAIT = text(
     """
     SELECT MAX(GREATEST(bucket.tat, clock.now) + (r.cost - r.burst) * r.emission - clock.now)
-    FROM unnest(CAST(:keys AS text[]), CAST(:emissions AS interval[]),
-                CAST(:costs AS integer[]), CAST(:bursts AS integer[]))
+    FROM unnest(CAST(:charge_keys AS text[]), CAST(:charge_emissions AS interval[]),
+                CAST(:charge_costs AS integer[]), CAST(:charge_bursts AS integer[]))
            AS r (key, emission, cost, burst)
     JOIN rate_limit_buckets AS bucket USING (key),
-         (SELECT COALESCE(CAST(:now AS timestamptz), now()) AS now) AS clock
+         (SELECT COALESCE(CAST(:charge_now AS timestamptz), now()) AS now) AS clock
     """
 )
 
@@ -124,15 +129,15 @@ async def take(
 
     Keys must be distinct (one statement cannot change a row twice).
     """
-    taken = set((await connection.execute(_TAKE, _parameters(charges) | {"now": now})).scalars())
+    taken = set((await connection.execute(_TAKE, charge_parameters(charges, now=now))).scalars())
     return [charge for charge in charges if charge.key not in taken]
 
 
 async def refund(connection: AsyncConnection, charges: Sequence[Charge]) -> None:
     """Give back what `take` charged these buckets (the operation was refused elsewhere)."""
     if charges:
-        parameters = _parameters(charges)
-        del parameters["bursts"]
+        parameters = charge_parameters(charges)
+        del parameters["charge_bursts"], parameters["charge_now"]
         await connection.execute(_REFUND, parameters)
 
 
@@ -140,7 +145,7 @@ async def wait_for(
     connection: AsyncConnection, charges: Sequence[Charge], *, now: datetime | None = None
 ) -> timedelta:
     """How long until every one of these buckets has room for its charge (zero if it has)."""
-    wait = await connection.scalar(_WAIT, _parameters(charges) | {"now": now})
+    wait = await connection.scalar(_WAIT, charge_parameters(charges, now=now))
     return max(wait or timedelta(0), timedelta(0))
 
 
@@ -152,10 +157,46 @@ async def sweep_idle(
     return result.rowcount
 
 
-def _parameters(charges: Sequence[Charge]) -> dict[str, object]:
+def charging(select: str) -> str:
+    """A statement that charges ``charges`` (`charge_parameters`) as `take` does, then runs
+    ``select`` only when every bucket had room: one round trip for a read and its charge.
+
+    ``select`` is one ``SELECT`` with no ``WITH`` of its own and no parameter named
+    ``charge_…``. The statement's first column, ``taken``, holds the keys charged (``NULL`` for
+    none); the others are ``select``'s, null when a bucket refused. A refused operation reads
+    nothing: ``select`` sits behind a condition on the charge alone, which PostgreSQL checks once
+    before it runs anything below it (a ``One-Time Filter``). The caller gives back what was
+    charged when not every bucket was (`refund`), as after `take`.
+
+    Run it outside a transaction (autocommit), as `take` is: the charge commits with the
+    statement, and the bucket rows, locked from the charge on, are free again when it ends (a
+    transaction would hold them to its end). The locks serialize one bucket's operations while
+    their statements run; a bucket admits far fewer operations a second than one key's reads
+    could then run one after another, and a refused operation holds them only for the charge.
+    """
+    return f"""
+    WITH {_REQUEST},
+    taken AS ({_UPSERT}),
+    verdict AS (
+        SELECT array_agg(key) AS keys,
+               count(*) = cardinality(CAST(:charge_keys AS text[])) AS fits
+        FROM taken
+    )
+    SELECT verdict.keys AS taken, answer.*
+    FROM verdict LEFT JOIN (
+        SELECT * FROM ({select}) AS answer WHERE (SELECT fits FROM verdict)
+    ) AS answer ON true
+    """  # noqa: S608 - ``select`` comes from the caller's own declarations, values are bound
+
+
+def charge_parameters(
+    charges: Sequence[Charge], *, now: datetime | None = None
+) -> dict[str, object]:
+    """The parameters of `charging`'s statement (and of `take`'s) for these charges."""
     return {
-        "keys": [charge.key for charge in charges],
-        "emissions": [charge.emission for charge in charges],
-        "costs": [charge.cost for charge in charges],
-        "bursts": [charge.burst for charge in charges],
+        "charge_keys": [charge.key for charge in charges],
+        "charge_emissions": [charge.emission for charge in charges],
+        "charge_costs": [charge.cost for charge in charges],
+        "charge_bursts": [charge.burst for charge in charges],
+        "charge_now": now,
     }
