@@ -196,8 +196,9 @@ class RateLimiter:
         return went_ahead
 
     async def give_back(self, engine: AsyncEngine, charges: Sequence[Charge]) -> None:
-        """Refund charges `settle` let through, for an operation that is answered elsewhere
-        after all (and charged there again)."""
+        """Refund charges that let an operation through (`check`'s, or a statement's that
+        `settle` was told of), when it is handed to another path after all, which charges it
+        again."""
         try:
             async with _autocommit(engine) as connection:
                 await rate_limits.refund(connection, charges)
