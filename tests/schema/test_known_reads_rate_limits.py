@@ -16,11 +16,15 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from graphql import GraphQLSchema, OperationDefinitionNode, parse
+from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Route
 
 from app.auth import issue_access_token
 from app.main import create_app
@@ -28,7 +32,9 @@ from app.settings import Settings, load_settings
 from bench.wire_count import CountingProxy, counting_proxy
 from db.queries.rate_limits import Charge, charge_parameters, charging
 from db.url import DatabaseURL
+from schema import StudioSchema
 from schema.relay import to_global_id
+from schema.transport.view import GraphQLView
 from tests.factories import make_user, make_video
 from tests.schema.test_known_reads import known_reads
 from tests.support.jobs import committing_sessions
@@ -86,6 +92,15 @@ def _client(app: Any, settings: Settings, user_id: uuid.UUID, address: str) -> C
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     http = httpx.AsyncClient(transport=transport, base_url="http://studio.test")
     return Client(http, issue_access_token(settings, user_id).token)
+
+
+def graphql_schema(app: Any) -> GraphQLSchema:
+    for route in app.routes:
+        if isinstance(route, Route) and isinstance(route.endpoint, GraphQLView):
+            schema = route.endpoint.schema
+            assert isinstance(schema, StudioSchema)
+            return schema._schema
+    raise AssertionError("no GraphQL route")
 
 
 def _refused(response: httpx.Response) -> None:
@@ -155,6 +170,49 @@ async def test_a_known_read_handed_to_the_resolvers_is_charged_once(
         assert (await caller.post({"id": a_video})).json()["data"]["video"]  # 4 of 4
         _refused(await caller.post({"id": a_video}))
         await caller.http.aclose()
+
+
+async def test_a_refused_known_read_scans_no_table(
+    proxy: CountingProxy, migrated_database: DatabaseURL
+) -> None:
+    """The plan the known path runs, charged and refused: its transaction's statistics show
+    no scan of the tables it reads; let through, they do."""
+    [(user_id, video_id)] = await _users_with_videos(migrated_database, 1)
+    async with _studio(proxy) as (app, settings):
+        client = _client(app, settings, user_id, "192.0.2.40")
+        assert (await client.post({"id": video_id})).json()["data"]["video"]
+        await client.http.aclose()
+        [plan] = [plan for plan in known_reads(app).plans.plans() if plan is not None]
+        schema = graphql_schema(app)
+    [operation] = parse(VIDEO).definitions
+    assert isinstance(operation, OperationDefinitionNode)
+    definitions = operation.variable_definitions or ()
+    variables = get_variable_values(schema, definitions, {"id": video_id})
+    assert isinstance(variables, VariableValues)
+    params = plan.parameters(variables, user_id, settings)
+    sql, names = plan.charged
+    connection = await asyncpg.connect(
+        migrated_database.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        for burst, reads in ((0, False), (5, True)):
+            charges = [Charge(f"test:{uuid.uuid4()}", timedelta(minutes=1), burst)]
+            async with connection.transaction():
+                row = await connection.fetchrow(
+                    sql, *plan.positional(params | charge_parameters(charges), names)
+                )
+                scans = await connection.fetchval(_SCANS)
+            assert row is not None
+            assert (row["data"] is not None, scans > 0) == (reads, reads), (row, scans)
+    finally:
+        await connection.close()
+
+
+#: Scans of the tables a read reads, in the current transaction.
+_SCANS = """
+SELECT COALESCE(sum(seq_scan + COALESCE(idx_scan, 0)), 0) FROM pg_stat_xact_user_tables
+WHERE relname IN ('users', 'videos', 'voice_profiles', 'generation_jobs')
+"""
 
 
 async def test_a_charged_statement_reads_nothing_when_a_bucket_refuses(
