@@ -182,14 +182,14 @@ class RateLimiter:
         ``taken`` being the keys it charged: whether the operation went ahead (every bucket had
         room). When it did not, what the others were charged is given back, as `check` does;
         the caller then hands the operation to `check`, which refuses it with its wait. No
-        statement when it went ahead (but the sweep, once a minute)."""
+        statement unless something is given back (but the sweep, once a minute)."""
         went_ahead = all(charge.key in taken for charge in charges)
-        if went_ahead and time.monotonic() < self._next_sweep:
-            return True
+        charged = [] if went_ahead else [charge for charge in charges if charge.key in taken]
+        if not charged and time.monotonic() < self._next_sweep:
+            return went_ahead
         try:
             async with _autocommit(engine) as connection:
-                if not went_ahead:
-                    await rate_limits.refund(connection, [c for c in charges if c.key in taken])
+                await rate_limits.refund(connection, charged)
                 await self._sweep_if_due(connection, self.clock())
         except (SQLAlchemyError, OSError) as exc:
             logger.warning("rate limits not settled (database unavailable): %s", exc)

@@ -61,10 +61,14 @@ _REQUEST = """
     )
 """
 
-_UPSERT = """
+
+def _upsert(also: str = "true") -> str:
+    """Charge every bucket of ``request`` with room (and ``also``), locking its row first."""
+    return f"""
     INSERT INTO rate_limit_buckets AS bucket (key, tat)
     SELECT key, now + charge FROM request
     WHERE charge <= tolerance                      -- a new bucket is full
+      AND {also}
     ORDER BY key                                   -- one lock order in every process
     ON CONFLICT (key) DO UPDATE
     SET tat = (SELECT GREATEST(bucket.tat, now) + charge
@@ -72,9 +76,10 @@ _UPSERT = """
     WHERE (SELECT GREATEST(bucket.tat, now) + charge <= now + tolerance
            FROM request WHERE request.key = bucket.key)
     RETURNING bucket.key
-"""
+    """  # noqa: S608 - a condition of this module's own
 
-_TAKE = text(f"WITH {_REQUEST} {_UPSERT}")
+
+_TAKE = text(f"WITH {_REQUEST} {_upsert()}")
 
 # The rows are locked in key order first (`take`'s order), then given back what they were charged.
 _REFUND = text(
@@ -158,34 +163,40 @@ async def sweep_idle(
 
 
 def charging(select: str) -> str:
-    """A statement that charges ``charges`` (`charge_parameters`) as `take` does, then runs
-    ``select`` only when every bucket had room: one round trip for a read and its charge.
+    """A statement that runs ``select`` and charges ``charges`` (`charge_parameters`) as `take`
+    does, in one round trip, and reads only when the buckets have room.
 
     ``select`` is one ``SELECT`` with no ``WITH`` of its own and no parameter named
-    ``charge_…``. The statement's first column, ``taken``, holds the keys charged (``NULL`` for
-    none); the others are ``select``'s, null when a bucket refused. A refused operation reads
-    nothing: ``select`` sits behind a condition on the charge alone, which PostgreSQL checks once
-    before it runs anything below it (a ``One-Time Filter``). The caller gives back what was
-    charged when not every bucket was (`refund`), as after `take`.
+    ``charge_…``. The statement's columns are ``select``'s, then ``taken``: the keys charged
+    (``NULL`` for none); when ``taken`` is not every key, the operation was refused, and the
+    caller gives back what was charged (`refund`), as after `take`.
+
+    The order is what makes it cheap. First ``room`` reads the buckets as last committed, without
+    locking them; ``select`` runs only when every bucket has room (behind a condition on
+    ``room`` alone, which PostgreSQL checks before running anything below it: a ``One-Time
+    Filter``), so an operation refused by what was committed when it started reads nothing. Then
+    the upsert charges, row locks and all, as `take` does and with the same verdict, and only
+    when ``room`` said yes: it runs last (the projection reads ``taken`` after the join that
+    computes ``select``), so the rows stay locked for the upsert and the commit, not the read;
+    a bucket's reads do not queue behind each other. Only an operation whose bucket ran out
+    between its start and its charge (another took the last units meanwhile) has read for
+    nothing: it is refused all the same.
 
     Run it outside a transaction (autocommit), as `take` is: the charge commits with the
-    statement, and the bucket rows, locked from the charge on, are free again when it ends (a
-    transaction would hold them to its end). The locks serialize one bucket's operations while
-    their statements run; a bucket admits far fewer operations a second than one key's reads
-    could then run one after another, and a refused operation holds them only for the charge.
+    statement (a transaction would hold the rows locked to its end, or roll the charge back).
     """
     return f"""
     WITH {_REQUEST},
-    taken AS ({_UPSERT}),
-    verdict AS (
-        SELECT array_agg(key) AS keys,
-               count(*) = cardinality(CAST(:charge_keys AS text[])) AS fits
-        FROM taken
-    )
-    SELECT verdict.keys AS taken, answer.*
-    FROM verdict LEFT JOIN (
-        SELECT * FROM ({select}) AS answer WHERE (SELECT fits FROM verdict)
-    ) AS answer ON true
+    room AS (
+        SELECT bool_and(GREATEST(bucket.tat, request.now) + request.charge
+                        <= request.now + request.tolerance) AS fits
+        FROM request LEFT JOIN rate_limit_buckets AS bucket USING (key)
+    ),
+    taken AS ({_upsert("(SELECT fits FROM room)")})
+    SELECT answer.*, (SELECT array_agg(key) FROM taken) AS taken
+    FROM (VALUES (true)) AS one (row)
+    LEFT JOIN (SELECT * FROM ({select}) AS answer WHERE (SELECT fits FROM room)) AS answer
+    ON true
     """  # noqa: S608 - ``select`` comes from the caller's own declarations, values are bound
 
 

@@ -351,20 +351,20 @@ async def _fetch_charged(
     charges: Sequence[Charge],
 ) -> str | None:
     """The read and its rate-limit charge in one statement (issue 12: the charge's own round
-    trip halved the known path's throughput), which reads nothing when a bucket refuses. A
-    refused operation is given back what it was charged and handed over: the full path's check
-    refuses it with its wait. So is one whose resolver answer would carry an error, whose charge
-    is given back too, since the full path charges it again. A statement that failed has
-    charged nothing (its charge was part of it)."""
+    trip halved the known path's throughput), which reads nothing when a bucket had no room as
+    the statement started, and charges after it read. A refused operation is given back what it
+    was charged and handed over: the full path's check refuses it with its wait. So is one
+    whose resolver answer would carry an error, whose charge is given back too, since the full
+    path charges it again. A statement that failed has charged nothing (its charge was part of
+    it)."""
     sql, names = plan.charged
     values = params | charge_parameters(charges, now=limiter.clock())
     row = await _fetch_on_driver(engine, sql, plan.positional(values, names))
     if row is None:
         return None
-    taken, data, ok = row
-    if not await limiter.settle(engine, charges, taken or ()):
+    if not await limiter.settle(engine, charges, row["taken"] or ()):
         return None
-    answer = _data(data, ok)
+    answer = _data(row["data"], row["ok"])
     if answer is None:
         await limiter.give_back(engine, charges)
     return answer

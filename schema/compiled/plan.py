@@ -106,8 +106,8 @@ class Plan:
 
     @cached_property
     def charged(self) -> tuple[str, tuple[str, ...]]:
-        """``sql`` behind the rate limits' charge (`db.queries.rate_limits.charging`: columns
-        ``taken``, ``data``, ``ok``), positional as ``positional_sql`` is, with its names: one
+        """``sql`` with the rate limits' charge (`db.queries.rate_limits.charging`: columns
+        ``data``, ``ok``, ``taken``), positional as ``positional_sql`` is, with its names: one
         statement for a read and its charge (`schema.compiled.known`)."""
         return _positional(charging(self.sql))
 

@@ -10,6 +10,7 @@ the wire (`bench.wire_count`), since the driver path bypasses SQLAlchemy's event
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ import pytest
 from graphql import GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import VariableValues, get_variable_values
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Route
@@ -218,16 +220,99 @@ WHERE relname IN ('users', 'videos', 'voice_profiles', 'generation_jobs')
 async def test_a_charged_statement_reads_nothing_when_a_bucket_refuses(
     engine: AsyncEngine,
 ) -> None:
-    """The read divides by zero if it runs: refused, it does not run, and the buckets that had
-    room are named (the caller gives them back); let through, it runs (and its failure undoes
-    the charge with the rest of the statement)."""
+    """The read divides by zero if it runs: refused, it does not run and nothing is charged
+    (not even the bucket with room); let through, it runs (and its failure undoes the charge
+    with the rest of the statement)."""
     read = "SELECT CAST((SELECT 1 / (count(*) - count(*)) FROM pg_class) AS text) AS data"
     roomy, full = f"test:{uuid.uuid4()}", f"test:{uuid.uuid4()}"
     refused = [Charge(roomy, timedelta(minutes=1), 5), Charge(full, timedelta(minutes=1), 0)]
     async with engine.connect() as connection:
         row = (await connection.execute(text(charging(read)), charge_parameters(refused))).one()
-        assert (row.taken, row.data) == ([roomy], None)
+        assert (row.taken, row.data) == (None, None)
+        assert await connection.scalar(_TAT, {"key": roomy}) is None
         await connection.rollback()
         fits = charge_parameters([Charge(full, timedelta(minutes=1), 5)])
         with pytest.raises(DBAPIError, match="division by zero"):
             await connection.execute(text(charging(read)), fits)
+
+
+_TAT = text("SELECT tat FROM rate_limit_buckets WHERE key = :key")
+
+
+async def test_a_charged_read_leaves_its_buckets_unlocked_while_it_reads(
+    database: DatabaseURL,
+) -> None:
+    """The charge comes after the read: while a slow read runs, another operation can lock
+    (and so charge) the same bucket; the read's own charge still lands."""
+    key = f"test:{uuid.uuid4()}"
+    charges = [Charge(key, timedelta(minutes=1), 5)]
+    reader, other = await _connect(database), await _connect(database)
+    try:
+        sql, args = _positional(charging("SELECT pg_sleep(1) IS NULL AS data"), charges)
+        await other.fetchrow(sql, *args)  # the bucket's row exists
+        reading = asyncio.ensure_future(reader.fetchrow(sql, *args))
+        await _wait_for_event(other, reader, "PgSleep")
+        async with other.transaction():
+            assert await other.fetchval(_LOCK, key) == key  # NOWAIT: not locked
+        row = await reading
+        assert row["taken"] == [key]
+    finally:
+        await reader.close()
+        await other.close()
+
+
+async def test_a_bucket_emptied_during_the_read_refuses_its_charge(
+    database: DatabaseURL,
+) -> None:
+    """Room when the statement started, none when it charges (another operation took the last
+    unit meanwhile): the upsert decides under the row's lock, as `take` does, and refuses."""
+    key = f"test:{uuid.uuid4()}"
+    charges = [Charge(key, timedelta(minutes=1), 1)]
+    reader, other, watcher = [await _connect(database) for _ in range(3)]
+    try:
+        sql, args = _positional(charging("SELECT 'read' AS data"), charges)
+        async with other.transaction():
+            assert (await other.fetchrow(sql, *args))["taken"] == [key]  # locked, uncommitted
+            reading = asyncio.ensure_future(reader.fetchrow(sql, *args))
+            await _wait_for_event(watcher, reader, None, wait_type="Lock")
+        row = await reading  # the other's charge committed: no room left
+        assert (row["data"], row["taken"]) == ("read", None)
+    finally:
+        for connection in (reader, other, watcher):
+            await connection.close()
+
+
+_LOCK = "SELECT key FROM rate_limit_buckets WHERE key = $1 FOR UPDATE NOWAIT"
+
+
+async def _connect(database: DatabaseURL) -> asyncpg.Connection:
+    url = database.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return await asyncpg.connect(url)
+
+
+def _positional(sql: str, charges: list[Charge]) -> tuple[str, list[Any]]:
+    compiled = text(sql).compile(dialect=asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
+    values = charge_parameters(charges)
+    return compiled.string, [values[name] for name in compiled.positiontup or ()]
+
+
+async def _wait_for_event(
+    watcher: asyncpg.Connection,
+    watched: asyncpg.Connection,
+    event: str | None,
+    *,
+    wait_type: str | None = None,
+) -> None:
+    """Until ``watched``'s backend waits on ``event`` (or on any event of ``wait_type``)."""
+    pid = watched.get_server_pid()
+    async with asyncio.timeout(10):
+        while True:
+            row = await watcher.fetchrow(
+                "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1", pid
+            )
+            if row is not None and (
+                (event is not None and row["wait_event"] == event)
+                or (wait_type is not None and row["wait_event_type"] == wait_type)
+            ):
+                return
+            await asyncio.sleep(0.01)
