@@ -15,8 +15,9 @@ taken in key order, the same order in every process, so that two operations shar
 (a user's and an address's) cannot deadlock. A bucket without room is not written, and so is
 missing from ``RETURNING``: that is how the caller learns which buckets refused. The caller then
 gives back what the others were charged (`refund`), so a refused operation costs nothing, and
-asks how long to wait (`wait_for`). `charging` puts the same upsert in front of a read, in one
-statement that reads only when every bucket had room (issue 12: the compiled read path).
+asks how long to wait (`wait_for`). `charging` puts the same upsert and a read in one
+statement: the read runs when the buckets, as last committed, have room, and the upsert after
+it (issue 12: the compiled read path).
 
 Time is the database's (``now()``), the same for every process on every machine; ``now`` is
 there for tests. The functions run on the connection they are given and never begin or commit:
