@@ -189,8 +189,8 @@ def charging(select: str) -> str:
     return f"""
     WITH {_REQUEST},
     room AS (
-        SELECT bool_and(GREATEST(bucket.tat, request.now) + request.charge
-                        <= request.now + request.tolerance) AS fits
+        SELECT COALESCE(bool_and(GREATEST(bucket.tat, request.now) + request.charge
+                                 <= request.now + request.tolerance), true) AS fits
         FROM request LEFT JOIN rate_limit_buckets AS bucket USING (key)
     ),
     taken AS ({_upsert("(SELECT fits FROM room)")})
