@@ -83,10 +83,11 @@ async def test_concurrent_calls_are_serialized_and_each_gets_its_own_audio() -> 
     texts = [SHORT, LONG, "One.", "Two words.", SHORT + " " + LONG]
     alone = [await synthesize(text) for text in texts]
     together = await asyncio.gather(*(synthesize(text) for text in texts))
-    # eSpeak's noise sources make two runs differ in a few samples, never in length beyond
-    # that; audio of two texts mixed up would be seconds off.
+    # Two runs of one text differ a little (eSpeak's state carries over from earlier calls: a
+    # 9.4 s text came out 24 ms longer after its first run), never by more than 1 %; audio of
+    # two texts mixed up would be seconds off.
     for one, other in zip(alone, together, strict=True):
-        assert abs(one.duration_ms - other.duration_ms) <= 20
+        assert abs(one.duration_ms - other.duration_ms) <= max(20, one.duration_ms // 100)
 
 
 async def test_synthesis_leaves_the_event_loop_free() -> None:
