@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphql import (
+    GraphQLField,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -36,26 +37,31 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.executor import to_nodes
 from graphql.execution.incremental.incremental_executor import DeliveryGroupMap
+from graphql.execution.values import get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import CustomGraphQLEnumType
 
-from schema.plain_fields import Resolve, is_read
+from schema.plain_fields import Resolve, is_context_only, is_read
 
 # How a field is completed.
 _GRAPHQL_CORE = 0  # graphql-core's `execute_field`
 _LEAF = 1  # a plain read of a scalar or enum
 _OBJECT = 2  # a plain read of an object
 _OBJECTS = 3  # a plain read of a list of non-null objects
+_LOADED = 4  # a `CONTEXT_ONLY` resolver (a loader), its arguments coerced once
 
 
 class _Step:
     """How one field of a selection set is completed (`StudioExecutor._plan`)."""
 
     __slots__ = (
+        "arguments",
         "coerce",
         "details",
+        "field_def",
         "item_type",
         "kind",
         "name",
@@ -76,6 +82,8 @@ class _Step:
         coerce: Callable[[Any], Any] | None = None,
         object_type: GraphQLObjectType | None = None,
         item_type: GraphQLOutputType | None = None,
+        field_def: GraphQLField | None = None,
+        arguments: dict[str, Any] | None = None,
     ) -> None:
         self.name = name  # the response name
         self.details = details
@@ -86,6 +94,8 @@ class _Step:
         self.coerce = coerce or _unread
         self.object_type = object_type
         self.item_type = item_type
+        self.field_def = field_def
+        self.arguments = arguments or {}
 
 
 class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -119,10 +129,26 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
                 name = step.name
                 kind = step.kind
                 if kind == _LEAF:
-                    value = _read_leaf(step.resolve, source_value, step.nullable, step.coerce)
-                    if value is not _UNREAD:
-                        results[name] = value
-                        continue
+                    # Inline: most fields are these. A value not taken here goes on below.
+                    try:
+                        value = step.resolve(source_value, None)
+                        if value is None:
+                            if step.nullable:
+                                results[name] = None
+                                continue
+                        elif not isinstance(value, Exception):  # graphql-core raises one
+                            value = step.coerce(value)
+                            if value is not None and value is not Undefined:
+                                results[name] = value
+                                continue
+                    except Exception:  # noqa: S110  # graphql-core resolves it again and reports it
+                        pass
+                elif kind == _LOADED:
+                    value = self._execute_loaded(step, source_value, path, parent_type)
+                    results[name] = value
+                    if is_awaitable(value):
+                        awaitable_fields.append(name)
+                    continue
                 elif kind != _GRAPHQL_CORE:
                     value = self._complete_read(step, source_value, path, parent_type)
                     if value is not _UNREAD:
@@ -166,12 +192,25 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _step(self, parent_type: GraphQLObjectType, name: str, details: FieldDetailsList) -> _Step:
         field_def = self.schema.get_field(parent_type, details[0].node.name.value)
-        if (
-            field_def is None
-            or field_def.resolve is None
-            or field_def.args
-            or not is_read(field_def)
-        ):
+        if field_def is None or field_def.resolve is None:
+            return _Step(name, details)
+        if is_context_only(field_def) and details[0].fragment_variable_values is None:
+            try:  # the same for every object of the list: one operation's variables
+                arguments = get_argument_values(
+                    field_def, details[0].node, self.variable_values, None, self.hide_suggestions
+                )
+            except Exception:  # graphql-core reports it for each object, as always
+                return _Step(name, details)
+            return _Step(
+                name,
+                details,
+                _LOADED,
+                field_def.resolve,
+                field_def.type,
+                field_def=field_def,
+                arguments=arguments,
+            )
+        if field_def.args or not is_read(field_def):
             return _Step(name, details)
         return_type = field_def.type
         inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
@@ -196,6 +235,29 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
                 item_type=item_type,
             )
         return _Step(name, details)
+
+    def _execute_loaded(
+        self, step: _Step, source: Any, path: Path | None, parent_type: GraphQLObjectType
+    ) -> Any:
+        # graphql-core's `execute_field`, with the arguments coerced once per operation.
+        field_def, return_type, details = step.field_def, step.return_type, step.details
+        if field_def is None or return_type is None:  # not a _LOADED step
+            return Undefined
+        field_path = Path(path, step.name, parent_type.name)
+        info = self.build_resolve_info(field_def, to_nodes(details), parent_type, field_path)
+        try:
+            result = step.resolve(source, info, **step.arguments)
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    return_type, details, info, field_path, result, None
+                )
+            completed = self.complete_value(return_type, details, info, field_path, result, None)
+            if self.is_awaitable(completed):
+                return self._await_field(completed, return_type, details, field_path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, details, field_path)
+            return None
+        return completed
 
     def _complete_read(
         self, step: _Step, source: Any, path: Path | None, parent_type: GraphQLObjectType
@@ -307,21 +369,6 @@ _UNREAD: Any = _Unread()
 
 def _unread(*_args: Any) -> Any:
     return _UNREAD
-
-
-def _read_leaf(resolve: Resolve, source: Any, nullable: bool, coerce: Callable[[Any], Any]) -> Any:
-    try:
-        value = resolve(source, None)
-        if value is None:
-            return None if nullable else _UNREAD
-        if isinstance(value, Exception):  # graphql-core raises it
-            return _UNREAD
-        coerced = coerce(value)
-    except Exception:  # graphql-core resolves it again and reports the error
-        return _UNREAD
-    if coerced is None or coerced is Undefined:
-        return _UNREAD
-    return coerced
 
 
 def _coercer(leaf: GraphQLLeafType) -> Callable[[Any], Any]:

@@ -99,6 +99,12 @@ def is_read(graphql_field: GraphQLField) -> bool:
     return bool(graphql_field.extensions.get(_READ_KEY))
 
 
+def is_context_only(graphql_field: GraphQLField) -> bool:
+    """Whether ``graphql_field.resolve`` is a `CONTEXT_ONLY` resolver's own function: its
+    arguments are scalars, which graphql-core passes as they are."""
+    return bool(graphql_field.extensions.get(_CONTEXT_ONLY_KEY))
+
+
 def _plain_resolve(
     graphql_field: GraphQLField, default_resolver: Callable[..., Any]
 ) -> Resolve | None:
@@ -114,7 +120,10 @@ def _plain_resolve(
         graphql_field.extensions[_READ_KEY] = True
         return _attribute(field.python_name)
     if field.metadata.get(_CONTEXT_ONLY_KEY):
-        return _context_only(graphql_field, field)
+        resolve = _context_only(graphql_field, field)
+        if resolve is not None:
+            graphql_field.extensions[_CONTEXT_ONLY_KEY] = True
+        return resolve
     return None
 
 
