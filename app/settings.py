@@ -173,10 +173,11 @@ class Settings(BaseSettings):
     #: `studio serve` turns it on; an application made many times in one process (tests)
     #: would keep every earlier one's cycles.
     gc_freeze: bool = False
-    #: With `gc_freeze`: allocations between two of the collector's youngest passes (Python's
-    #: default is 700). A large page allocates tens of thousands of short-lived objects, which
-    #: reference counting frees; at 700 the collector walks them some 15 times a request.
-    gc_threshold: int = Field(default=10_000, ge=100, le=1_000_000)
+    #: With `gc_freeze`: how many more objects may be alive than at the collector's last pass
+    #: before its next youngest pass (Python's default is 700). A 100-video page holds some
+    #: 10,000 at once, freed by reference counting when it is sent; at 700 the collector walked
+    #: them some 15 times a request, at 10,000 about once, at 50,000 once in a hundred.
+    gc_threshold: int = Field(default=50_000, ge=100, le=1_000_000)
 
     # --- websockets (subscriptions) ---------------------------------------------------------
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
