@@ -108,6 +108,12 @@ class SessionGate:
         self._reads_only = False
         self._autocommit = False
 
+    @property
+    def detached_rows(self) -> bool:
+        """Whether pages may be read as `db.queries.detached` rows: the operation only reads,
+        so no write in its session could want them as the session's own instances."""
+        return self._reads_only
+
     def reads_only(self, *, autocommit: bool) -> None:
         """The operation only reads from now on. ``autocommit``: its statements run without
         ``BEGIN``/``ROLLBACK`` around them, each in a snapshot of its own, which is what READ
@@ -198,7 +204,12 @@ class Loaders:
         return self._keyed_loader(
             ("videos_by_owner", video_filter, order, page),
             lambda session, owner_ids: videos.list_for_owners(
-                session, self._own(owner_ids), video_filter=video_filter, order=order, page=page
+                session,
+                self._own(owner_ids),
+                video_filter=video_filter,
+                order=order,
+                page=page,
+                detached=self._gate.detached_rows,
             ),
         )
 
@@ -216,7 +227,7 @@ class Loaders:
         return self._keyed_loader(
             ("voice_profiles_by_owner", page),
             lambda session, owner_ids: voice_profiles.list_for_owners(
-                session, self._own(owner_ids), page=page
+                session, self._own(owner_ids), page=page, detached=self._gate.detached_rows
             ),
         )
 
@@ -234,7 +245,7 @@ class Loaders:
         return self._keyed_loader(
             ("jobs_by_video", page),
             lambda session, video_ids: jobs.list_for_videos(
-                session, self.viewer_id, video_ids, page=page
+                session, self.viewer_id, video_ids, page=page, detached=self._gate.detached_rows
             ),
         )
 
@@ -244,7 +255,7 @@ class Loaders:
         return self._keyed_loader(
             ("audit_events_by_actor", page),
             lambda session, actor_ids: audit.list_for_actors(
-                session, self._own(actor_ids), page=page
+                session, self._own(actor_ids), page=page, detached=self._gate.detached_rows
             ),
         )
 
