@@ -69,6 +69,7 @@ class _Step:
         "object_type",
         "resolve",
         "return_type",
+        "subfields",
     )
 
     def __init__(
@@ -96,6 +97,8 @@ class _Step:
         self.item_type = item_type
         self.field_def = field_def
         self.arguments = arguments or {}
+        # The object's (or items') grouped sub-fields, once collected (`_complete_read`).
+        self.subfields: GroupedFieldSet | None = None
 
 
 class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -124,8 +127,10 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
         results: dict[str, Any] = {}
         awaitable_fields: list[str] = []
         is_awaitable = self.is_awaitable
+        planned = self._plans.get((parent_type, id(grouped_field_set)))
+        steps = self._plan(parent_type, grouped_field_set) if planned is None else planned[1]
         try:
-            for step in self._plan(parent_type, grouped_field_set):
+            for step in steps:
                 name = step.name
                 kind = step.kind
                 if kind == _LEAF:
@@ -284,9 +289,12 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
             and not all(item is not None and is_type_of(item, None) is True for item in value)
         ):
             return _UNREAD
-        grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, details)
-        if new_defer_usages:
-            return _UNREAD
+        grouped_field_set = step.subfields
+        if grouped_field_set is None:
+            grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, details)
+            if new_defer_usages:
+                return _UNREAD
+            step.subfields = grouped_field_set
         field_path = Path(path, step.name, parent_type.name)
         completed: AwaitableOrValue[Any]
         try:
