@@ -34,6 +34,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfo,
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
@@ -206,12 +207,15 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
                 )
             except Exception:  # graphql-core reports it for each object, as always
                 return _Step(name, details)
+            loaded = field_def.type
+            inner = loaded.of_type if isinstance(loaded, GraphQLNonNull) else loaded
             return _Step(
                 name,
                 details,
                 _LOADED,
                 field_def.resolve,
-                field_def.type,
+                loaded,
+                object_type=inner if isinstance(inner, GraphQLObjectType) else None,
                 field_def=field_def,
                 arguments=arguments,
             )
@@ -253,9 +257,7 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             result = step.resolve(source, info, **step.arguments)
             if self.is_awaitable(result):
-                return self.complete_awaitable_value(
-                    return_type, details, info, field_path, result, None
-                )
+                return self._complete_loaded(step, info, field_path, result)
             completed = self.complete_value(return_type, details, info, field_path, result, None)
             if self.is_awaitable(completed):
                 return self._await_field(completed, return_type, details, field_path)
@@ -263,6 +265,56 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
             self.handle_field_error(raw_error, return_type, details, field_path)
             return None
         return completed
+
+    async def _complete_loaded(
+        self, step: _Step, info: GraphQLResolveInfo[Any], path: Path, result: Awaitable[Any]
+    ) -> Any:
+        # graphql-core's `complete_awaitable_value`; an object (a connection, a relation) goes
+        # straight to its sub-selection, anything else through `complete_value`.
+        return_type, details = step.return_type, step.details
+        if return_type is None:  # not a _LOADED step
+            return None
+        try:
+            resolved = await (
+                result if self.abort_signal is None else self.with_abort_signal(result)
+            )
+            completed = self._complete_object(step, resolved, path)
+            if completed is _UNREAD:
+                completed = self.complete_value(return_type, details, info, path, resolved, None)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, details, path)
+            completed = None
+        return completed
+
+    def _complete_object(self, step: _Step, value: Any, path: Path) -> Any:
+        """The sub-selection of ``value``, an object of the step's object type; `_UNREAD` for
+        anything graphql-core must judge (errors raise, as in graphql-core)."""
+        object_type = step.object_type
+        if object_type is None:
+            return _UNREAD
+        if value is None:
+            return None if step.nullable else _UNREAD
+        is_type_of: Callable[[Any, Any], Any] | None = object_type.is_type_of
+        if is_type_of is not None and is_type_of(value, None) is not True:
+            return _UNREAD
+        grouped_field_set = self._subfields(step, object_type)
+        if grouped_field_set is None:
+            return _UNREAD
+        return self.execute_fields(object_type, value, path, grouped_field_set, None)
+
+    def _subfields(self, step: _Step, object_type: GraphQLObjectType) -> GroupedFieldSet | None:
+        """The step's grouped sub-fields; None when they defer some (graphql-core's path)."""
+        grouped_field_set = step.subfields
+        if grouped_field_set is None:
+            grouped_field_set, new_defer_usages, _ = self.collect_subfields(
+                object_type, step.details
+            )
+            if new_defer_usages:
+                return None
+            step.subfields = grouped_field_set
+        return grouped_field_set
 
     def _complete_read(
         self, step: _Step, source: Any, path: Path | None, parent_type: GraphQLObjectType
@@ -289,12 +341,9 @@ class StudioExecutor(StrawberryGraphQLCoreExecutionContext):
             and not all(item is not None and is_type_of(item, None) is True for item in value)
         ):
             return _UNREAD
-        grouped_field_set = step.subfields
+        grouped_field_set = self._subfields(step, object_type)
         if grouped_field_set is None:
-            grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, details)
-            if new_defer_usages:
-                return _UNREAD
-            step.subfields = grouped_field_set
+            return _UNREAD
         field_path = Path(path, step.name, parent_type.name)
         completed: AwaitableOrValue[Any]
         try:
