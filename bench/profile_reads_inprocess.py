@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/profile_reads_inprocess.py [--queries page,nested,small]
         [--requests 400] [--batches 5] [--concurrency 1] [--env STUDIO_COMPILED_READS=false ...]
-        [--gc-threshold 700,10,10] [--profile page] [--sort tottime] [--top 40] [--callers NAME] [--dump FILE]
+        [--gc-threshold 700,10,10] [--profile page] [--sort tottime] [--top 40] [--callers NAME]
+        [--dump FILE]
 
 Seeds the data set of `bench/bench_http_reads.py` into a throwaway database, builds the app as
 ``studio serve`` would (`app.main.create_app`, lifespan run) and sends each query straight into
