@@ -25,6 +25,7 @@ object are handled as graphql-core's `execute_field` and `complete_list_item_val
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -428,6 +429,7 @@ def _unread(*_args: Any) -> Any:
     return _UNREAD
 
 
+@lru_cache(maxsize=256)  # per type, not per operation (a schema has a few dozen leaf types)
 def _coercer(leaf: GraphQLLeafType) -> Callable[[Any], Any]:
     """``leaf.coerce_output_value``, with Strawberry's enums looked up instead of searched."""
     if not isinstance(leaf, CustomGraphQLEnumType):
