@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     #: `studio serve` turns it on; an application made many times in one process (tests)
     #: would keep every earlier one's cycles.
     gc_freeze: bool = False
+    #: With `gc_freeze`: how many more objects may be alive than at the collector's last pass
+    #: before its next youngest pass (Python's default is 700). A 100-video page holds some
+    #: 10,000 at once, freed by reference counting when it is sent; at 700 the collector walked
+    #: them some 15 times a request, at 10,000 about once, at 50,000 once in a hundred.
+    gc_threshold: int = Field(default=50_000, ge=100, le=1_000_000)
 
     # --- websockets (subscriptions) ---------------------------------------------------------
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)

@@ -3,6 +3,7 @@
     .venv/bin/python bench/profile_reads_inprocess.py [--queries page,nested,small]
         [--requests 400] [--batches 5] [--concurrency 1] [--env STUDIO_COMPILED_READS=false ...]
         [--gc-threshold 700,10,10] [--profile page] [--sort tottime] [--top 40] [--callers NAME]
+        [--dump FILE]
 
 Seeds the data set of `bench/bench_http_reads.py` into a throwaway database, builds the app as
 ``studio serve`` would (`app.main.create_app`, lifespan run) and sends each query straight into
@@ -182,6 +183,8 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
             profiler.enable()
             await batch(app, body, headers, args.requests, args.concurrency)
             profiler.disable()
+            if args.dump:
+                profiler.dump_stats(args.dump)
             stats = pstats.Stats(profiler)
             stats.sort_stats(args.sort).print_stats(args.top)
             if args.callers:
@@ -202,6 +205,7 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--callers", help="also print the callers of functions matching this")
+    parser.add_argument("--dump", help="also write the profile to this file (pstats format)")
     args = parser.parse_args()
     args.queries = [q for q in args.queries.split(",") if q]
     server = choose_server()

@@ -15,6 +15,7 @@ from app.rate_limit import RateLimiter
 from app.settings import Settings
 from schema.compiled import KnownReads, PlanCache, compiled_reads_extension
 from schema.errors import ErrorCodes, strip_suggestions
+from schema.execution import StudioExecutor
 from schema.limits import DocumentChecker, Limits, limits_extension
 from schema.mutations import Mutation
 from schema.plain_fields import unwrap_plain_fields
@@ -94,6 +95,8 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
         subscription=Subscription,
         types=NODE_TYPES,
         extensions=extensions,
+        # Plain reads (most fields of a large page) skip graphql-core's per-field machinery.
+        execution_context_class=StudioExecutor,
         config=StrawberryConfig(
             auto_camel_case=True,
             # "Did you mean …" reveals the schema: hinted only where introspection answers.

@@ -40,13 +40,34 @@ class OperationLoader(DataLoader[K, V]):
     failed), only that field's wait is cancelled, never the load the others still wait for:
     each caller awaits a shield of it. `cancel_pending` gives up what is still unanswered once
     the operation is over, so nothing runs on for a response that has already left.
+
+    A primed value becomes a cached future only when its key is first loaded: a page primes
+    every row it read (a job's ``video`` among them then costs no statement), few of them are
+    ever loaded, and a future for each cost more than reading the row's fields. The answers are
+    `DataLoader.prime`'s: the first value given for a key, unless the key was loaded first.
     """
 
     def __init__(self, batch_load_fn: Callable[[list[K]], Awaitable[list[V]]]) -> None:
         super().__init__(batch_load_fn)  # type: ignore[arg-type]  # aiodataloader's own alias
         self._issued: dict[int, asyncio.Future[V]] = {}
+        self._primed: dict[K, V] = {}
+
+    def prime(self, key: K, value: V) -> OperationLoader[K, V]:
+        if key not in self._cache:
+            self._primed.setdefault(key, value)
+        return self
+
+    def clear(self, key: K) -> OperationLoader[K, V]:
+        self._primed.pop(key, None)
+        return super().clear(key)
+
+    def clear_all(self) -> OperationLoader[K, V]:
+        self._primed.clear()
+        return super().clear_all()
 
     def load(self, key: K) -> asyncio.Future[V]:
+        if self._primed and key in self._primed:
+            super().prime(key, self._primed.pop(key))
         shared = super().load(key)
         self._issued[id(shared)] = shared
         return asyncio.shield(shared)
@@ -99,6 +120,12 @@ class SessionGate:
         self._loaders: list[OperationLoader[Any, Any]] = []
         self._reads_only = False
         self._autocommit = False
+
+    @property
+    def detached_rows(self) -> bool:
+        """Whether pages may be read as `db.queries.detached` rows: the operation only reads,
+        so no write in its session could want them as the session's own instances."""
+        return self._reads_only
 
     def reads_only(self, *, autocommit: bool) -> None:
         """The operation only reads from now on. ``autocommit``: its statements run without
@@ -196,7 +223,12 @@ class Loaders:
         return self._keyed_loader(
             ("videos_by_owner", video_filter, order, page),
             lambda session, owner_ids: videos.list_for_owners(
-                session, self._own(owner_ids), video_filter=video_filter, order=order, page=page
+                session,
+                self._own(owner_ids),
+                video_filter=video_filter,
+                order=order,
+                page=page,
+                detached=self._gate.detached_rows,
             ),
         )
 
@@ -214,7 +246,7 @@ class Loaders:
         return self._keyed_loader(
             ("voice_profiles_by_owner", page),
             lambda session, owner_ids: voice_profiles.list_for_owners(
-                session, self._own(owner_ids), page=page
+                session, self._own(owner_ids), page=page, detached=self._gate.detached_rows
             ),
         )
 
@@ -232,7 +264,7 @@ class Loaders:
         return self._keyed_loader(
             ("jobs_by_video", page),
             lambda session, video_ids: jobs.list_for_videos(
-                session, self.viewer_id, video_ids, page=page
+                session, self.viewer_id, video_ids, page=page, detached=self._gate.detached_rows
             ),
         )
 
@@ -242,7 +274,7 @@ class Loaders:
         return self._keyed_loader(
             ("audit_events_by_actor", page),
             lambda session, actor_ids: audit.list_for_actors(
-                session, self._own(actor_ids), page=page
+                session, self._own(actor_ids), page=page, detached=self._gate.detached_rows
             ),
         )
 

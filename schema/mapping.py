@@ -88,7 +88,7 @@ def column(attribute: InstrumentedAttribute[Any], *, description: str | None = N
     key = attribute.key
 
     def resolve(root: Any, info: object) -> Any:
-        return getattr(root.row, key)
+        return _column_value(root.row, key)
 
     return _field(resolve, Column(attribute), description)
 
@@ -102,7 +102,7 @@ def computed(
     key = attribute.key
 
     def resolve(root: Any, info: object) -> Any:
-        return convert(getattr(root.row, key))
+        return convert(_column_value(root.row, key))
 
     return _field(resolve, Computed(attribute, convert), description)
 
@@ -111,7 +111,7 @@ def global_id(attribute: InstrumentedAttribute[Any], type_name: str) -> Any:
     key = attribute.key
 
     def resolve(root: Any, info: object) -> strawberry.ID:
-        return to_global_id(type_name, getattr(root.row, key))
+        return to_global_id(type_name, _column_value(root.row, key))
 
     return _field(resolve, GlobalId(attribute, type_name), None)
 
@@ -149,6 +149,16 @@ def mapping_of(graphql_type: type) -> Mapping[str, Source | None]:
         for field in definition.fields
         if not is_private(field.type)
     }
+
+
+def _column_value(row: Any, key: str) -> Any:
+    # What the ORM attribute's descriptor answers for a loaded column, read where it keeps it
+    # (``InstrumentedAttribute.__get__`` looks in the instance's ``__dict__`` first): a large
+    # page reads thousands of columns. An attribute not loaded there takes the descriptor.
+    try:
+        return row.__dict__[key]
+    except (AttributeError, KeyError):
+        return getattr(row, key)
 
 
 def _field(resolve: Resolve, source: Source, description: str | None) -> Any:

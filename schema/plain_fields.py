@@ -23,7 +23,8 @@ need nothing of the chain:
   argument (``User.videos``' ``filter``) keeps Strawberry's resolver.
 
 Every other field keeps Strawberry's resolver. The SDL does not change: only the functions
-graphql-core calls do.
+graphql-core calls do. The fields of the first two kinds are also marked as reads (`is_read`):
+`schema.execution` completes them without graphql-core's per-field machinery.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ Resolve = Callable[[Any, object], Any]
 
 _RESOLVE_KEY = "studio.resolve"
 _CONTEXT_ONLY_KEY = "studio.context_only"
+_READ_KEY = "studio.read"
 
 #: ``metadata=`` entries of a field whose resolver takes ``(self, info, **arguments)`` and uses
 #: nothing of ``info`` but ``info.context``.
@@ -90,6 +92,19 @@ def unwrap_plain_fields(schema: GraphQLSchema, *, default_resolver: Callable[...
     return unwrapped
 
 
+def is_read(graphql_field: GraphQLField) -> bool:
+    """Whether ``graphql_field.resolve`` is a plain read of the root: it returns its value at
+    once (never an awaitable), changes nothing (a second call answers the same), and uses
+    nothing of ``info`` (it may be given ``None``)."""
+    return bool(graphql_field.extensions.get(_READ_KEY))
+
+
+def is_context_only(graphql_field: GraphQLField) -> bool:
+    """Whether ``graphql_field.resolve`` is a `CONTEXT_ONLY` resolver's own function: its
+    arguments are scalars, which graphql-core passes as they are."""
+    return bool(graphql_field.extensions.get(_CONTEXT_ONLY_KEY))
+
+
 def _plain_resolve(
     graphql_field: GraphQLField, default_resolver: Callable[..., Any]
 ) -> Resolve | None:
@@ -98,11 +113,17 @@ def _plain_resolve(
         return None
     declared = plain_resolver(field)
     if declared is not None:
+        if not inspect.iscoroutinefunction(declared):
+            graphql_field.extensions[_READ_KEY] = True
         return declared
     if field.base_resolver is None and default_resolver is getattr:
+        graphql_field.extensions[_READ_KEY] = True
         return _attribute(field.python_name)
     if field.metadata.get(_CONTEXT_ONLY_KEY):
-        return _context_only(graphql_field, field)
+        resolve = _context_only(graphql_field, field)
+        if resolve is not None:
+            graphql_field.extensions[_CONTEXT_ONLY_KEY] = True
+        return resolve
     return None
 
 

@@ -60,9 +60,14 @@ def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, li
 
 
 async def list_for_actors(
-    session: AsyncSession, actor_ids: Sequence[uuid.UUID], *, page: PageRequest
+    session: AsyncSession,
+    actor_ids: Sequence[uuid.UUID],
+    *,
+    page: PageRequest,
+    detached: bool = False,
 ) -> dict[uuid.UUID, PageSlice[AuditEvent]]:
-    """Each actor's own events, newest first (an actor is only ever shown their own)."""
+    """Each actor's own events, newest first (an actor is only ever shown their own;
+    ``detached``: see `fetch_pages`)."""
     return await fetch_pages(
         session,
         AuditEvent,
@@ -71,6 +76,7 @@ async def list_for_actors(
         where=_ALL,
         ordering=AUDIT_ORDERING,
         page=page,
+        detached=detached,
     )
 
 

@@ -38,9 +38,15 @@ async def jobs_by_ids(
 
 
 async def list_for_videos(
-    session: AsyncSession, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID], *, page: PageRequest
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    video_ids: Sequence[uuid.UUID],
+    *,
+    page: PageRequest,
+    detached: bool = False,
 ) -> dict[uuid.UUID, PageSlice[GenerationJob]]:
-    """Each video's jobs, newest first, each video paged on its own, one statement."""
+    """Each video's jobs, newest first, each video paged on its own, one statement
+    (``detached``: see `fetch_pages`)."""
     return await fetch_pages(
         session,
         GenerationJob,
@@ -49,6 +55,7 @@ async def list_for_videos(
         where=_owned_by(owner_id),
         ordering=JOB_ORDERING,
         page=page,
+        detached=detached,
     )
 
 

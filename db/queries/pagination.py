@@ -44,6 +44,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql import Executable
 
 from db.queries.arrays import bound_ids
+from db.queries.detached import DetachedColumns
 from db.queries.statements import StatementCache
 
 T = TypeVar("T")
@@ -116,14 +117,20 @@ async def fetch_pages(
     where: Where,
     ordering: Ordering,
     page: PageRequest,
+    detached: bool = False,
 ) -> dict[uuid.UUID, PageSlice[T]]:
-    """One page per parent, in one statement; every parent id gets a slice (maybe empty)."""
+    """One page per parent, in one statement; every parent id gets a slice (maybe empty).
+
+    ``detached``: the rows are `db.queries.detached` objects, not the session's instances (for
+    an operation that only reads)."""
     cursor_types = None if page.cursor is None else tuple(map(_value_type, page.cursor))
     order = (ordering.column.key, ordering.descending)
-    shape = (model, parent_column.key, where.shape, order, page.backward, cursor_types)
-    statement = _PAGES.get(
+    shape = (model, parent_column.key, where.shape, order, page.backward, cursor_types, detached)
+    statement, columns = _PAGES.get(
         shape,
-        lambda: _page_statement(model, parent_column, where, ordering, page.backward, page.cursor),
+        lambda: _page_statement(
+            model, parent_column, where, ordering, page.backward, page.cursor, detached=detached
+        ),
     )
     values = {"parent_ids": list(parent_ids), "page_limit": page.limit + 1, **where.values}
     if page.cursor is not None:
@@ -133,7 +140,12 @@ async def fetch_pages(
     slices: dict[uuid.UUID, PageSlice[T]] = {
         pid: PageSlice(backward=page.backward) for pid in parent_ids
     }
-    for parent_id, has_before, item in result:
+    rows: Any = (
+        result
+        if columns is None
+        else ((found[0], found[1], columns.row(found[2:])) for found in result)
+    )
+    for parent_id, has_before, item in rows:
         current = slices[parent_id]
         current.has_before_cursor = bool(has_before)
         if item is None:
@@ -166,7 +178,7 @@ async def count_for_parents(
 
 
 _PARENT_IDS = bound_ids("parent_ids")
-_PAGES: StatementCache[Executable] = StatementCache()
+_PAGES: StatementCache[tuple[Executable, DetachedColumns[Any] | None]] = StatementCache()
 _COUNTS: StatementCache[Executable] = StatementCache()
 
 
@@ -191,7 +203,10 @@ def _page_statement(
     ordering: Ordering,
     backward: bool,
     cursor_example: tuple[Any, uuid.UUID] | None,
-) -> Executable:
+    *,
+    detached: bool,
+) -> tuple[Executable, DetachedColumns[Any] | None]:
+    """The statement, and for ``detached`` rows the columns it selects them as."""
     id_column: InstrumentedAttribute[uuid.UUID] = model.id
     parents = func.unnest(_PARENT_IDS).table_valued("parent_id").render_derived(name="parents")
     parent = parents.c.parent_id
@@ -222,14 +237,16 @@ def _page_statement(
         .limit(bindparam("page_limit", type_=Integer))
         .lateral("page")
     )
-    row = aliased(model, inner)
     before = _has_rows_before(model, parent_column, parent, filters, key, cursor, descending)
-    return (
-        select(parent, before.label("has_before"), row)
+    columns = DetachedColumns.of(model, inner) if detached else None
+    selected = [aliased(model, inner)] if columns is None else columns.columns
+    statement = (
+        select(parent, before.label("has_before"), *selected)
         .select_from(parents)
         .outerjoin(inner, true())
         .order_by(parent, *_inner_order(inner, ordering, descending))
     )
+    return statement, columns
 
 
 def _has_rows_before(

@@ -77,8 +77,10 @@ async def list_for_owners(
     video_filter: VideoFilter,
     order: VideoOrder,
     page: PageRequest,
+    detached: bool = False,
 ) -> dict[uuid.UUID, PageSlice[Video]]:
-    """A page of each owner's videos, in one statement (see `db.queries.pagination`)."""
+    """A page of each owner's videos, in one statement (see `db.queries.pagination`;
+    ``detached``: see `fetch_pages`)."""
     return await fetch_pages(
         session,
         Video,
@@ -87,6 +89,7 @@ async def list_for_owners(
         where=_video_where(video_filter),
         ordering=order.ordering(),
         page=page,
+        detached=detached,
     )
 
 

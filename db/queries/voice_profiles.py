@@ -44,9 +44,14 @@ async def voice_profiles_by_ids(
 
 
 async def list_for_owners(
-    session: AsyncSession, owner_ids: Sequence[uuid.UUID], *, page: PageRequest
+    session: AsyncSession,
+    owner_ids: Sequence[uuid.UUID],
+    *,
+    page: PageRequest,
+    detached: bool = False,
 ) -> dict[uuid.UUID, PageSlice[VoiceProfile]]:
-    """Newest first, each owner paged on its own, one statement."""
+    """Newest first, each owner paged on its own, one statement (``detached``: see
+    `fetch_pages`)."""
     return await fetch_pages(
         session,
         VoiceProfile,
@@ -55,6 +60,7 @@ async def list_for_owners(
         where=_LIVE_WHERE,
         ordering=VOICE_PROFILE_ORDERING,
         page=page,
+        detached=detached,
     )
 
 
