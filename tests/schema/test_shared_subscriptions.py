@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -360,51 +360,48 @@ async def test_a_deleted_video_ends_every_subscriber_of_its_share(
             assert (await ws.receive())["type"] == "complete"
 
 
+@asynccontextmanager
+async def _two_subscribers(
+    database: DatabaseURL, **overrides: Any
+) -> AsyncIterator[tuple[str, AsyncEngine, LiveJob, GraphQLWebSocket]]:
+    """An app of the test's own (``overrides``: its settings), a job, and one websocket with two
+    subscriptions of it past their first state: (the app's URL, a writer, the job, the socket)."""
+    settings = load_settings(database_url=database.render(hide_password=False), **overrides)
+    writer = writer_engine(database)
+    try:
+        job = await create_live_job(writer, settings)
+        with serve(create_app(settings)) as server:
+            async with open_websocket(server) as ws:
+                await ws.init(bearer(job.token))
+                for operation in ("1", "2"):
+                    await ws.subscribe(operation, JOB_PROGRESS, {"id": job.job_gid})
+                    assert await _state(ws, operation) == ("QUEUED", None, 0)
+                yield server, writer, job, ws
+    finally:
+        await writer.dispose()
+
+
 async def test_a_rate_limited_subscriber_is_refused_alone(migrated_database: DatabaseURL) -> None:
     """Each subscriber is charged its own operation: past the user's burst, the next one is
     refused RATE_LIMITED as an unshared one is, and those admitted go on."""
-    settings = load_settings(
-        database_url=migrated_database.render(hide_password=False),
-        rate_limit_enabled=True,
-        rate_limit_operations_burst=2,
-        rate_limit_operations_per_minute=1,
-    )
-    writer = writer_engine(migrated_database)
-    try:
-        job = await create_live_job(writer, settings)
-        with serve(create_app(settings)) as server:
-            async with open_websocket(server) as ws:
-                await ws.init(bearer(job.token))
-                for operation in ("1", "2"):
-                    await ws.subscribe(operation, JOB_PROGRESS, {"id": job.job_gid})
-                    assert await _state(ws, operation) == ("QUEUED", None, 0)
-                await ws.subscribe("3", JOB_PROGRESS, {"id": job.job_gid})
-                [refused] = (await ws.next_data("3"))["errors"]
-                assert refused["extensions"]["code"] == "RATE_LIMITED"
-                assert refused["extensions"]["retryAfter"] > 0
-                assert await ws.receive() == {"id": "3", "type": "complete"}
-                await update_job(writer, job.job_id, **STEPS[0])
-                assert await _each_state(ws, 2) == [("RUNNING", "SCRIPT", 10)] * 2
-    finally:
-        await writer.dispose()
+    limits = {
+        "rate_limit_enabled": True,
+        "rate_limit_operations_burst": 2,
+        "rate_limit_operations_per_minute": 1,
+    }
+    async with _two_subscribers(migrated_database, **limits) as (_, writer, job, ws):
+        await ws.subscribe("3", JOB_PROGRESS, {"id": job.job_gid})
+        [refused] = (await ws.next_data("3"))["errors"]
+        assert refused["extensions"]["code"] == "RATE_LIMITED"
+        assert refused["extensions"]["retryAfter"] > 0
+        assert await ws.receive() == {"id": "3", "type": "complete"}
+        await update_job(writer, job.job_id, **STEPS[0])
+        assert await _each_state(ws, 2) == [("RUNNING", "SCRIPT", 10)] * 2
 
 
 async def test_off_every_subscriber_has_a_run_of_its_own(migrated_database: DatabaseURL) -> None:
-    settings = load_settings(
-        database_url=migrated_database.render(hide_password=False), shared_subscriptions=False
-    )
-    writer = writer_engine(migrated_database)
-    try:
-        job = await create_live_job(writer, settings)
-        with serve(create_app(settings)) as server:
-            async with open_websocket(server) as ws:
-                await ws.init(bearer(job.token))
-                for operation in ("1", "2"):
-                    await ws.subscribe(operation, JOB_PROGRESS, {"id": job.job_gid})
-                    assert await _state(ws, operation) == ("QUEUED", None, 0)
-                await _gauges_are(server, (2, 2))
-    finally:
-        await writer.dispose()
+    async with _two_subscribers(migrated_database, shared_subscriptions=False) as (server, *_):
+        await _gauges_are(server, (2, 2))
 
 
 async def test_a_subscriber_too_far_behind_is_told_so() -> None:
