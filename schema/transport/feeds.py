@@ -214,12 +214,6 @@ class Feeds:
         self._feeds: dict[FeedKey, Feed] = {}
         self.shape = functools.lru_cache(maxsize=_SHAPES)(self._shape)
 
-    def __len__(self) -> int:
-        return len(self._feeds)
-
-    def subscribers(self) -> int:
-        return sum(len(feed.members) for feed in self._feeds.values())
-
     async def serve(
         self,
         connection: ConnectionContext,
