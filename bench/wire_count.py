@@ -66,14 +66,7 @@ class CountingProxy:
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
-        # Stopped: close the listening socket and every proxied connection, then the loop.
         server.close()
-        pending = asyncio.all_tasks(self._loop)
-        for task in pending:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self._loop.run_until_complete(server.wait_closed())
-        self._loop.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         target = self.upstream.url
@@ -82,13 +75,11 @@ class CountingProxy:
             asyncio.ensure_future(self._client_to_server(client_r, server_w)),
             asyncio.ensure_future(_pipe(server_r, client_w)),
         ]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for writer in (client_w, server_w):
-                writer.close()
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for writer in (client_w, server_w):
+            writer.close()
 
     async def _client_to_server(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

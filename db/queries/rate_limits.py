@@ -15,9 +15,7 @@ taken in key order, the same order in every process, so that two operations shar
 (a user's and an address's) cannot deadlock. A bucket without room is not written, and so is
 missing from ``RETURNING``: that is how the caller learns which buckets refused. The caller then
 gives back what the others were charged (`refund`), so a refused operation costs nothing, and
-asks how long to wait (`wait_for`). `charging` puts the same upsert and a read in one
-statement: the read runs when the buckets, as last committed, have room, and the upsert after
-it (issue 12: the compiled read path).
+asks how long to wait (`wait_for`).
 
 Time is the database's (``now()``), the same for every process on every machine; ``now`` is
 there for tests. The functions run on the connection they are given and never begin or commit:
@@ -48,28 +46,21 @@ class Charge:
     cost: int = 1
 
 
-# The operation's charges, one row per bucket, at the database's time (or the given one).
-_REQUEST = """
-    request AS (
+_TAKE = text(
+    """
+    WITH request AS (
         SELECT r.key,
                clock.now,
                r.cost * r.emission  AS charge,     -- what the operation takes from the bucket
                r.burst * r.emission AS tolerance   -- how far tat may run ahead of now
-        FROM unnest(CAST(:charge_keys AS text[]), CAST(:charge_emissions AS interval[]),
-                    CAST(:charge_costs AS integer[]), CAST(:charge_bursts AS integer[]))
+        FROM unnest(CAST(:keys AS text[]), CAST(:emissions AS interval[]),
+                    CAST(:costs AS integer[]), CAST(:bursts AS integer[]))
                AS r (key, emission, cost, burst),
-             (SELECT COALESCE(CAST(:charge_now AS timestamptz), now()) AS now) AS clock
+             (SELECT COALESCE(CAST(:now AS timestamptz), now()) AS now) AS clock
     )
-"""
-
-
-def _upsert(also: str = "true") -> str:
-    """Charge every bucket of ``request`` with room (and ``also``), locking its row first."""
-    return f"""
     INSERT INTO rate_limit_buckets AS bucket (key, tat)
     SELECT key, now + charge FROM request
     WHERE charge <= tolerance                      -- a new bucket is full
-      AND {also}
     ORDER BY key                                   -- one lock order in every process
     ON CONFLICT (key) DO UPDATE
     SET tat = (SELECT GREATEST(bucket.tat, now) + charge
@@ -77,18 +68,16 @@ def _upsert(also: str = "true") -> str:
     WHERE (SELECT GREATEST(bucket.tat, now) + charge <= now + tolerance
            FROM request WHERE request.key = bucket.key)
     RETURNING bucket.key
-    """  # noqa: S608 - a condition of this module's own
-
-
-_TAKE = text(f"WITH {_REQUEST} {_upsert()}")
+    """
+)
 
 # The rows are locked in key order first (`take`'s order), then given back what they were charged.
 _REFUND = text(
     """
     WITH refund AS (
         SELECT r.key, r.cost * r.emission AS charge
-        FROM unnest(CAST(:charge_keys AS text[]), CAST(:charge_emissions AS interval[]),
-                    CAST(:charge_costs AS integer[])) AS r (key, emission, cost)
+        FROM unnest(CAST(:keys AS text[]), CAST(:emissions AS interval[]),
+                    CAST(:costs AS integer[])) AS r (key, emission, cost)
     ), locked AS (
         SELECT key FROM rate_limit_buckets
         WHERE key IN (SELECT key FROM refund)
@@ -106,11 +95,11 @@ _REFUND = text(
 _WAIT = text(
     """
     SELECT MAX(GREATEST(bucket.tat, clock.now) + (r.cost - r.burst) * r.emission - clock.now)
-    FROM unnest(CAST(:charge_keys AS text[]), CAST(:charge_emissions AS interval[]),
-                CAST(:charge_costs AS integer[]), CAST(:charge_bursts AS integer[]))
+    FROM unnest(CAST(:keys AS text[]), CAST(:emissions AS interval[]),
+                CAST(:costs AS integer[]), CAST(:bursts AS integer[]))
            AS r (key, emission, cost, burst)
     JOIN rate_limit_buckets AS bucket USING (key),
-         (SELECT COALESCE(CAST(:charge_now AS timestamptz), now()) AS now) AS clock
+         (SELECT COALESCE(CAST(:now AS timestamptz), now()) AS now) AS clock
     """
 )
 
@@ -135,15 +124,15 @@ async def take(
 
     Keys must be distinct (one statement cannot change a row twice).
     """
-    taken = set((await connection.execute(_TAKE, charge_parameters(charges, now=now))).scalars())
+    taken = set((await connection.execute(_TAKE, _parameters(charges) | {"now": now})).scalars())
     return [charge for charge in charges if charge.key not in taken]
 
 
 async def refund(connection: AsyncConnection, charges: Sequence[Charge]) -> None:
     """Give back what `take` charged these buckets (the operation was refused elsewhere)."""
     if charges:
-        parameters = charge_parameters(charges)
-        del parameters["charge_bursts"], parameters["charge_now"]
+        parameters = _parameters(charges)
+        del parameters["bursts"]
         await connection.execute(_REFUND, parameters)
 
 
@@ -151,7 +140,7 @@ async def wait_for(
     connection: AsyncConnection, charges: Sequence[Charge], *, now: datetime | None = None
 ) -> timedelta:
     """How long until every one of these buckets has room for its charge (zero if it has)."""
-    wait = await connection.scalar(_WAIT, charge_parameters(charges, now=now))
+    wait = await connection.scalar(_WAIT, _parameters(charges) | {"now": now})
     return max(wait or timedelta(0), timedelta(0))
 
 
@@ -163,52 +152,10 @@ async def sweep_idle(
     return result.rowcount
 
 
-def charging(select: str) -> str:
-    """A statement that runs ``select`` and charges ``charges`` (`charge_parameters`) as `take`
-    does, in one round trip, and reads only when the buckets have room.
-
-    ``select`` is one ``SELECT`` with no ``WITH`` of its own and no parameter named
-    ``charge_…``. The statement's columns are ``select``'s, then ``taken``: the keys charged
-    (``NULL`` for none); when ``taken`` is not every key, the operation was refused, and the
-    caller gives back what was charged (`refund`), as after `take`.
-
-    The order is what makes it cheap. First ``room`` reads the buckets as last committed, without
-    locking them; ``select`` runs only when every bucket has room (behind a condition on
-    ``room`` alone, which PostgreSQL checks before running anything below it: a ``One-Time
-    Filter``), so an operation refused by what was committed when it started reads nothing. Then
-    the upsert charges, row locks and all, as `take` does and with the same verdict, and only
-    when ``room`` said yes: it runs last (the projection reads ``taken`` after the join that
-    computes ``select``), so the rows stay locked for the upsert and the commit, not the read;
-    a bucket's reads do not queue behind each other. Only an operation whose bucket ran out
-    between its start and its charge (another took the last units meanwhile) has read for
-    nothing: it is refused all the same.
-
-    Run it outside a transaction (autocommit), as `take` is: the charge commits with the
-    statement (a transaction would hold the rows locked to its end, or roll the charge back).
-    """
-    return f"""
-    WITH {_REQUEST},
-    room AS (
-        SELECT COALESCE(bool_and(GREATEST(bucket.tat, request.now) + request.charge
-                                 <= request.now + request.tolerance), true) AS fits
-        FROM request LEFT JOIN rate_limit_buckets AS bucket USING (key)
-    ),
-    taken AS ({_upsert("(SELECT fits FROM room)")})
-    SELECT answer.*, (SELECT array_agg(key) FROM taken) AS taken
-    FROM (VALUES (true)) AS one (row)
-    LEFT JOIN (SELECT * FROM ({select}) AS answer WHERE (SELECT fits FROM room)) AS answer
-    ON true
-    """  # noqa: S608 - ``select`` comes from the caller's own declarations, values are bound
-
-
-def charge_parameters(
-    charges: Sequence[Charge], *, now: datetime | None = None
-) -> dict[str, object]:
-    """The parameters of `charging`'s statement (and of `take`'s) for these charges."""
+def _parameters(charges: Sequence[Charge]) -> dict[str, object]:
     return {
-        "charge_keys": [charge.key for charge in charges],
-        "charge_emissions": [charge.emission for charge in charges],
-        "charge_costs": [charge.cost for charge in charges],
-        "charge_bursts": [charge.burst for charge in charges],
-        "charge_now": now,
+        "keys": [charge.key for charge in charges],
+        "emissions": [charge.emission for charge in charges],
+        "costs": [charge.cost for charge in charges],
+        "bursts": [charge.burst for charge in charges],
     }

@@ -16,7 +16,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from graphql import (
@@ -40,7 +39,6 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from app.errors import BadUserInput
 from app.settings import Settings
-from db.queries.rate_limits import charging
 from schema.compiled import connections
 from schema.compiled.documents import Documents
 from schema.compiled.sql import (
@@ -99,17 +97,11 @@ class Plan:
     signs_media: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        positional_sql, names = _positional(self.sql)
-        object.__setattr__(self, "positional_sql", positional_sql)
+        compiled = text(self.sql).compile(dialect=_ASYNCPG)
+        names = tuple(compiled.positiontup or ())
+        object.__setattr__(self, "positional_sql", compiled.string)
         object.__setattr__(self, "positional_names", names)
         object.__setattr__(self, "signs_media", not MEDIA_PARAMETERS.isdisjoint(names))
-
-    @cached_property
-    def charged(self) -> tuple[str, tuple[str, ...]]:
-        """``sql`` with the rate limits' charge (`db.queries.rate_limits.charging`: columns
-        ``data``, ``ok``, ``taken``), positional as ``positional_sql`` is, with its names: one
-        statement for a read and its charge (`schema.compiled.known`)."""
-        return _positional(charging(self.sql))
 
     def parameters(
         self, variables: VariableValues, viewer_id: uuid.UUID, settings: Settings
@@ -124,18 +116,12 @@ class Plan:
             params |= binder(variables, cursor_key)
         return params
 
-    def positional(self, params: dict[str, Any], names: tuple[str, ...] | None = None) -> list[Any]:
-        """``params`` in the order of ``positional_sql``'s ``$n`` (or of ``names``)."""
-        return [params[name] for name in names or self.positional_names]
+    def positional(self, params: dict[str, Any]) -> list[Any]:
+        """``params`` in the order of ``positional_sql``'s ``$n``."""
+        return [params[name] for name in self.positional_names]
 
 
 _ASYNCPG = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's own
-
-
-def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
-    """``sql`` with PostgreSQL's ``$n`` for its ``:name`` parameters, and the names in order."""
-    compiled = text(sql).compile(dialect=_ASYNCPG)
-    return compiled.string, tuple(compiled.positiontup or ())
 
 
 class Builder:
