@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from app.pipeline.captions import TimedCaptions
 from app.pipeline.render_stage import FfmpegRender
 from app.pipeline.voice import SynthesizedVoice
 from app.settings import Settings, load_settings
-from app.worker.pipeline import ProgressMeter, StageContext, VideoInput
-from db.models import JobStage, VideoInputType
+from db.models import JobStage
+from tests.support.stages import described_video, stage_context
 from tests.support.video import FFMPEG
 
 SCRIPT = [
@@ -100,22 +99,8 @@ def _transcribe(decoder: Decoder, mp4: Path, spans: list[tuple[int, int]]) -> st
 
 
 async def _render(settings: Settings) -> tuple[Path, list[tuple[int, int]]]:
-    video = VideoInput(
-        id=uuid.uuid4(),
-        title="Reefs",
-        description=" ".join(SCRIPT),
-        input_type=VideoInputType.DESCRIPTION,
-        source_url=None,
-        voice_profile_id=None,
-        audio_settings={"speed": 1.0, "pitch": 1.0, "volume": 1.0, "language": "en"},
-    )
-    context = StageContext(
-        job_id=uuid.uuid4(),
-        attempt=1,
-        stage_index=0,
-        meter=ProgressMeter([1.0]),
-        stopped=lambda: None,
-    )
+    video = described_video(" ".join(SCRIPT))
+    context = stage_context()
     # The script without a title: what is said is exactly what the rate is measured against.
     segments = [{"index": i, "text": text} for i, text in enumerate(SCRIPT)]
     results: dict[JobStage, dict[str, Any]] = {JobStage.SCRIPT: {"segments": segments}}

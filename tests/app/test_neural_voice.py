@@ -4,7 +4,6 @@ engine choice with eSpeak NG as the default and the fallback."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import pytest
 from app.pipeline import alignment, narrator, piper, speech
 from app.pipeline.voice import SynthesizedVoice
 from app.settings import Settings, load_settings
-from app.worker.pipeline import ProgressMeter, StageContext, VideoInput
-from db.models import JobStage, VideoInputType
+from db.models import JobStage
+from tests.support.stages import described_video, stage_context
 
 JOE = "en_US-joe-medium"
 SENTENCE = "Coral reefs are alive, and they grow."
@@ -101,22 +100,8 @@ async def test_the_voice_stage_narrates_with_the_operators_neural_voice(
 
 
 async def _voice(settings: Settings, text: str, language: str) -> dict[str, Any]:
-    video = VideoInput(
-        id=uuid.uuid4(),
-        title="t",
-        description=text,
-        input_type=VideoInputType.DESCRIPTION,
-        source_url=None,
-        voice_profile_id=None,
-        audio_settings={"speed": 1.0, "pitch": 1.0, "volume": 1.0, "language": language},
-    )
-    context = StageContext(
-        job_id=uuid.uuid4(),
-        attempt=1,
-        stage_index=0,
-        meter=ProgressMeter([1.0]),
-        stopped=lambda: None,
-    )
+    video = described_video(text, language=language, title="t")
+    context = stage_context()
     script = {"segments": [{"index": 0, "text": text}]}
     results: dict[JobStage, dict[str, Any]] = {JobStage.SCRIPT: script}
     return await SynthesizedVoice(settings).run(context, video, results)

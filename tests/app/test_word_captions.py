@@ -4,7 +4,6 @@ where the narration really pauses (silence measured in the WAV), and the word-hi
 from __future__ import annotations
 
 import re
-import uuid
 import wave
 from itertools import pairwise
 from pathlib import Path
@@ -16,9 +15,9 @@ from app.pipeline.alignment import silences
 from app.pipeline.captions import LINE_CHARS, MAX_LINES, TimedCaptions, timed_cues
 from app.pipeline.voice import SynthesizedVoice
 from app.settings import Settings, load_settings
-from app.worker.pipeline import ProgressMeter, StageContext, VideoInput
 from app.worker.stages import ScriptFromDescription
-from db.models import JobStage, VideoInputType
+from db.models import JobStage
+from tests.support.stages import described_video, stage_context
 
 #: Two segments, each too long for one cue, with clause pauses the cues should change at.
 DESCRIPTION = (
@@ -146,22 +145,8 @@ def _ms(match: re.Match[str]) -> int:
 
 
 async def _narrate(settings: Settings) -> dict[JobStage, dict[str, Any]]:
-    video = VideoInput(
-        id=uuid.uuid4(),
-        title="Reefs",
-        description=DESCRIPTION,
-        input_type=VideoInputType.DESCRIPTION,
-        source_url=None,
-        voice_profile_id=None,
-        audio_settings={"speed": 1.0, "pitch": 1.0, "volume": 1.0, "language": "en"},
-    )
-    context = StageContext(
-        job_id=uuid.uuid4(),
-        attempt=1,
-        stage_index=0,
-        meter=ProgressMeter([1.0]),
-        stopped=lambda: None,
-    )
+    video = described_video(DESCRIPTION)
+    context = stage_context()
     results: dict[JobStage, dict[str, Any]] = {}
     for stage in (ScriptFromDescription(), SynthesizedVoice(settings), TimedCaptions(settings)):
         results[stage.name] = await stage.run(context, video, results)

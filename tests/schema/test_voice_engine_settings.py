@@ -4,7 +4,6 @@ field by field, audited, heard in the preview and the narration, and private to 
 from __future__ import annotations
 
 import io
-import uuid
 import wave
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +17,14 @@ from app import media
 from app.pipeline import preview, speech
 from app.pipeline.voice import EspeakVoice
 from app.settings import Settings
-from app.worker.pipeline import ProgressMeter, StageContext, VideoInput
+from app.worker.pipeline import VideoInput
 from app.worker.stages import ScriptFromDescription
 from db import models
 from db.models import AuditEvent, JobStage, VoiceProfile
 from schema.relay import from_global_id, to_global_id
 from tests.factories import make_user, make_voice_profile
 from tests.support.graphql import GraphQLClient, GraphQLResponse
+from tests.support.stages import stage_context
 
 SETTINGS = "engineSettings { voice variant rate pitch volume }"
 CREATE = f"""
@@ -310,13 +310,7 @@ async def test_the_settings_reach_the_narration(
 async def _narration_ms(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], video: VideoInput
 ) -> int:
-    context = StageContext(
-        job_id=uuid.uuid4(),
-        attempt=1,
-        stage_index=0,
-        meter=ProgressMeter([1.0]),
-        stopped=lambda: None,
-    )
+    context = stage_context()
     results: dict[JobStage, dict[str, Any]] = {}
     results[JobStage.SCRIPT] = await ScriptFromDescription().run(context, video, results)
     voice = await EspeakVoice(settings, sessionmaker).run(context, video, results)
