@@ -7,7 +7,6 @@ The app runs under uvicorn in a thread (`tests.schema.conftest`); what it runs i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -29,6 +28,7 @@ from db.models import JobStage, JobStatus
 from db.url import DatabaseURL
 from schema.transport.feeds import MAX_BACKLOG, Result, _Member, _Signal
 from tests.support.browser import serve
+from tests.support.jobs import wait_for
 from tests.support.live_jobs import (
     JOB_PROGRESS,
     VIDEO_UPDATED,
@@ -81,10 +81,10 @@ async def _gauges(server: str, field: str = "jobProgress") -> tuple[float, float
 
 
 async def _gauges_are(server: str, expected: tuple[float, float]) -> None:
-    deadline = asyncio.get_running_loop().time() + 10
-    while (seen := await _gauges(server)) != expected:
-        assert asyncio.get_running_loop().time() < deadline, (seen, expected)
-        await asyncio.sleep(0.02)  # polling another thread's state, not a wait for work
+    async def reached() -> bool:
+        return await _gauges(server) == expected
+
+    await wait_for(reached, within=10, what=f"(subscriptions, runs) == {expected}")
 
 
 def _state_of(app: Starlette) -> AppState:
