@@ -301,14 +301,15 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     ) -> None:
         # subscriptions-transport-ws carried queries and mutations too (one `data`, then
         # `complete`); Strawberry's handler runs everything as a subscription.
-        kind = _operation_type(query, operation_name, self.context.settings.max_tokens)
-        if kind in (OperationType.QUERY, OperationType.MUTATION):
-            await self._answer_once(operation_id, query, operation_name, variables)
-            return
+        # A shareable subscription is known by its (cached) shape: no second parse.
         shared = _shared(self, query, operation_name)
         if shared is not None and await self._answer_shared(
             operation_id, shared, query, operation_name, variables
         ):
+            return
+        kind = _operation_type(query, operation_name, self.context.settings.max_tokens)
+        if kind in (OperationType.QUERY, OperationType.MUTATION):
+            await self._answer_once(operation_id, query, operation_name, variables)
             return
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
