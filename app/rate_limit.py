@@ -10,7 +10,9 @@ buckets of their own, charged one unit per field in the document:
 Buckets live in PostgreSQL (`db.queries.rate_limits`: GCRA, one upsert per operation), so every
 API process on every machine counts against the same numbers. An operation that does not fit in
 one of its buckets is refused with ``RATE_LIMITED`` and a retry-after hint, and costs nothing:
-what the other buckets were charged is given back.
+what the other buckets were charged is given back. `RateLimiter.check` charges with a statement
+of its own; a caller that charges inside its own statement (`rate_limits.charging`: the compiled
+read path's known reads) reports what it took to `RateLimiter.settle`.
 
 The client address is the ASGI ``client``. Behind a reverse proxy, uvicorn (``studio serve``)
 replaces it with the address in ``X-Forwarded-For`` when, and only when, the connection comes
@@ -26,13 +28,14 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, MutableMapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.errors import BadUserInput, RateLimited
 from app.settings import Settings
@@ -158,15 +161,12 @@ class RateLimiter:
         now = self.clock()
         wait: timedelta | None = None
         try:
-            async with engine.connect() as connection:
-                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with _autocommit(engine) as connection:
                 refused = await rate_limits.take(connection, charges, now=now)
                 if refused:
                     await rate_limits.refund(connection, [c for c in charges if c not in refused])
                     wait = await rate_limits.wait_for(connection, refused, now=now)
-                if time.monotonic() >= self._next_sweep:
-                    self._next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
-                    await rate_limits.sweep_idle(connection, now=now)
+                await self._sweep_if_due(connection, now)
         except (SQLAlchemyError, OSError) as exc:
             logger.warning("rate limits not checked (database unavailable): %s", exc)
             return None
@@ -174,6 +174,48 @@ class RateLimiter:
             return None
         # Whole seconds, rounded up: a retry after the hint fits (unless others spend it first).
         return max(1, math.ceil(wait.total_seconds()))
+
+    async def settle(
+        self, engine: AsyncEngine, charges: Sequence[Charge], taken: Collection[str]
+    ) -> bool:
+        """After a statement of the caller's charged ``charges`` itself (`rate_limits.charging`),
+        ``taken`` being the keys it charged: whether the operation went ahead (every bucket had
+        room). When it did not, what the others were charged is given back, as `check` does;
+        the caller then hands the operation to `check`, which refuses it with its wait. No
+        statement unless something is given back (but the sweep, once a minute)."""
+        went_ahead = all(charge.key in taken for charge in charges)
+        charged = [] if went_ahead else [charge for charge in charges if charge.key in taken]
+        if not charged and time.monotonic() < self._next_sweep:
+            return went_ahead
+        try:
+            async with _autocommit(engine) as connection:
+                await rate_limits.refund(connection, charged)
+                await self._sweep_if_due(connection, self.clock())
+        except (SQLAlchemyError, OSError) as exc:
+            logger.warning("rate limits not settled (database unavailable): %s", exc)
+        return went_ahead
+
+    async def give_back(self, engine: AsyncEngine, charges: Sequence[Charge]) -> None:
+        """Refund charges that let an operation through (`check`'s, or a statement's that
+        `settle` was told of), when it is handed to another path after all, which charges it
+        again."""
+        try:
+            async with _autocommit(engine) as connection:
+                await rate_limits.refund(connection, charges)
+        except (SQLAlchemyError, OSError) as exc:
+            logger.warning("rate limits not given back (database unavailable): %s", exc)
+
+    async def _sweep_if_due(self, connection: AsyncConnection, now: datetime | None) -> None:
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
+            await rate_limits.sweep_idle(connection, now=now)
+
+
+@asynccontextmanager
+async def _autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection of the pool on which every statement commits on its own."""
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _check_fits(field: str, count: int, rate: Rate) -> None:

@@ -1,5 +1,8 @@
 """Count SQL statements at the wire: a TCP proxy in front of PostgreSQL that reads the protocol.
 
+The server behind it is a TCP one, or one on a Unix socket (the embedded server's
+``?host=/folder&port=…``); clients reach the proxy over TCP either way.
+
 pg_stat_statements needs ``shared_preload_libraries`` (a server restart), which a shared server
 seldom has; this needs nothing. Every message a client sends to PostgreSQL is framed (a type byte,
 then its length), so the proxy can tell, without changing a byte:
@@ -41,7 +44,8 @@ class CountingProxy:
     @property
     def url(self) -> DatabaseURL:
         """The upstream database through the proxy, without TLS."""
-        url = self.upstream.url.set(host="127.0.0.1", port=self.port)
+        url = self.upstream.url.difference_update_query(["host", "port"])
+        url = url.set(host="127.0.0.1", port=self.port)
         return replace(self.upstream, url=url, ssl_mode="disable")
 
     def start(self) -> None:
@@ -66,20 +70,38 @@ class CountingProxy:
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+        # Stopped: close the listening socket and every proxied connection, then the loop.
         server.close()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(server.wait_closed())
+        self._loop.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        target = self.upstream.url
-        server_r, server_w = await asyncio.open_connection(target.host, target.port or 5432)
+        server_r, server_w = await self._open_upstream()
         tasks = [
             asyncio.ensure_future(self._client_to_server(client_r, server_w)),
             asyncio.ensure_future(_pipe(server_r, client_w)),
         ]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        for writer in (client_w, server_w):
-            writer.close()
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for writer in (client_w, server_w):
+                writer.close()
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        target = self.upstream.url
+        if target.host:
+            return await asyncio.open_connection(target.host, target.port or 5432)
+        query = target.query
+        folder, port = query.get("host"), query.get("port", "5432")
+        if not isinstance(folder, str) or not isinstance(port, str):
+            raise ValueError(f"no server to proxy in {target!r}")
+        return await asyncio.open_unix_connection(f"{folder}/.s.PGSQL.{port}")
 
     async def _client_to_server(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

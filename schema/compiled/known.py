@@ -10,7 +10,8 @@ else:
 * the caller: signed in with a token that verified (the middleware's work), else not known;
 * the variables coerced against the operation (graphql-core's own ``get_variable_values``);
 * the ``cost`` limit with those variables (`schema.limits.DocumentChecker.cost_errors`);
-* the rate limits charged, as `schema.rate_limits.RateLimitCheck` charges a query;
+* the rate limits charged, as `schema.rate_limits.RateLimitCheck` charges a query, but inside
+  the plan's statement when it runs on the driver (`_fetch_charged`);
 * the plan for those variables (`schema.compiled.cache.PlanCache`), its statement run as on the
   full path (`schema.compiled.extension.run_plan`: one statement, no ``BEGIN``);
 * the access log line and the operation metrics, as `schema.telemetry` writes them.
@@ -26,15 +27,15 @@ unknown document, variables that do not coerce, an operation over its cost or it
 that rules the values out, a statement whose ``ok`` says a resolver would answer an error, a
 statement that fails in the database (the full path then tries it once more, then resolves).
 The full path then answers (and reports) exactly what it always did; `answer` has charged
-nothing for a request it hands over, except a rate-limit check that refused (the full path
-checks again and refuses).
+nothing for a request it hands over: a charge its statement took is given back (when the
+operation was refused, the full path checks again and refuses).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ from app.observability.metrics import OperationRecord
 from app.rate_limit import RateLimiter, charges_for, client_address
 from app.request_context import RequestState
 from app.state import AppState
+from db.queries.rate_limits import Charge, charge_parameters
 from schema.compiled.cache import LRU, PlanCache, plan_key
 from schema.compiled.documents import stopped_to_resolve
 from schema.compiled.extension import run_plan
@@ -186,13 +188,12 @@ class KnownReads:
             params = plan.parameters(prepared.variables, viewer.user_id, state.settings)
         except Fallback:
             return None
+        charges: list[Charge] = []
         if self.limiter is not None:
             charges = charges_for(
                 self.limiter.rates, client=client_address(request.scope), user_id=viewer.user_id
             )
-            if await self.limiter.check(state.engine, charges) is not None:
-                return None
-        data = await _fetch(state, plan, params)
+        data = await _fetch(state, plan, params, self.limiter, charges)
         if data is None:
             return None
         self.answered += 1
@@ -307,24 +308,69 @@ def _named_type(type_node: TypeNode) -> str:
     return type_node.name.value
 
 
-async def _fetch(state: AppState, plan: Plan, params: dict[str, Any]) -> str | None:
-    """The statement's ``data`` (`run_plan`'s answer): on the pool's own connection, through
-    the driver, when the operation's sessions are the engine's and a statement needs no
-    transaction (`schema.transport.streaming.autocommits`); else in a session of the
-    operation's own (a test's session bound to its transaction then sees that transaction)."""
+async def _fetch(
+    state: AppState,
+    plan: Plan,
+    params: dict[str, Any],
+    limiter: RateLimiter | None,
+    charges: Sequence[Charge],
+) -> str | None:
+    """The statement's ``data`` (`run_plan`'s answer), once the rate limits have charged the
+    operation. On the pool's own connection, through the driver, when the operation's sessions
+    are the engine's and a statement needs no transaction
+    (`schema.transport.streaming.autocommits`): then the charge is part of the statement
+    (`_fetch_charged`). Else in a session of the operation's own (a test's session bound to its
+    transaction then sees that transaction), after the limiter's own statement: a charge inside
+    the session's transaction would be rolled back with it."""
     bind = state.sessionmaker.kw.get("bind")
     if isinstance(bind, AsyncEngine) and autocommits(state.settings):
-        return await _fetch_on_driver(bind, plan, params)
+        if limiter is not None and bind is state.engine:
+            return await _fetch_charged(bind, limiter, plan, params, charges)
+        if limiter is None:
+            row = await _fetch_on_driver(bind, plan.positional_sql, plan.positional(params))
+            return None if row is None else _data(*row)
+    if limiter is not None and await limiter.check(state.engine, charges) is not None:
+        return None
     async with state.sessionmaker() as session:
         gate = SessionGate(session)
         gate.reads_only(autocommit=autocommits(state.settings))
         try:
-            return await run_plan(gate, plan, params)
+            data = await run_plan(gate, plan, params)
         finally:
             await gate.close()
+    if data is None and limiter is not None:  # the full path charges it again
+        await limiter.give_back(state.engine, charges)
+    return data
 
 
-async def _fetch_on_driver(engine: AsyncEngine, plan: Plan, params: dict[str, Any]) -> str | None:
+async def _fetch_charged(
+    engine: AsyncEngine,
+    limiter: RateLimiter,
+    plan: Plan,
+    params: dict[str, Any],
+    charges: Sequence[Charge],
+) -> str | None:
+    """The read and its rate-limit charge in one statement (issue 12: the charge's own round
+    trip halved the known path's throughput), which reads nothing when a bucket had no room as
+    the statement started, and charges after it read. A refused operation is given back what it
+    was charged and handed over: the full path's check refuses it with its wait. So is one
+    whose resolver answer would carry an error, whose charge is given back too, since the full
+    path charges it again. A statement that failed has charged nothing (its charge was part of
+    it)."""
+    sql, names = plan.charged
+    values = params | charge_parameters(charges, now=limiter.clock())
+    row = await _fetch_on_driver(engine, sql, plan.positional(values, names))
+    if row is None:
+        return None
+    if not await limiter.settle(engine, charges, row["taken"] or ()):
+        return None
+    answer = _data(row["data"], row["ok"])
+    if answer is None:
+        await limiter.give_back(engine, charges)
+    return answer
+
+
+async def _fetch_on_driver(engine: AsyncEngine, sql: str, args: list[Any]) -> asyncpg.Record | None:
     """What SQLAlchemy's execution adds to one statement (a session, its transaction state, the
     cursor adapter) costs several times the statement here; the pool still hands out and takes
     back the connection. A failure is `None` (the full path runs the statement again, through
@@ -333,7 +379,7 @@ async def _fetch_on_driver(engine: AsyncEngine, plan: Plan, params: dict[str, An
         raw = await connection.get_raw_connection()
         driver: asyncpg.Connection = raw.driver_connection
         try:
-            row = await driver.fetchrow(plan.positional_sql, *plan.positional(params))
+            row = await driver.fetchrow(sql, *args)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             if not stopped_to_resolve(exc):
                 logger.info("a compiled statement failed on the known path: %s", exc)
@@ -341,5 +387,8 @@ async def _fetch_on_driver(engine: AsyncEngine, plan: Plan, params: dict[str, An
                 await connection.invalidate()
             return None
     assert row is not None
-    data, ok = row
+    return row
+
+
+def _data(data: str | None, ok: bool | None) -> str | None:
     return str(data) if ok else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from graphql import (
@@ -39,6 +40,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from app.errors import BadUserInput
 from app.settings import Settings
+from db.queries.rate_limits import charging
 from schema.compiled import connections
 from schema.compiled.documents import Documents
 from schema.compiled.sql import (
@@ -87,8 +89,12 @@ _MAPPINGS = {
 class Plan:
     """One statement and how to bind it; shared by every request with the same key."""
 
-    sql: str
+    #: The statement's two columns: ``data`` (the response's ``data``, JSON text) and ``ok``
+    #: (whether the resolvers would answer it without an error).
+    data: str
+    ok: str
     binders: tuple[Binder, ...]
+    sql: str = field(init=False)
     #: ``sql`` with PostgreSQL's ``$n`` parameters, and the names they stand for, in order.
     positional_sql: str = field(init=False)
     positional_names: tuple[str, ...] = field(init=False)
@@ -97,11 +103,18 @@ class Plan:
     signs_media: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        compiled = text(self.sql).compile(dialect=_ASYNCPG)
-        names = tuple(compiled.positiontup or ())
-        object.__setattr__(self, "positional_sql", compiled.string)
+        object.__setattr__(self, "sql", f"SELECT {self.data} AS data, {self.ok} AS ok")
+        positional_sql, names = _positional(self.sql)
+        object.__setattr__(self, "positional_sql", positional_sql)
         object.__setattr__(self, "positional_names", names)
         object.__setattr__(self, "signs_media", not MEDIA_PARAMETERS.isdisjoint(names))
+
+    @cached_property
+    def charged(self) -> tuple[str, tuple[str, ...]]:
+        """``sql`` with the rate limits' charge (`db.queries.rate_limits.charging`: columns
+        ``data``, ``ok``, ``taken``), positional as ``positional_sql`` is, with its names: one
+        statement for a read and its charge (`schema.compiled.known`)."""
+        return _positional(charging({"data": self.data, "ok": self.ok}))
 
     def parameters(
         self, variables: VariableValues, viewer_id: uuid.UUID, settings: Settings
@@ -116,12 +129,18 @@ class Plan:
             params |= binder(variables, cursor_key)
         return params
 
-    def positional(self, params: dict[str, Any]) -> list[Any]:
-        """``params`` in the order of ``positional_sql``'s ``$n``."""
-        return [params[name] for name in self.positional_names]
+    def positional(self, params: dict[str, Any], names: tuple[str, ...] | None = None) -> list[Any]:
+        """``params`` in the order of ``positional_sql``'s ``$n`` (or of ``names``)."""
+        return [params[name] for name in names or self.positional_names]
 
 
 _ASYNCPG = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's own
+
+
+def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with PostgreSQL's ``$n`` for its ``:name`` parameters, and the names in order."""
+    compiled = text(sql).compile(dialect=_ASYNCPG)
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 class Builder:
@@ -160,8 +179,7 @@ class Builder:
             f"EXISTS (SELECT 1 FROM users vu WHERE vu.id = {VIEWER} AND vu.deleted_at IS NULL)"
         )
         ok = " AND ".join([viewer_live, *self.checks])
-        sql = f"SELECT CAST({data} AS text) AS data, ({ok}) AS ok"
-        return Plan(sql, tuple(self.binders))
+        return Plan(f"CAST({data} AS text)", f"({ok})", tuple(self.binders))
 
     # --- selection sets ------------------------------------------------------------------
 

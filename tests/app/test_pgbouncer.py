@@ -205,6 +205,40 @@ async def test_two_api_processes_and_a_worker_share_the_pooled_database(
     assert any("(transaction pooler:" in m for m in messages), messages
 
 
+@pytest.mark.parametrize("statement_timeout_ms", ["0", "30000"])
+async def test_two_api_processes_count_one_users_reads_together_through_pgbouncer(
+    pooled_env: dict[str, str], tmp_path: Path, statement_timeout_ms: str
+) -> None:
+    """Rate limits behind the pooler, on two processes: a known read charges inside its one
+    statement when it needs no transaction (no statement timeout), else with the limiter's own
+    statement before it (the timeout is a ``SET LOCAL``); either way the user's burst of 4 is
+    spent once across both, and the fifth read is refused with its ``Retry-After``."""
+    env = pooled_env | {
+        "STUDIO_INPROCESS_WORKER": "false",
+        "STUDIO_LOG_LEVEL": "INFO",  # a compiled statement that fails is logged at INFO
+        "STUDIO_DB_STATEMENT_TIMEOUT_MS": statement_timeout_ms,
+        "STUDIO_RATE_LIMIT_ENABLED": "true",
+        "STUDIO_RATE_LIMIT_OPERATIONS_PER_MINUTE": "0.0001",
+        "STUDIO_RATE_LIMIT_OPERATIONS_BURST": "4",
+    }
+    token = run_studio("token", "--email", "limited.pooled@example.com", env=env)
+    assert token.returncode == 0, token.stderr
+    headers = CSRF | {"Authorization": f"Bearer {token.stdout.strip().splitlines()[-1]}"}
+    read = {"query": "query Mine { viewer { id displayName } }"}
+    with running_studios(env, tmp_path, 2) as studios:
+        async with httpx.AsyncClient(headers=headers, timeout=60) as http:
+            for studio in (*studios, *studios):  # the last two on the known path
+                body = (await http.post(f"{studio.url}/graphql", json=read)).json()
+                assert body.get("errors") is None, body
+            for studio in studios:
+                response = await http.post(f"{studio.url}/graphql", json=read)
+                [error] = response.json()["errors"]
+                assert error["extensions"]["code"] == "RATE_LIMITED", error
+                assert response.headers["Retry-After"] == str(error["extensions"]["retryAfter"])
+        logs = [studio.log.read_text() for studio in studios]
+    assert not [log for log in logs if "compiled statement failed" in log], logs
+
+
 def test_readyz_is_not_ready_with_only_the_pooled_url_and_says_why(
     pgbouncer: PgBouncer, migrated_database: DatabaseURL, tmp_path: Path
 ) -> None:

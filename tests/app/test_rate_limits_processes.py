@@ -130,3 +130,25 @@ async def test_two_api_processes_count_anonymous_sign_ins_per_address_together(
     # Other operations from the address still run.
     body, _ = await _post(http, first, VIEWER)
     assert body == {"data": {"viewer": None}}
+
+
+async def test_known_reads_refused_on_either_process_cost_the_address_nothing(
+    api_processes: list[str], migrated_database: DatabaseURL, http: httpx.AsyncClient
+) -> None:
+    """A read each process has answered before is charged inside its one statement
+    (`db.queries.rate_limits.charging`); refused, it is given back what the address bucket was
+    charged, on whichever process it came to. More refusals than the address's burst of 100,
+    then another user at the address still gets their whole burst of 4."""
+    (_, a), (_, b) = await _user(migrated_database), await _user(migrated_database)
+    first, second = api_processes
+    read = "query Mine { viewer { id displayName } }"
+    for base_url in (first, second, first, second):  # the last two on the known path
+        body, _ = await _post(http, base_url, read, a)
+        assert _code(body) is None, body
+    for index in range(100):
+        body, headers = await _post(http, api_processes[index % 2], read, a)
+        assert _code(body) == "RATE_LIMITED", body
+        assert headers["Retry-After"] == str(body["errors"][0]["extensions"]["retryAfter"])
+    for base_url in (first, second, first, second):
+        body, _ = await _post(http, base_url, read, b)
+        assert _code(body) is None, body

@@ -948,7 +948,7 @@ async def test_the_operation_named_is_the_one_compiled(paths: Paths, world: Worl
 
 def test_the_plan_cache_is_bounded_and_keeps_the_recent() -> None:
     cache = PlanCache(size=2)
-    plan = Plan("SELECT 1", ())
+    plan = Plan("'{}'", "true", ())
     cache.put("a", plan)
     cache.put("b", None)  # a document that does not compile is remembered too
     assert cache.get("a") == (True, plan)  # "a" is now the most recent
