@@ -191,6 +191,10 @@ class Settings(BaseSettings):
     #: Subscribers of the same operation, variables and viewer share one run of it (its
     #: re-reads and its encoded results: `schema.transport.feeds`); false runs each alone.
     shared_subscriptions: bool = True
+    #: How long a shared subscription's re-read waits for others, so that the rows changed
+    #: within it are read again in one statement per type (`schema.change_reads`); 0 batches
+    #: only the re-reads that start in the same event-loop turn.
+    subscription_reread_window_ms: float = Field(default=2, ge=0, le=1000)
     #: Counted per API process: N processes let a user hold up to N times this many.
     max_connections_per_user: int = Field(default=10, ge=1, le=1000)
     #: A socket that has not sent ``connection_init`` this long after opening is closed (4408).

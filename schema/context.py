@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import strawberry
 from starlette.requests import Request
@@ -17,6 +18,9 @@ from app.settings import Settings
 from db import models
 from schema.loaders import Loaders, SessionGate
 from schema.relay import cursor_secret
+
+if TYPE_CHECKING:
+    from schema.change_reads import ChangeReads
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Context:
     #: (`schema.transport.feeds`): each of them is charged its rate limits and logged on its
     #: own, so this run is neither charged nor logged.
     shared: bool = False
+    #: A shared run's re-reads, batched with every other feed's (`schema.change_reads`).
+    change_reads: ChangeReads | None = None
     _rollback_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -296,12 +296,24 @@ class _Changes:
 def _job_reader(
     info: Info, job_id: uuid.UUID
 ) -> Callable[[], Awaitable[models.GenerationJob | None]]:
-    # Looks the loaders up when called: `_Changes.reread` has just replaced them.
-    return lambda: info.context.loaders.job_by_id.load(job_id)
+    async def read() -> models.GenerationJob | None:
+        # Looks the loaders up when called: `_Changes.reread` has just replaced them.
+        context = info.context
+        if context.change_reads is None:
+            return await context.loaders.job_by_id.load(job_id)
+        return await context.change_reads.job(context.loaders.viewer_id, job_id)
+
+    return read
 
 
 def _video_reader(info: Info, video_id: uuid.UUID) -> Callable[[], Awaitable[models.Video | None]]:
-    return lambda: info.context.loaders.video_by_id.load(video_id)
+    async def read() -> models.Video | None:
+        context = info.context
+        if context.change_reads is None:
+            return await context.loaders.video_by_id.load(video_id)
+        return await context.change_reads.video(context.loaders.viewer_id, video_id)
+
+    return read
 
 
 def _history(

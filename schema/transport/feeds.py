@@ -54,6 +54,7 @@ from app.auth import Viewer
 from app.errors import Unauthenticated
 from app.state import AppState
 from schema import StudioSchema
+from schema.change_reads import ChangeReads
 from schema.context import Context
 from schema.errors import coded_error
 from schema.loaders import Loaders
@@ -213,6 +214,7 @@ class Feeds:
         self.encode = encode
         self._feeds: dict[FeedKey, Feed] = {}
         self.shape = functools.lru_cache(maxsize=_SHAPES)(self._shape)
+        self._reads: ChangeReads | None = None
 
     async def serve(
         self,
@@ -308,7 +310,7 @@ class Feeds:
         key: FeedKey = (viewer.user_id, query, operation_name, _canonical(variables))
         feed = self._feeds.get(key)
         if feed is None:
-            context = feed_context(connection, viewer)
+            context = feed_context(connection, viewer, self._change_reads(connection))
 
             def run() -> Awaitable[Any]:
                 subscribe: Callable[..., Awaitable[Any]] = self.schema.subscribe
@@ -323,6 +325,18 @@ class Feeds:
             runs = AppState.of(connection.request).metrics.subscription_runs
             feed = self._feeds[key] = Feed(self, key, run, root=shape.root, runs=runs)
         return feed.join()
+
+    def _change_reads(self, connection: ConnectionContext) -> ChangeReads:
+        """The feeds' batched re-reads (`schema.change_reads`), on the app's sessions."""
+        if self._reads is None:
+            assert connection.request is not None
+            settings = connection.settings
+            gate = ShortSessionGate(
+                AppState.of(connection.request).sessionmaker, autocommit=autocommits(settings)
+            )
+            window = settings.subscription_reread_window_ms / 1000
+            self._reads = ChangeReads(gate, window_seconds=window)
+        return self._reads
 
     def _leave(self, member: _Member) -> None:
         feed = member.feed
@@ -359,9 +373,12 @@ class Feeds:
         return Shape(name, root.name.value)
 
 
-def feed_context(connection: ConnectionContext, viewer: Viewer) -> ConnectionContext:
+def feed_context(
+    connection: ConnectionContext, viewer: Viewer, change_reads: ChangeReads
+) -> ConnectionContext:
     """The context a feed's run starts from: ``connection``'s viewer (whose token never
-    expires here: each subscriber ends at its own) and app, marked `Context.shared`."""
+    expires here: each subscriber ends at its own) and app, marked `Context.shared`, its
+    re-reads batched with the other feeds' (``change_reads``)."""
     assert connection.request is not None
     gate = ShortSessionGate(AppState.of(connection.request).sessionmaker)
     forever = Viewer(user_id=viewer.user_id, expires_at=_NEVER)
@@ -374,6 +391,7 @@ def feed_context(connection: ConnectionContext, viewer: Viewer) -> ConnectionCon
         request=connection.request,
         response=connection.response,
         shared=True,
+        change_reads=change_reads,
     )
 
 

@@ -129,6 +129,7 @@ def operation_context(connection: Context, gate: SessionGate) -> Context:
         request=connection.request,
         response=connection.response,
         shared=connection.shared,
+        change_reads=connection.change_reads,
     )
 
 

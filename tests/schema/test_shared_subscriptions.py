@@ -36,6 +36,7 @@ from tests.support.live_jobs import (
     create_live_job,
     eventually,
     update_job,
+    update_jobs,
     update_video,
     writer_engine,
 )
@@ -419,3 +420,58 @@ async def test_a_subscriber_too_far_behind_is_told_so() -> None:
     for result in results[:4]:
         member.push(result)
     assert await member.next() is _Signal.BEHIND
+
+
+PROGRESS_ONLY = (
+    "subscription Progress($id: ID!) { jobProgress(jobId: $id) { id status stage progress } }"
+)
+
+
+async def test_rows_changed_together_are_read_again_in_one_statement(
+    migrated_database: DatabaseURL,
+) -> None:
+    """Five jobs of two users, changed in one transaction: the five shared runs read them again
+    in one statement (`schema.change_reads`), each row checked against its own viewer, and each
+    subscriber gets its own job's new state and nothing else."""
+    settings = load_settings(
+        database_url=migrated_database.render(hide_password=False),
+        subscription_reread_window_ms=200,  # wide enough for a busy machine's scheduling
+    )
+    writer = writer_engine(migrated_database)
+    try:
+        theirs = []
+        for count in (3, 2):
+            jobs = [await create_live_job(writer, settings)]
+            for _ in range(count - 1):
+                jobs.append(await create_live_job(writer, settings, user_id=jobs[0].user_id))
+            theirs.append(jobs)
+        app = create_app(settings)
+        with serve(app) as server:
+            async with AsyncExitStack() as stack:
+                sockets = []
+                for jobs in theirs:
+                    ws = await stack.enter_async_context(open_websocket(server))
+                    await ws.init(bearer(jobs[0].token))
+                    for live in jobs:
+                        await ws.subscribe(live.job_gid, PROGRESS_ONLY, {"id": live.job_gid})
+                        assert await _state(ws, live.job_gid) == ("QUEUED", None, 0)
+                    sockets.append((ws, jobs))
+                await _gauges_are(server, (5, 5))
+                with _statements(app) as statements:
+                    everyone = [live.job_id for jobs in theirs for live in jobs]
+                    await update_jobs(writer, everyone, **STEPS[0])
+                    for ws, jobs in sockets:
+                        states = await _next_of_each(ws, len(jobs))
+                        assert set(states) == {live.job_gid for live in jobs}
+                        for operation, state in states.items():
+                            assert state == {
+                                "id": operation,
+                                "status": "RUNNING",
+                                "stage": "SCRIPT",
+                                "progress": 10,
+                            }
+                jobs_read = [sql for sql in statements if "FROM generation_jobs" in sql]
+                assert len(jobs_read) == 1, statements
+                assert "unnest" in jobs_read[0]
+    finally:
+        await writer.dispose()

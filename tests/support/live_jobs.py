@@ -106,6 +106,14 @@ async def update_job(engine: AsyncEngine, job_id: uuid.UUID, **values: Any) -> i
     return version
 
 
+async def update_jobs(engine: AsyncEngine, job_ids: list[uuid.UUID], **values: Any) -> None:
+    """Change several jobs the same way in one transaction (their changes commit together)."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(GenerationJob).where(GenerationJob.id.in_(job_ids)).values(**values)
+        )
+
+
 async def update_video(engine: AsyncEngine, video_id: uuid.UUID, **values: Any) -> int:
     async with engine.begin() as connection:
         version: int = (
