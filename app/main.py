@@ -14,6 +14,7 @@ from app.csrf import CSRF_HEADERS
 from app.events import EventHub
 from app.graphiql_assets import assets_mount
 from app.health import healthz, log_database_targets, readyz, warn_if_listener_is_deaf
+from app.live_accounts import LiveAccounts
 from app.logging import configure_logging
 from app.media_routes import media_routes
 from app.middleware import RequestMiddleware
@@ -53,8 +54,17 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings)
         events = EventHub()
+        accounts = LiveAccounts(settings.account_check_cache_seconds)
+
+        def reconnected() -> None:
+            events.resync_all()
+            accounts.forget_all()
+
         listener = ChangeListener(
-            settings.direct_database, on_event=events.dispatch, on_reconnect=events.resync_all
+            settings.direct_database,
+            on_event=events.dispatch,
+            on_reconnect=reconnected,
+            on_account_end=accounts.ended,
         )
         log_database_targets(settings)
         await listener.start()  # a database that is down is retried; /readyz says so
@@ -66,6 +76,7 @@ def create_app(
             events=events,
             listener=listener,
             metrics=metrics,
+            accounts=accounts,
         )
         metrics.watch_pool(engine)
         await warn_if_listener_is_deaf(listener, engine, settings)

@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     #: Subscribers of the same operation, variables and viewer share one run of it (its
     #: re-reads and its encoded results: `schema.transport.feeds`); false runs each alone.
     shared_subscriptions: bool = True
+    #: How long an account seen to exist is believed to, when a token names it
+    #: (`app.live_accounts`): its end is announced to every process at once, and this bounds
+    #: what a lost announcement (the listener disconnected) lets a deleted account do. 0 looks
+    #: the account up for every operation.
+    account_check_cache_seconds: float = Field(default=5, ge=0, le=300)
     #: How long a shared subscription's re-read waits for others, so that the rows changed
     #: within it are read again in one statement per type (`schema.change_reads`); 0 batches
     #: only the re-reads that start in the same event-loop turn.

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.events import EventHub
+from app.live_accounts import LiveAccounts
 from app.settings import Settings
 from db.events import ChangeListener
 
@@ -27,6 +28,8 @@ class AppState:
     listener: ChangeListener
     #: This application's metrics registry (`GET /metrics`).
     metrics: Metrics
+    #: The accounts seen to exist lately (`Context.require_viewer`), forgotten as they end.
+    accounts: LiveAccounts
 
     @classmethod
     def of(cls, connection: HTTPConnection) -> AppState:

@@ -12,6 +12,9 @@ a network cut) is lost. So the listener reconnects with exponential backoff and,
 active again, calls ``on_reconnect``: whoever relies on events re-reads the current state then,
 and anything that changed while it was away is caught by that read.
 
+The same connection listens on ``studio_accounts`` (`ACCOUNTS_CHANNEL`): the user id of each
+account that ends, handed to ``on_account_end`` (`app.live_accounts`).
+
 ``LISTEN`` holds session state, so the listener must reach the server directly
 (``Settings.direct_database``): through a pooler in transaction mode its ``LISTEN`` lands on a
 server session that the pooler then lends to others, and no notification ever arrives. Nothing
@@ -42,10 +45,14 @@ from db.url import DatabaseURL
 CHANNEL = "studio_events"
 #: Where `ChangeListener.probe` sends itself a token; nothing else listens there.
 PROBE_CHANNEL = "studio_listener_probe"
+#: An account's end: its user id, when the user is soft-deleted or deleted (trigger
+#: ``users_notify_account_end``, migration ``20261204_account_events``).
+ACCOUNTS_CHANNEL = "studio_accounts"
 APPLICATION_NAME = "studio-api-listener"
 
 OnEvent = Callable[["ChangeEvent"], None]
 OnReconnect = Callable[[], None]
+OnAccountEnd = Callable[[uuid.UUID], None]
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +124,11 @@ class ChangeListener:
         max_backoff: float = 5.0,
         check_interval: float = 15.0,
         application_name: str = APPLICATION_NAME,
+        on_account_end: OnAccountEnd | None = None,
     ) -> None:
         self.database = database
+        #: Called with the user id of every account that ends (`ACCOUNTS_CHANNEL`).
+        self.on_account_end = on_account_end
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.check_interval = check_interval
@@ -240,6 +250,7 @@ class ChangeListener:
         try:
             await connection.add_listener(CHANNEL, self._notified)
             await connection.add_listener(PROBE_CHANNEL, self._probed)
+            await connection.add_listener(ACCOUNTS_CHANNEL, self._account_ended)
         except BaseException:
             connection.terminate()
             raise
@@ -279,6 +290,15 @@ class ChangeListener:
             return
         for on_event, _ in list(self._subscribers):
             self._call(on_event, event)
+
+    def _account_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        try:
+            user_id = uuid.UUID(payload)
+        except ValueError:
+            logger.warning("ignoring a malformed %s notification", channel)
+            return
+        if self.on_account_end is not None:
+            self._call(self.on_account_end, user_id)
 
     def _probed(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         arrived = self._probes.get(payload)

@@ -20,6 +20,7 @@ from schema.loaders import Loaders, SessionGate
 from schema.relay import cursor_secret
 
 if TYPE_CHECKING:
+    from app.live_accounts import LiveAccounts
     from schema.change_reads import ChangeReads
 
 
@@ -43,6 +44,8 @@ class Context:
     shared: bool = False
     #: A shared run's re-reads, batched with every other feed's (`schema.change_reads`).
     change_reads: ChangeReads | None = None
+    #: The accounts this process saw exist lately (`require_viewer`); ``None`` looks each up.
+    accounts: LiveAccounts | None = None
     _rollback_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -72,12 +75,20 @@ class Context:
 
     async def require_viewer(self) -> Viewer:
         """The signed-in viewer; `Unauthenticated` for bad credentials, none, or an account that
-        no longer exists (a token outlives a deleted account until it expires; this does not)."""
-        user = await self.viewer_user()
-        if user is None:
+        no longer exists (a token outlives a deleted account until it expires; this does not).
+        An account this process saw exist lately is not looked up again (`accounts`)."""
+        if self.auth_error is not None:
+            raise self.auth_error
+        viewer, accounts = self.viewer, self.accounts
+        if viewer is None:
             raise Unauthenticated("Sign in to read this.")
-        assert self.viewer is not None
-        return self.viewer
+        if accounts is None:
+            await self.viewer_user()
+        elif not accounts.exists(viewer.user_id):
+            began = accounts.begin()
+            await self.viewer_user()  # `Unauthenticated` when the account is gone
+            accounts.saw(viewer.user_id, began)
+        return viewer
 
     def media_url(self, path: str | None) -> str | None:
         """A short-lived signed URL of the stored file at ``path`` (None for no file), minted

@@ -392,6 +392,7 @@ def feed_context(
         response=connection.response,
         shared=True,
         change_reads=change_reads,
+        accounts=connection.accounts,
     )
 
 

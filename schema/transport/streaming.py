@@ -107,6 +107,7 @@ class ConnectionContext(Context):
             auth_error=state.auth_error,
             request=websocket,
             response=websocket,
+            accounts=AppState.of(websocket).accounts,
         )
 
 
@@ -130,6 +131,7 @@ def operation_context(connection: Context, gate: SessionGate) -> Context:
         response=connection.response,
         shared=connection.shared,
         change_reads=connection.change_reads,
+        accounts=connection.accounts,
     )
 
 

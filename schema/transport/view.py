@@ -260,6 +260,7 @@ class GraphQLView(GraphQL[Context, None]):
             auth_error=state.auth_error,
             request=request,
             response=response,
+            accounts=AppState.of(request).accounts,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import delete, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -122,3 +122,46 @@ async def test_a_rolled_back_change_announces_nothing(
     event = await _next(events)
     assert event["owner_id"] == str(user_id)
     assert events.empty()
+
+
+async def test_an_account_that_ends_is_announced_once_and_only_then(
+    engine: AsyncEngine, migrated_database: DatabaseURL
+) -> None:
+    """``studio_accounts`` carries the user id when a user is soft-deleted or deleted; other
+    changes of a user, and a rolled-back deletion, announce nothing."""
+    url = migrated_database.url
+    connection = await asyncpg.connect(
+        host=url.host or url.query.get("host"),
+        port=url.port or int(str(url.query.get("port", 5432))),
+        user=url.username,
+        database=url.database,
+    )
+    ended: asyncio.Queue[str] = asyncio.Queue()
+    await connection.add_listener("studio_accounts", lambda *args: ended.put_nowait(args[3]))
+    try:
+        async with engine.begin() as writer:
+            soft, hard = [
+                (
+                    await writer.execute(
+                        insert(User).values(email=f"{name}@example.com").returning(User.id)
+                    )
+                ).scalar_one()
+                for name in ("soft", "hard")
+            ]
+        async with engine.begin() as writer:
+            await writer.execute(update(User).where(User.id == soft).values(display_name="x"))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ended.get(), timeout=0.3)
+        async with engine.connect() as writer:
+            await writer.execute(update(User).where(User.id == soft).values(deleted_at=func.now()))
+            await writer.rollback()
+        async with engine.begin() as writer:
+            await writer.execute(update(User).where(User.id == soft).values(deleted_at=func.now()))
+        assert await asyncio.wait_for(ended.get(), timeout=5) == str(soft)
+        async with engine.begin() as writer:  # already deleted: no second end
+            await writer.execute(update(User).where(User.id == soft).values(deleted_at=func.now()))
+            await writer.execute(delete(User).where(User.id == hard))
+        assert await asyncio.wait_for(ended.get(), timeout=5) == str(hard)
+        assert ended.empty()
+    finally:
+        await connection.close()
