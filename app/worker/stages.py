@@ -1,10 +1,10 @@
 """The stages a job runs.
 
-SCRIPT (here, `ScriptFromDescription`) turns the description, or the article of the page at the
-video's URL, into a title and scenes (`app.pipeline.script`);
-`app.pipeline.voice.SynthesizedVoice` synthesizes one WAV per segment with eSpeak NG or a neural
-voice; `app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files timed word by word to
-that audio;
+SCRIPT (here, `ScriptFromDescription`; `app.pipeline.hosted_script.HostedScript` when a hosted
+model is configured) turns the description, or the article of the page at the video's URL, into
+a title and scenes (`app.pipeline.script`); `app.pipeline.voice.SynthesizedVoice` synthesizes
+one WAV per segment with eSpeak NG or a neural voice; `app.pipeline.captions.TimedCaptions`
+writes WebVTT and SRT files timed word by word to that audio;
 `app.pipeline.render_stage.FfmpegRender` renders the MP4 and its poster. Their results are
 described in those modules.
 
@@ -52,8 +52,14 @@ def default_stages(
     from app.pipeline.voice import SynthesizedVoice
 
     delay = settings.pipeline_stage_delay_ms / 1000
+    script_stage: Stage = ScriptFromDescription(settings, sessionmaker)
+    if settings.script_model_url is not None:
+        from app.pipeline.hosted_script import HostedScript
+
+        fallback = ScriptFromDescription(settings, sessionmaker)
+        script_stage = HostedScript(settings, fallback=fallback)
     return [
-        ScriptFromDescription(settings, sessionmaker),
+        script_stage,
         SynthesizedVoice(settings, sessionmaker, delay_seconds=delay),
         TimedCaptions(settings, delay_seconds=delay),
         FfmpegRender(settings, delay_seconds=delay),
