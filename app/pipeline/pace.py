@@ -5,10 +5,10 @@ The voice's rate is the profile's ``engine_settings.rate`` (eSpeak's nominal wor
 sets it (`app.pipeline.speech.voice_for`). Both engines speak faster than that nominal figure:
 measured on the tests' long article (806 words, sentence by sentence, ``bench/bench_script.py``)
 eSpeak NG's ``en`` says 106 words a minute at rate 80, 218 at 175 and 537 at 450, which
-``1.165 * rate + 13`` fits within 2 %; the neural voice (``en_US-joe-medium``) says 162, 215 and
-287 at rates 120, 175 and 260, within 10 % of the same line. So the default voice is estimated
-at **217 words per minute**. A script's estimate adds `PAUSE_MS` between its segments, as VOICE
-puts them.
+``1.165 * rate + 13`` fits within 2 %; the neural voice (``en_US-joe-medium``) says 158, 211 and
+283 at rates 120, 175 and 260, within 3 % of the same line at 120 and 175 and 12 % at 260. So
+the default voice is estimated at **217 words per minute** (figures in ``bench/RESULTS.md``).
+A script's estimate adds `PAUSE_MS` between its segments, as VOICE puts them.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class ScriptFromDescription:
     async def write(self, video: VideoInput, page: PageText | None, wpm: float) -> Script:
         if page is None:
             return script.from_description(video.title, video.description or "")
-        # Scoring is CPU work (well under a second: bench/bench_script.py), kept off the loop.
+        # Scoring is CPU work (up to half a second: bench/bench_script.py), kept off the loop.
         return await asyncio.to_thread(
             script.from_page,
             page,
