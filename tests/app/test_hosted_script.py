@@ -137,6 +137,18 @@ async def test_the_models_script_is_the_videos(
     assert API_KEY not in caplog.text
 
 
+async def test_the_request_holds_no_more_of_the_source_than_allowed(
+    site: str, monkeypatch: pytest.MonkeyPatch, model: tuple[ChatModel, str], fake: ChatModel
+) -> None:
+    settings = _settings(monkeypatch, model[1] + PATH, script_model_max_input_chars=1000)
+    await _run(settings, _video(site))
+    prompt = fake.requests[0]["body"]["messages"][1]["content"]
+    source = prompt.split("Source:\n", 1)[1]
+    assert len(source) == 1000
+    assert source.startswith("Twice a day the sea climbs up the beach")
+    assert fake.requests[0]["body"]["max_tokens"] == 2 * 216 + 400
+
+
 async def test_a_fenced_answer_and_a_description_video_are_read(
     site: str, settings: Settings, fake: ChatModel
 ) -> None:
