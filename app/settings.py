@@ -18,7 +18,14 @@ from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from db.url import DatabaseURL, parse_database_url
@@ -147,6 +154,19 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: float = Field(default=10, gt=0, le=300)
     fetch_max_bytes: int = Field(default=2_000_000, ge=1024)
 
+    # --- a hosted language model as SCRIPT (see app/pipeline/hosted_script.py) --------------
+    #: An OpenAI-compatible chat-completions endpoint (``…/v1/chat/completions``); set, it
+    #: writes the scripts, and the built-in summariser takes over when it fails.
+    script_model_url: str | None = None
+    #: Sent as ``Authorization: Bearer …``; only ever read from the environment, never logged.
+    script_model_api_key: SecretStr | None = None
+    script_model_name: str | None = Field(default=None, max_length=200)
+    script_model_timeout_seconds: float = Field(default=60, gt=0, le=600)
+    #: How much of the source (page article or description) goes into the request, and the
+    #: largest answer read; past it, the answer is refused.
+    script_model_max_input_chars: int = Field(default=24_000, ge=1000, le=400_000)
+    script_model_max_response_bytes: int = Field(default=262_144, ge=4096, le=16 * 1024 * 1024)
+
     # --- rendering (see app/pipeline/render.py) ---------------------------------------------
     render_width: int = Field(default=1280, ge=16, le=3840, multiple_of=2)
     render_height: int = Field(default=720, ge=16, le=2160, multiple_of=2)
@@ -259,7 +279,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"is not valid JSON ({exc.msg})") from None
         return value
 
-    @field_validator("metrics_token", "worker_metrics_port", mode="before")
+    @field_validator(
+        "metrics_token",
+        "worker_metrics_port",
+        "script_model_url",
+        "script_model_api_key",
+        "script_model_name",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -281,6 +308,27 @@ class Settings(BaseSettings):
             parse_database_url(value)  # raises ValueError with a readable reason
             return value.strip()
         return None
+
+    @field_validator("script_model_url")
+    @classmethod
+    def _check_script_model_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL: {value!r}")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials (set STUDIO_SCRIPT_MODEL_API_KEY)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _script_model_needs_a_name(self) -> Settings:
+        if self.script_model_url is not None and not self.script_model_name:
+            raise ValueError(
+                "STUDIO_SCRIPT_MODEL_URL is set but STUDIO_SCRIPT_MODEL_NAME is not; name the "
+                "model the endpoint should run"
+            )
+        return self
 
     @model_validator(mode="after")
     def _direct_url_needs_a_database_url(self) -> Settings:

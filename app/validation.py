@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from app.errors import BadUserInput
 from app.pipeline import speech
+from db.models import DEFAULT_TARGET_DURATION_SECONDS, TARGET_DURATION_RANGE
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -54,6 +55,18 @@ def text(value: str, *, field: str, max_length: int, required: bool = True) -> s
     if "\x00" in cleaned:
         raise BadUserInput(f"`{field}` must not contain NUL characters.", field=field)
     return cleaned
+
+
+def target_duration(value: int | None, *, field: str) -> int:
+    """Seconds of narration a video asks for; ``None`` is the default."""
+    if value is None:
+        return DEFAULT_TARGET_DURATION_SECONDS
+    low, high = TARGET_DURATION_RANGE
+    if not low <= value <= high:
+        raise BadUserInput(
+            f"`{field}` must be between {low} and {high} seconds (got {value}).", field=field
+        )
+    return value
 
 
 def optional_text(value: str | None, *, field: str, max_length: int) -> str | None:

@@ -24,25 +24,22 @@ from the start of the narration, as the synthesizer aligned them (`app.pipeline.
 
 from __future__ import annotations
 
-import logging
-import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import media
-from app.pipeline import narrator, speech
+from app.pipeline import narrator, pace, speech
 from app.pipeline.run_media import RunFolder, attempt_work, run_blocking, start_clean
+from app.pipeline.voice_profile import profile_settings
 from app.settings import Settings
 from app.worker.pipeline import Results, StageContext, StageError, VideoInput
-from db.models import JobStage, VoiceProfile
+from db.models import JobStage
 
-logger = logging.getLogger(__name__)
-
-#: The silence between two segments, and the shortest a segment is made to last (a segment of
-#: punctuation alone says nothing, but its caption still needs a moment on screen).
-PAUSE_MS = 300
+#: The silence between two segments (`app.pipeline.pace` estimates scripts with it), and the
+#: shortest a segment is made to last (a segment of punctuation alone says nothing, but its
+#: caption still needs a moment on screen).
+PAUSE_MS = pace.PAUSE_MS
 MIN_SEGMENT_MS = 200
 
 
@@ -77,7 +74,9 @@ class SynthesizedVoice:
     async def _narrate(
         self, context: StageContext, video: VideoInput, results: Results, run: RunFolder
     ) -> dict[str, Any]:
-        engine_settings, profile_language = await self._profile(video.voice_profile_id)
+        engine_settings, profile_language = await profile_settings(
+            self.sessionmaker, video.voice_profile_id
+        )
         voice = narrator.voice_for(
             engine_settings=engine_settings,
             profile_language=profile_language,
@@ -147,25 +146,6 @@ class SynthesizedVoice:
             raise StageError(str(exc)) from exc
         except speech.SpeechError as exc:
             raise StageError(f"The narration could not be synthesized: {exc}") from exc
-
-    async def _profile(self, profile_id: uuid.UUID | None) -> tuple[dict[str, Any], str | None]:
-        """The live profile's ``engine_settings`` and ``language`` (empty without one)."""
-        if profile_id is None or self.sessionmaker is None:
-            return {}, None
-        async with self.sessionmaker() as session:
-            row = (
-                await session.execute(
-                    select(VoiceProfile.engine_settings, VoiceProfile.language).where(
-                        VoiceProfile.id == profile_id, VoiceProfile.deleted_at.is_(None)
-                    )
-                )
-            ).one_or_none()
-        if row is None:
-            logger.info(
-                "voice profile %s is gone; the video's language picks the voice", profile_id
-            )
-            return {}, None
-        return dict(row.engine_settings or {}), row.language
 
 
 #: The stage's name before the neural voice came (bench/ and older tests use it).

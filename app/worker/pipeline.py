@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from db.models import JobStage, Video, VideoInputType
+from db.models import DEFAULT_TARGET_DURATION_SECONDS, JobStage, Video, VideoInputType
 
 #: What earlier stages returned, by stage.
 Results = Mapping[JobStage, Mapping[str, Any]]
@@ -58,6 +58,8 @@ class VideoInput:
     source_url: str | None
     voice_profile_id: uuid.UUID | None
     audio_settings: Mapping[str, Any]
+    #: How long SCRIPT makes the narration of a page (``targetDurationSeconds``).
+    target_duration_seconds: int = DEFAULT_TARGET_DURATION_SECONDS
 
     @classmethod
     def of(cls, video: Video) -> VideoInput:
@@ -69,6 +71,7 @@ class VideoInput:
             source_url=video.source_url,
             voice_profile_id=video.voice_profile_id,
             audio_settings=dict(video.audio_settings),
+            target_duration_seconds=video.target_duration_seconds,
         )
 
 

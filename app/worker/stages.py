@@ -1,15 +1,17 @@
 """The stages a job runs.
 
-SCRIPT (here) turns the description, or the readable text of the page at the video's URL, into
-narration segments; `app.pipeline.voice.SynthesizedVoice` synthesizes one WAV per segment with
-eSpeak NG or a neural voice; `app.pipeline.captions.TimedCaptions` writes WebVTT and SRT files
-timed word by word to that audio;
+SCRIPT (here, `ScriptFromDescription`; `app.pipeline.hosted_script.HostedScript` when a hosted
+model is configured) turns the description, or the article of the page at the video's URL, into
+a title and scenes (`app.pipeline.script`); `app.pipeline.voice.SynthesizedVoice` synthesizes
+one WAV per segment with eSpeak NG or a neural voice; `app.pipeline.captions.TimedCaptions`
+writes WebVTT and SRT files timed word by word to that audio;
 `app.pipeline.render_stage.FfmpegRender` renders the MP4 and its poster. Their results are
 described in those modules.
 
 What each stage returns (the contract between stages, read by `video_artefacts`):
 
-* SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration;
+* SCRIPT: ``{"title", "segments": [{"index", "text", "kind", …}], "wordsPerMinute", …}`` — the
+  title first, then the scenes (`app.pipeline.script` has the whole shape);
 * VOICE: ``{"timings": [{"index", "startMs", "endMs", "audioPath", "words"}], "durationMs", …}``;
 * CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}``;
 * RENDER: ``{"mediaPath", "posterPath", "durationMs", …}``.
@@ -19,33 +21,45 @@ Paths are relative to the media folder.
 
 from __future__ import annotations
 
-import re
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.pipeline.words import wrap
+from app.pipeline import pace, script
+from app.pipeline.script import Script, split_script
+from app.pipeline.sentences import MAX_SEGMENT_CHARS
+from app.pipeline.voice_profile import profile_settings
 from app.settings import Settings
 from app.worker.pipeline import Results, Stage, StageContext, StageError, VideoInput
 from db.models import JobStage, VideoInputType
 from db.queries.job_leases import VideoArtefacts
 
-#: Longest narration segment: about two spoken sentences, or one caption screen of ~4 lines.
-MAX_SEGMENT_CHARS = 220
+if TYPE_CHECKING:
+    from app.pipeline.extract import PageText
+
+__all__ = ["MAX_SEGMENT_CHARS", "ScriptFromDescription", "default_stages", "split_script"]
 
 
 def default_stages(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None = None
 ) -> list[Stage]:
-    """The stages a worker runs. ``sessionmaker`` lets VOICE read the video's voice profile."""
+    """The stages a worker runs. ``sessionmaker`` lets SCRIPT and VOICE read the video's voice
+    profile."""
     # Imported here: app.pipeline builds on app.worker.pipeline, which imports this package.
     from app.pipeline.captions import TimedCaptions
     from app.pipeline.render_stage import FfmpegRender
     from app.pipeline.voice import SynthesizedVoice
 
     delay = settings.pipeline_stage_delay_ms / 1000
+    script_stage: Stage = ScriptFromDescription(settings, sessionmaker)
+    if settings.script_model_url is not None:
+        from app.pipeline.hosted_script import HostedScript
+
+        fallback = ScriptFromDescription(settings, sessionmaker)
+        script_stage = HostedScript(settings, fallback=fallback)
     return [
-        ScriptFromDescription(settings),
+        script_stage,
         SynthesizedVoice(settings, sessionmaker, delay_seconds=delay),
         TimedCaptions(settings, delay_seconds=delay),
         FfmpegRender(settings, delay_seconds=delay),
@@ -53,41 +67,69 @@ def default_stages(
 
 
 class ScriptFromDescription:
-    """Narration segments from the video's description, or from the readable text of the page
-    at its URL (fetched safely: `app.pipeline.fetch`; extracted: `app.pipeline.extract`)."""
+    """The built-in SCRIPT: the description in scenes, or a summary of the page at the video's
+    URL (fetched safely: `app.pipeline.fetch`; extracted: `app.pipeline.extract`) fitted to the
+    video's target duration at the pace of its voice (`app.pipeline.pace`)."""
 
     name = JobStage.SCRIPT
     weight = 1.0
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.settings = settings  # the fetch limits and allowed hosts; from the environment if None
+        self.sessionmaker = sessionmaker  # reads the voice profile's rate; default pace if None
 
     async def run(
         self, context: StageContext, video: VideoInput, results: Results
     ) -> dict[str, Any]:
-        if video.input_type is VideoInputType.URL:
-            # Imported here: trafilatura is loaded only by workers that meet a URL video.
-            from app.pipeline.extract import read_page
-            from app.pipeline.fetch import FetchError
-            from app.settings import load_settings
-
-            if not (video.source_url or "").strip():
-                raise StageError("The video has no web address to read.")
-            context.report(0.05)
-            try:
-                page = await read_page(
-                    video.source_url or "", settings=self.settings or load_settings()
-                )
-            except FetchError as error:
-                raise StageError(error.user_message) from error
-            texts = split_script(page.title or video.title, page.text)
-            context.report(1.0)
-            return {"segments": [{"index": i, "text": text} for i, text in enumerate(texts)]}
-        if not (video.description or "").strip():
-            raise StageError("The video has no description to narrate.")
-        texts = split_script(video.title, video.description or "")
+        page = await self.read_source(context, video)
+        wpm = await self.words_per_minute(video)
+        written = await self.write(video, page, wpm)
         context.report(1.0)
-        return {"segments": [{"index": i, "text": text} for i, text in enumerate(texts)]}
+        return written.result(wpm=wpm, target_seconds=video.target_duration_seconds)
+
+    async def read_source(self, context: StageContext, video: VideoInput) -> PageText | None:
+        """The page's text for a URL video (``None`` for a description); `StageError` when
+        there is nothing to read."""
+        if video.input_type is not VideoInputType.URL:
+            if not (video.description or "").strip():
+                raise StageError("The video has no description to narrate.")
+            return None
+        # Imported here: trafilatura is loaded only by workers that meet a URL video.
+        from app.pipeline.extract import read_page
+        from app.pipeline.fetch import FetchError
+        from app.settings import load_settings
+
+        if not (video.source_url or "").strip():
+            raise StageError("The video has no web address to read.")
+        context.report(0.05)
+        try:
+            page = await read_page(
+                video.source_url or "", settings=self.settings or load_settings()
+            )
+        except FetchError as error:
+            raise StageError(error.user_message) from error
+        context.report(0.5)
+        return page
+
+    async def words_per_minute(self, video: VideoInput) -> float:
+        engine_settings, _ = await profile_settings(self.sessionmaker, video.voice_profile_id)
+        return pace.words_per_minute(engine_settings, video.audio_settings)
+
+    async def write(self, video: VideoInput, page: PageText | None, wpm: float) -> Script:
+        if page is None:
+            return script.from_description(video.title, video.description or "")
+        # Scoring is CPU work (up to half a second: bench/bench_script.py), kept off the loop.
+        return await asyncio.to_thread(
+            script.from_page,
+            page,
+            title=video.title,
+            target_seconds=video.target_duration_seconds,
+            wpm=wpm,
+        )
 
 
 def video_artefacts(results: Results) -> VideoArtefacts:
@@ -111,42 +153,3 @@ def video_artefacts(results: Results) -> VideoArtefacts:
         poster_path=render.get("posterPath") if render.get("mediaPath") else None,
         duration_ms=render.get("durationMs") if render.get("mediaPath") else None,
     )
-
-
-# --- script segmentation ------------------------------------------------------------------
-
-# A run of text up to and including its closing punctuation (and any closing quotes/brackets).
-_SENTENCE = re.compile("[^.!?\u2026]+(?:[.!?\u2026]+[\"'\u201d\u2019)\\]]*|$)")
-_CLAUSE_BREAK = re.compile(r"(?<=[,;:—])\s+")
-
-
-def split_script(title: str, description: str) -> list[str]:
-    """The title, then the description as segments of whole sentences, each at most
-    `MAX_SEGMENT_CHARS` long; a paragraph break always starts a new segment."""
-    segments = [" ".join(title.split())]
-    for paragraph in re.split(r"\n\s*\n", description):
-        text = " ".join(paragraph.split())
-        if text:
-            sentences = [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
-            segments += _pack(piece for sentence in sentences for piece in _fit(sentence))
-    return segments
-
-
-def _fit(sentence: str) -> list[str]:
-    """A sentence too long for one segment, cut at clause breaks, else between words."""
-    if len(sentence) <= MAX_SEGMENT_CHARS:
-        return [sentence]
-    clauses = _CLAUSE_BREAK.split(sentence)
-    if len(clauses) > 1:
-        return list(_pack(piece for clause in clauses for piece in _fit(clause)))
-    return wrap(sentence, MAX_SEGMENT_CHARS)
-
-
-def _pack(pieces: Any) -> list[str]:
-    packed: list[str] = []
-    for piece in pieces:
-        if packed and len(packed[-1]) + 1 + len(piece) <= MAX_SEGMENT_CHARS:
-            packed[-1] = f"{packed[-1]} {piece}"
-        else:
-            packed.append(piece)
-    return packed

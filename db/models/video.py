@@ -35,6 +35,12 @@ DEFAULT_AUDIO_SETTINGS: dict[str, Any] = {
     "language": "en",
 }
 
+#: How long a video's narration should last by default, and the range a video may ask for
+#: (``targetDurationSeconds``): long enough for a title and a few scenes, short enough for one
+#: page's summary.
+DEFAULT_TARGET_DURATION_SECONDS = 60
+TARGET_DURATION_RANGE = (15, 600)
+
 _LIVE = text("deleted_at IS NULL")
 
 
@@ -66,6 +72,7 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
         ),
         CheckConstraint("duration_ms IS NULL OR duration_ms >= 0", name="duration_not_negative"),
         CheckConstraint("(media_path IS NULL) = (duration_ms IS NULL)", name="media_has_duration"),
+        CheckConstraint("target_duration_seconds BETWEEN 15 AND 600", name="target_duration_range"),
         # One index per keyset order the API pages by (SPEC §5 Pagination): owner first, the
         # order column, then id as the tie-breaker. Deleted rows are never listed.
         Index(
@@ -103,6 +110,10 @@ class Video(UUIDPrimaryKey, Timestamps, SoftDelete, Base):
         server_default=text(
             """'{"speed": 1.0, "pitch": 1.0, "volume": 1.0, "language": "en"}'::jsonb"""
         ),
+    )
+    #: How long the SCRIPT stage makes the narration of a page (`TARGET_DURATION_RANGE`).
+    target_duration_seconds: Mapped[int] = mapped_column(
+        Integer, server_default=text(str(DEFAULT_TARGET_DURATION_SECONDS))
     )
     script: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     caption_tracks: Mapped[list[dict[str, Any]]] = mapped_column(

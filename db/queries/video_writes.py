@@ -21,7 +21,9 @@ from db.queries.audit import changes, record_owned_change, transaction_now
 from db.queries.videos import ACTIVE_JOB_STATUSES, owned_video
 
 #: Columns that feed generation: changing them while a job is queued or running is a CONFLICT.
-GENERATION_INPUTS = frozenset({"description", "source_url", "voice_profile_id", "audio_settings"})
+GENERATION_INPUTS = frozenset(
+    {"description", "source_url", "voice_profile_id", "audio_settings", "target_duration_seconds"}
+)
 _AUDITED_COLUMNS = (
     "title",
     "description",
@@ -29,6 +31,7 @@ _AUDITED_COLUMNS = (
     "source_url",
     "voice_profile_id",
     "audio_settings",
+    "target_duration_seconds",
     "status",
     "published_to",
     "deleted_at",
@@ -59,8 +62,8 @@ async def update_video(
     changed = {key: value for key, value in values.items() if getattr(video, key) != value}
     if GENERATION_INPUTS & changed.keys() and await has_active_job(session, video.id):
         raise Conflict(
-            "The video is being generated; its description, source, voice and audio settings "
-            "can change once the job ends (or is cancelled)."
+            "The video is being generated; its description, source, voice, audio settings and "
+            "target duration can change once the job ends (or is cancelled)."
         )
     if "voice_profile_id" in changed:
         await _check_voice_profile(session, owner_id, changed["voice_profile_id"])

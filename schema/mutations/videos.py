@@ -50,6 +50,15 @@ class CreateVideoInput:
     source_url: str | None = strawberry.UNSET
     voice_profile_id: strawberry.ID | None = strawberry.UNSET
     audio_settings: AudioSettingsInput | None = strawberry.UNSET
+    target_duration_seconds: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=(
+            "How long the narration should last, in seconds (15 to 600; absent or null: 60). A "
+            "page's script is a summary of its article fitted to it at the voice's pace; a "
+            "description is narrated in full (a hosted script model, where the studio has one, "
+            "fits both)."
+        ),
+    )
 
 
 @strawberry.input(name="UpdateVideoInput")
@@ -60,6 +69,15 @@ class UpdateVideoInput:
     source_url: str | None = strawberry.UNSET
     voice_profile_id: strawberry.ID | None = strawberry.UNSET
     audio_settings: AudioSettingsInput | None = strawberry.UNSET
+    target_duration_seconds: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=(
+            "How long the narration should last, in seconds (15 to 600; absent or null: 60). A "
+            "page's script is a summary of its article fitted to it at the voice's pace; a "
+            "description is narrated in full (a hosted script model, where the studio has one, "
+            "fits both)."
+        ),
+    )
 
 
 @strawberry.input(name="PublishVideoInput")
@@ -92,6 +110,9 @@ class VideoMutations:
             "audio_settings": validation.audio_settings(
                 DEFAULT_AUDIO_SETTINGS, _audio(input.audio_settings), field="audioSettings"
             ),
+            "target_duration_seconds": validation.target_duration(
+                _given(input.target_duration_seconds), field="targetDurationSeconds"
+            ),
         }
         _check_input_matches_type(values)
         video = await info.context.gate.run(
@@ -122,6 +143,10 @@ class VideoMutations:
         if input.audio_settings is not strawberry.UNSET:
             values["audio_settings"] = validation.audio_settings(
                 current.audio_settings, _audio(input.audio_settings), field="audioSettings"
+            )
+        if input.target_duration_seconds is not strawberry.UNSET:
+            values["target_duration_seconds"] = validation.target_duration(
+                input.target_duration_seconds, field="targetDurationSeconds"
             )
         _check_input_matches_type(
             {"input_type": current.input_type}

@@ -122,6 +122,10 @@ class Video(Node):
     progress: int = column(models.Video.progress)
     error_message: str | None = column(models.Video.error_message)
     audio_settings: AudioSettings = computed(models.Video.audio_settings, AudioSettings.from_json)
+    target_duration_seconds: int = column(
+        models.Video.target_duration_seconds,
+        description="How long the narration should last, in seconds (see CreateVideoInput).",
+    )
     script: Script | None = computed(models.Video.script, Script.from_json)
     caption_tracks: list[CaptionTrack] = computed(
         models.Video.caption_tracks, CaptionTrack.from_json

@@ -12,12 +12,16 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.pipeline import fetch
+from app.pipeline import fetch, pace, speech
+from app.pipeline.sentences import split_sentences
 from app.settings import Settings, load_settings
 from app.worker.pipeline import ProgressMeter, StageContext, StageError, VideoInput
 from app.worker.stages import MAX_SEGMENT_CHARS, ScriptFromDescription, default_stages
 from db.models import JobStage, VideoInputType
+from tests.factories import make_user, make_voice_profile
+from tests.support.articles import LONG_SECTIONS, LONG_TITLE
 from tests.support.pages import (
     ARTICLE_PARAGRAPHS,
     ARTICLE_TITLE,
@@ -38,22 +42,24 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> ConnectionLog:
 
 
 @pytest.fixture
-def settings() -> Settings:
+def page_settings() -> Settings:
+    """Fetch limits for the tests' site (named so as not to hide the run's ``settings``)."""
     return load_settings(
         fetch_allowed_hosts="127.0.0.1", fetch_timeout_seconds=0.5, fetch_max_bytes=100_000
     )
 
 
-def _video(url: str, title: str = "Solar, from the web") -> VideoInput:
-    return VideoInput(
-        id=uuid.uuid4(),
-        title=title,
-        description=None,
-        input_type=VideoInputType.URL,
-        source_url=url,
-        voice_profile_id=None,
-        audio_settings={"speed": 1.0, "language": "en"},
-    )
+def _video(url: str, title: str = "Solar, from the web", **overrides: Any) -> VideoInput:
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "title": title,
+        "description": None,
+        "input_type": VideoInputType.URL,
+        "source_url": url,
+        "voice_profile_id": None,
+        "audio_settings": {"speed": 1.0, "language": "en"},
+    } | overrides
+    return VideoInput(**values)
 
 
 def _context(meter: ProgressMeter) -> StageContext:
@@ -71,8 +77,8 @@ async def _script(settings: Settings, url: str, **video: Any) -> list[str]:
     return [str(segment["text"]) for segment in segments]
 
 
-async def test_a_page_becomes_the_script(site: str, settings: Settings) -> None:
-    segments = await _script(settings, f"{site}/article")
+async def test_a_page_becomes_the_script(site: str, page_settings: Settings) -> None:
+    segments = await _script(page_settings, f"{site}/article")
     # The page's title, then its paragraphs: each starts a segment, none is too long to read.
     assert segments[0] == ARTICLE_TITLE
     assert all(len(segment) <= MAX_SEGMENT_CHARS for segment in segments)
@@ -81,8 +87,58 @@ async def test_a_page_becomes_the_script(site: str, settings: Settings) -> None:
     assert any(segment.startswith(ARTICLE_PARAGRAPHS[2][:40]) for segment in segments)
 
 
-async def test_a_page_without_a_title_is_titled_by_the_video(site: str, settings: Settings) -> None:
-    segments = await _script(settings, f"{site}/plain", title="The tides")
+@pytest.mark.parametrize("target", [30, 60, 120])
+async def test_a_long_page_is_summarised_to_the_target_as_spoken(
+    site: str, page_settings: Settings, target: int
+) -> None:
+    """The estimate is checked against eSpeak NG itself: every segment synthesized, with the
+    pauses VOICE puts between them, lasts the target within a fifth."""
+    results = await ScriptFromDescription(page_settings).run(
+        _context(ProgressMeter([1.0])),
+        _video(f"{site}/long-article", target_duration_seconds=target),
+        {},
+    )
+    segments = results["segments"]
+    assert results["title"] == segments[0]["text"] == LONG_TITLE
+    assert results["targetDurationSeconds"] == target
+    assert results["wordsPerMinute"] == 216.9
+    spoken = [
+        speech.synthesize_blocking(segment["text"], voice="en", rate=speech.DEFAULT_RATE)
+        for segment in segments
+    ]
+    seconds = (sum(s.duration_ms for s in spoken) + pace.PAUSE_MS * (len(spoken) - 1)) / 1000
+    assert 0.8 * target <= seconds <= 1.2 * target, seconds
+    assert 0.8 * target <= results["estimatedDurationMs"] / 1000 <= 1.2 * target
+    article = [s for _, ps in LONG_SECTIONS for p in ps for s in split_sentences(p)]
+    places = [article.index(s) for seg in segments[1:] for s in split_sentences(seg["text"])]
+    assert places == sorted(places)  # the article's own sentences, in its order
+    headings = [heading for heading, _ in LONG_SECTIONS]
+    assert all(seg["heading"] in headings for seg in segments[1:])
+
+
+async def test_the_voice_profiles_rate_paces_the_summary(
+    site: str, page_settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessionmaker() as session:
+        owner = await make_user(session)
+        slow = await make_voice_profile(session, owner, engine_settings={"rate": 100})
+        await session.commit()
+    stage = ScriptFromDescription(page_settings, sessionmaker)
+    url = f"{site}/long-article"
+    default = await stage.run(_context(ProgressMeter([1.0])), _video(url), {})
+    slowly = await stage.run(
+        _context(ProgressMeter([1.0])), _video(url, voice_profile_id=slow.id), {}
+    )
+    assert slowly["wordsPerMinute"] == 129.5  # 1.165 x 100 + 13
+    words = [sum(len(s["text"].split()) for s in r["segments"]) for r in (default, slowly)]
+    assert words[1] < 0.75 * words[0]
+    assert 48_000 <= slowly["estimatedDurationMs"] <= 72_000
+
+
+async def test_a_page_without_a_title_is_titled_by_the_video(
+    site: str, page_settings: Settings
+) -> None:
+    segments = await _script(page_settings, f"{site}/plain", title="The tides")
     assert segments == [
         "The tides",
         "Tides.",
@@ -91,9 +147,9 @@ async def test_a_page_without_a_title_is_titled_by_the_video(site: str, settings
 
 
 async def test_the_workers_stages_read_pages_with_the_workers_settings(
-    site: str, settings: Settings
+    site: str, page_settings: Settings
 ) -> None:
-    script = default_stages(settings)[0]
+    script = default_stages(page_settings)[0]
     assert script.name is JobStage.SCRIPT
     results = await script.run(_context(ProgressMeter([1.0])), _video(f"{site}/article"), {})
     assert results["segments"][0]["text"] == ARTICLE_TITLE
@@ -121,15 +177,19 @@ async def test_the_workers_stages_read_pages_with_the_workers_settings(
     ],
 )
 async def test_an_unreadable_page_fails_the_stage_readably(
-    site: str, settings: Settings, path: str, message: str, connections: ConnectionLog
+    site: str, page_settings: Settings, path: str, message: str, connections: ConnectionLog
 ) -> None:
     url = f"{site}{path}" if path.startswith("/") else path
     with pytest.raises(StageError) as failed:
-        await ScriptFromDescription(settings).run(_context(ProgressMeter([1.0])), _video(url), {})
+        await ScriptFromDescription(page_settings).run(
+            _context(ProgressMeter([1.0])), _video(url), {}
+        )
     assert message in failed.value.user_message
     assert all(host == "127.0.0.1" for host, _ in connections.attempts)
 
 
-async def test_a_url_video_without_an_address_fails_readably(settings: Settings) -> None:
+async def test_a_url_video_without_an_address_fails_readably(page_settings: Settings) -> None:
     with pytest.raises(StageError, match="no web address"):
-        await ScriptFromDescription(settings).run(_context(ProgressMeter([1.0])), _video("  "), {})
+        await ScriptFromDescription(page_settings).run(
+            _context(ProgressMeter([1.0])), _video("  "), {}
+        )

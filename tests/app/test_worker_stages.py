@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from app.pipeline import pace
+from app.pipeline.sentences import split_sentences
 from app.worker.pipeline import ProgressMeter, StageContext, StageError, VideoInput
 from app.worker.stages import (
     MAX_SEGMENT_CHARS,
@@ -51,9 +53,9 @@ def _context() -> StageContext:
 # --- SCRIPT -------------------------------------------------------------------------------
 
 
-def test_the_title_comes_first_then_whole_sentences() -> None:
+def test_the_title_comes_first_then_scenes_of_two_sentences() -> None:
     segments = split_script("  Solar   power ", "First sentence. Second one!\nStill second para?")
-    assert segments == ["Solar power", "First sentence. Second one! Still second para?"]
+    assert segments == ["Solar power", "First sentence. Second one!", "Still second para?"]
 
 
 def test_a_paragraph_break_starts_a_new_segment() -> None:
@@ -68,6 +70,37 @@ def test_segments_stay_readable_and_lose_no_words() -> None:
     assert "".join("".join(segments[1:]).split()) == "".join(description.split())
     # A long sentence is cut at its clause breaks, not in the middle of a phrase.
     assert all(segment.endswith((",", ";", ".")) for segment in segments[1:-3])
+
+
+async def test_a_description_becomes_its_title_and_scenes_of_one_or_two_sentences() -> None:
+    first = "Reefs grow slowly. Corals are animals. They host algae! Algae feed them? Yes."
+    second = "Warm water bleaches them. Some recover."
+    video = _video(title="  Coral   reefs ", description=f"{first}\n\n{second}")
+    result = await ScriptFromDescription().run(_context(), video, {})
+    assert result["title"] == "Coral reefs"
+    assert result["writer"] == "description"
+    segments = result["segments"]
+    assert segments[0] == {"index": 0, "text": "Coral reefs", "kind": "title"}
+    assert [s["text"] for s in segments[1:]] == [
+        "Reefs grow slowly. Corals are animals.",
+        "They host algae! Algae feed them?",
+        "Yes.",  # the paragraph ends: its last sentence is a scene alone
+        "Warm water bleaches them. Some recover.",
+    ]
+    assert all(s["kind"] == "scene" and s["heading"] is None for s in segments[1:])
+    assert [s["index"] for s in segments] == list(range(5))
+    # A description is the user's narration: all of it, whatever the target.
+    assert result["targetDurationSeconds"] == 60
+    assert result["estimatedDurationMs"] == pace.estimate_ms(
+        [s["text"] for s in segments], result["wordsPerMinute"]
+    )
+
+
+def test_every_description_scene_is_one_or_two_whole_sentences() -> None:
+    description = " ".join(f"Sentence number {n} is here." for n in range(25))
+    segments = split_script("T", description)
+    assert all(1 <= len(split_sentences(segment)) <= 2 for segment in segments[1:])
+    assert " ".join(segments[1:]) == description
 
 
 def test_sentences_keep_their_closing_quotes() -> None:

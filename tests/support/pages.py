@@ -1,10 +1,11 @@
 """A small web site on 127.0.0.1 for the page-fetching tests, and guards that keep those tests
 from reaching anything else.
 
-`site_app` serves an article, plain text, an image, redirects (chains, and to any address a test
-names), an oversized body (announced or streamed), a slow answer, gzip bodies and the ``Host``
-header it was asked for. Serve it with `tests.support.browser.serve`, or over https with
-`serve_tls` and a certificate from `make_tls_files`.
+`site_app` serves an article, a long article with headings (`tests.support.articles`), plain
+text, an image, redirects (chains, and to any address a test names), an oversized body
+(announced or streamed), a slow answer, gzip bodies and the ``Host`` header it was asked for.
+Serve it with `tests.support.browser.serve`, or over https with `serve_tls` and a certificate
+from `make_tls_files`.
 
 `ConnectionLog` records every TCP connection the test's event loop opens and refuses any to an
 address other than 127.0.0.1 or ::1 before it is made, so a refusal the fetcher forgot would fail
@@ -37,6 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from app.pipeline.fetch import IPAddress, parse_address
+from tests.support.articles import long_article_html
 
 ARTICLE_TITLE = "How solar panels work"
 ARTICLE_PARAGRAPHS = [
@@ -71,6 +73,10 @@ CHUNK = b"<p>" + b"x" * 16_381 + b"</p>"  # 16 KiB of HTML
 
 async def article(request: Request) -> Response:
     return Response(ARTICLE, media_type="text/html")
+
+
+async def long_article(request: Request) -> Response:
+    return Response(long_article_html(), media_type="text/html")
 
 
 async def plain(request: Request) -> Response:
@@ -161,6 +167,7 @@ def site_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/article", article),
+            Route("/long-article", long_article),
             Route("/plain", plain),
             Route("/image.png", image),
             Route("/no-text", no_text),
