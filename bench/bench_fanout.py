@@ -165,7 +165,11 @@ class Bench:
     async def measure(self, server: Server, subscribers: int, profile: Path | None) -> Run:
         ws_url = server.url.replace("http://", "ws://") + "/graphql"
         fleet = Fleet(ws_url, self.tokens, self.plan(subscribers))
-        writer = Writer(connect_kwargs(self.database), list(self.owners))
+        writer = Writer(
+            connect_kwargs(self.database),
+            list(self.owners),
+            together=self.args.writes == "together",
+        )
         monitor = await asyncpg.connect(**connect_kwargs(self.database))
         try:
             began = time.monotonic()
@@ -410,6 +414,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--count-at", type=int, default=100, metavar="N", help="statements at the wire (0: no)"
     )
+    parser.add_argument(
+        "--writes",
+        choices=["spread", "together"],
+        default="spread",
+        help="the writer's commits spread evenly over each second, or all at its start",
+    )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
@@ -473,9 +483,14 @@ def main() -> None:
         f"N; subscribers and writer in one asyncio process on core {args.load_cpu}. 100 RUNNING "
         f"jobs of 10 users; N `jobProgress {{ id status stage progress version }}` subscriptions, "
         f"N/100 per job, {args.per_connection} per graphql-transport-ws websocket; the writer "
-        "commits one progress update per job per second (100/s, evenly spread, each its own "
-        f"transaction). {args.warmup:g} s warm-up, {args.duration:g} s measured, then up to "
-        f"{args.drain:g} s for the subscribers to catch up.",
+        "commits one progress update per job per second (100/s, "
+        + (
+            "evenly spread"
+            if args.writes == "spread"
+            else "all 100 one after another at the start of each second"
+        )
+        + f", each its own transaction). {args.warmup:g} s warm-up, {args.duration:g} s "
+        f"measured, then up to {args.drain:g} s for the subscribers to catch up.",
         "**Counted:** for every live subscription and every version of its job committed in "
         "the window: delivered (latency = receive - commit, one monotonic clock), merged (a newer "
         "state of that job arrived instead) or missing. Live = got its first state; the server's "

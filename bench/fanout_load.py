@@ -198,11 +198,16 @@ async def _messages(ws: ClientConnection) -> Any:
 
 
 class Writer:
-    """One progress update per job per second, on its own connection, until stopped."""
+    """One progress update per job per second, on its own connection, until stopped: spread
+    evenly over the second, or (``together``) every job's one after another at the start of
+    each second, each its own commit, as when many runs report at once."""
 
-    def __init__(self, connect: dict[str, Any], jobs: list[uuid.UUID]) -> None:
+    def __init__(
+        self, connect: dict[str, Any], jobs: list[uuid.UUID], *, together: bool = False
+    ) -> None:
         self.connect = connect  # asyncpg.connect keywords
         self.jobs = jobs
+        self.together = together
         self.committed: dict[tuple[uuid.UUID, int], float] = {}
         self.late = 0  # updates that started behind their slot (the loop was busy)
         self._task: asyncio.Task[None] | None = None
@@ -224,7 +229,8 @@ class Writer:
         statement = await connection.prepare(
             "UPDATE generation_jobs SET progress = $2 WHERE id = $1 RETURNING version"
         )
-        step = 1.0 / len(self.jobs)
+        count = len(self.jobs)
+        step = 1.0 if self.together else 1.0 / count
         began = time.monotonic()
         try:
             for tick in range(1_000_000_000):
@@ -234,8 +240,12 @@ class Writer:
                     await asyncio.sleep(delay)
                 elif delay < -step:
                     self.late += 1
-                job = self.jobs[tick % len(self.jobs)]
-                version = await statement.fetchval(job, (tick // len(self.jobs)) % 100 + 1)
-                self.committed[(job, version)] = time.monotonic()
+                if self.together:
+                    round_of_jobs, progress = self.jobs, tick % 100 + 1
+                else:
+                    round_of_jobs, progress = [self.jobs[tick % count]], (tick // count) % 100 + 1
+                for job in round_of_jobs:
+                    version = await statement.fetchval(job, progress)
+                    self.committed[(job, version)] = time.monotonic()
         finally:
             await connection.close()
