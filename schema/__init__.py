@@ -21,6 +21,7 @@ from schema.mutations import Mutation
 from schema.plain_fields import unwrap_plain_fields
 from schema.queries import Query
 from schema.rate_limits import rate_limit_extensions, rate_limiter
+from schema.relay import cursor_secret
 from schema.subscriptions import Subscription
 from schema.telemetry import OperationTelemetry
 from schema.transport.http_protocol import RequestPhase
@@ -85,7 +86,11 @@ def create_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions.append(limits_extension(checker))
         if settings.compiled_reads:
             known = KnownReads(
-                PlanCache(), checker, limiter, max_json_depth=settings.max_json_depth
+                PlanCache(),
+                checker,
+                limiter,
+                max_json_depth=settings.max_json_depth,
+                cursor_key=cursor_secret(settings.secret_key),
             )
             # Last: its `on_execute` runs innermost, after the limits and rate limits.
             extensions.append(compiled_reads_extension(known))

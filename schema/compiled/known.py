@@ -123,11 +123,13 @@ class KnownOperation:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A body's operation, its variables coerced, and its plan."""
+    """A body's operation, its variables coerced, its plan, and the plan's parameters from
+    those variables (`Plan.bind`)."""
 
     known: KnownOperation
     variables: VariableValues
     plan: Plan
+    bound: Mapping[str, Any]
 
 
 class KnownReads:
@@ -138,9 +140,12 @@ class KnownReads:
         limiter: RateLimiter | None,
         *,
         max_json_depth: int,
+        cursor_key: bytes,
         size: int = KNOWN_OPERATIONS,
     ) -> None:
         self.plans = plans
+        #: The key cursors are signed with (`schema.relay.cursor_secret`), for `Plan.bind`.
+        self.cursor_key = cursor_key
         self.checker = checker
         self.limiter = limiter
         self.max_json_depth = max_json_depth
@@ -185,7 +190,9 @@ class KnownReads:
         known, plan = prepared.known, prepared.plan
         state = AppState.of(request)
         try:
-            params = plan.parameters(prepared.variables, viewer.user_id, state.settings)
+            params = plan.parameters(
+                prepared.variables, viewer.user_id, state.settings, prepared.bound
+            )
         except Fallback:
             return None
         charges: list[Charge] = []
@@ -232,7 +239,11 @@ class KnownReads:
         _, plan = self.plans.get(plan_key(query, known.name, variables, coerced))
         if plan is None:  # not planned for these values yet, or not compilable with them
             return None
-        prepared = _Prepared(known, coerced, plan)
+        try:
+            bound = plan.bind(coerced, self.cursor_key)
+        except Fallback:
+            return None
+        prepared = _Prepared(known, coerced, plan, bound)
         if len(body) <= KNOWN_BODY_BYTES:
             self._bodies.put(body, prepared)
         return prepared

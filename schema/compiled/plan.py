@@ -14,7 +14,7 @@ the resolvers do and fall back where a resolver would answer with an error.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -117,14 +117,26 @@ class Plan:
         return _positional(charging({"data": self.data, "ok": self.ok}))
 
     def parameters(
-        self, variables: VariableValues, viewer_id: uuid.UUID, settings: Settings
+        self,
+        variables: VariableValues,
+        viewer_id: uuid.UUID,
+        settings: Settings,
+        bound: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """`Fallback` when a value rules the statement out (a malformed id or cursor …)."""
+        """`Fallback` when a value rules the statement out (a malformed id or cursor …).
+        ``bound``: what `bind` made of the same variables before."""
         cursor_key = cursor_secret(settings.secret_key)
         params: dict[str, Any] = {"viewer": viewer_id}
         params |= hmac_parameters(cursor_key)
         if self.signs_media:
             params |= media_parameters(settings)
+        params |= self.bind(variables, cursor_key) if bound is None else bound
+        return params
+
+    def bind(self, variables: VariableValues, cursor_key: bytes) -> dict[str, Any]:
+        """The parameters the variables give (the same for every request with them, whoever
+        sends it); `Fallback` when a value rules the statement out."""
+        params: dict[str, Any] = {}
         for binder in self.binders:
             params |= binder(variables, cursor_key)
         return params
