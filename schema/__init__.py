@@ -14,16 +14,16 @@ from strawberry.types import ExecutionContext
 from app.rate_limit import RateLimiter
 from app.settings import Settings
 from schema.compiled import KnownReads, PlanCache, compiled_reads_extension
-from schema.errors import ErrorCodes, strip_suggestions
 from schema.execution import StudioExecutor
-from schema.limits import DocumentChecker, Limits, limits_extension
+from schema.extensions.errors import ErrorCodes, strip_suggestions
+from schema.extensions.limits import DocumentChecker, Limits, limits_extension
+from schema.extensions.rate_limits import rate_limit_extensions, rate_limiter
+from schema.extensions.telemetry import OperationTelemetry
 from schema.mutations import Mutation
 from schema.plain_fields import unwrap_plain_fields
 from schema.queries import Query
-from schema.rate_limits import rate_limit_extensions, rate_limiter
 from schema.relay import cursor_secret
 from schema.subscriptions import Subscription
-from schema.telemetry import OperationTelemetry
 from schema.transport.http_protocol import RequestPhase
 from schema.transport.streaming import OperationContexts
 from schema.types.audit_event import AuditEvent
@@ -69,7 +69,7 @@ def print_schema() -> str:
 def create_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema; ``settings`` sets the document limits (none when printing the SDL)."""
     # Extensions are made fresh for each operation (factories); the caches behind them (parsed
-    # and validated documents, schema/limits.py) are shared.
+    # and validated documents, schema/extensions/limits.py) are shared.
     limiter = rate_limiter(settings)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         OperationTelemetry,  # first: it times the whole operation and sees the errors coded

@@ -1,4 +1,4 @@
-"""Metrics for Prometheus (SPEC §5 Operations); the GraphQL side is `schema.telemetry`.
+"""Metrics for Prometheus (SPEC §5 Operations); the GraphQL side is `schema.extensions.telemetry`.
 
 `metrics.Metrics` is an API process's registry and instruments (`app.middleware` counts HTTP
 requests and websockets in it), `http` serves ``GET /metrics``, `collectors` reads the pool and

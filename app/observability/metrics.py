@@ -43,7 +43,7 @@ _LABELLED_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 
 @dataclass(frozen=True)
 class OperationRecord:
-    """One finished GraphQL operation, as `schema.telemetry` saw it."""
+    """One finished GraphQL operation, as `schema.extensions.telemetry` saw it."""
 
     operation_type: str  # query | mutation | subscription | unknown
     #: The operation's name when its document validated (``None``: anonymous or invalid).

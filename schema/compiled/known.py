@@ -9,12 +9,12 @@ else:
 
 * the caller: signed in with a token that verified (the middleware's work), else not known;
 * the variables coerced against the operation (graphql-core's own ``get_variable_values``);
-* the ``cost`` limit with those variables (`schema.limits.DocumentChecker.cost_errors`);
-* the rate limits charged, as `schema.rate_limits.RateLimitCheck` charges a query, but inside
-  the plan's statement when it runs on the driver (`_fetch_charged`);
+* the ``cost`` limit with those variables (`schema.extensions.limits.DocumentChecker.cost_errors`);
+* the rate limits charged, as `schema.extensions.rate_limits.RateLimitCheck` charges a query,
+  but inside the plan's statement when it runs on the driver (`_fetch_charged`);
 * the plan for those variables (`schema.compiled.cache.PlanCache`), its statement run as on the
   full path (`schema.compiled.extension.run_plan`: one statement, no ``BEGIN``);
-* the access log line and the operation metrics, as `schema.telemetry` writes them.
+* the access log line and the operation metrics, as `schema.extensions.telemetry` writes them.
 
 Of these, the variables, the cost and the plan depend on nothing but the request's body: a body
 answered before is remembered with its operation, its coerced variables and its plan
@@ -63,9 +63,9 @@ from schema.compiled.documents import stopped_to_resolve
 from schema.compiled.extension import run_plan
 from schema.compiled.plan import Plan
 from schema.compiled.sql import Fallback
-from schema.limits import DocumentChecker
+from schema.extensions.limits import DocumentChecker
+from schema.extensions.telemetry import log_operation
 from schema.loaders import SessionGate
-from schema.telemetry import log_operation
 from schema.transport.streaming import autocommits
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ KNOWN_BODY_BYTES = 4096
 #: Cost verdicts kept per operation, by the values that can change its cost.
 COSTS_PER_OPERATION = 64
 
-#: Variables of these types never change an operation's cost (`schema.document_measures`
+#: Variables of these types never change an operation's cost (`schema.extensions.document_measures`
 #: counts page sizes, and fields kept or dropped by directives), unless they are lists.
 _COSTLESS_TYPES = frozenset({"String", "ID"})
 

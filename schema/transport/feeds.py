@@ -18,7 +18,8 @@ Each subscriber keeps what an unshared subscription has:
 * its rate limits, charged when it joins, and its account, checked then (`Feeds.admits`);
 * its connection's token expiry: it then ends alone with ``UNAUTHENTICATED``, as an unshared one
   does (`schema.transport.streaming.TOKEN_EXPIRED`);
-* its access-log line and metrics (`schema.telemetry.SubscriberTelemetry`, ``path=shared``).
+* its access-log line and metrics (`schema.extensions.telemetry.SubscriberTelemetry`,
+  ``path=shared``).
 
 A subscriber the feed cannot serve is answered by a run of its own instead, which reports
 exactly what it always did: the feed's run failed before its first result (a document that does
@@ -56,11 +57,11 @@ from app.state import AppState
 from schema import StudioSchema
 from schema.change_reads import ChangeReads
 from schema.context import Context
-from schema.errors import coded_error
+from schema.extensions.errors import coded_error
+from schema.extensions.rate_limits import charge
+from schema.extensions.telemetry import SubscriberTelemetry, error_code
 from schema.loaders import Loaders
-from schema.rate_limits import charge
 from schema.subscriptions import STARTS_WITH_CURRENT_STATE
-from schema.telemetry import SubscriberTelemetry, error_code
 from schema.transport.streaming import (
     TOKEN_EXPIRED,
     ConnectionContext,

@@ -16,7 +16,7 @@ Subscriptions are served over websockets only: over HTTP a stream would hold its
 session for its whole life and escape the per-user connection limit, so it is refused.
 
 The extension also codes the errors of every streamed result (``extensions.code``, SPEC §4):
-`schema.errors.ErrorCodes` sees only an operation's final result.
+`schema.extensions.errors.ErrorCodes` sees only an operation's final result.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from app.request_context import RequestState
 from app.settings import Settings
 from app.state import AppState
 from schema.context import Context
-from schema.errors import coded_error
+from schema.extensions.errors import coded_error
 from schema.loaders import Loaders, OperationOver, SessionGate
 
 TOKEN_EXPIRED = "The access token has expired; connect again with a new one."  # noqa: S105 (a message)

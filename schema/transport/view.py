@@ -28,7 +28,7 @@ from app.state import AppState
 from schema import StudioSchema, client_json
 from schema.compiled.json_text import encode_response
 from schema.context import Context
-from schema.errors import coded_error
+from schema.extensions.errors import coded_error
 from schema.loaders import Loaders, SessionGate
 from schema.transport import http_protocol
 from schema.transport.feeds import Feeds

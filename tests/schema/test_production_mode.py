@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from app.main import create_app
 from app.settings import DEVELOPMENT_SECRET_KEY, Environment, Settings
 from db.queries import videos as video_queries
-from schema.errors import coded_error
+from schema.extensions.errors import coded_error
 from schema.relay import to_global_id
 from tests.factories import make_user
 from tests.support.graphql import GraphQLClient, count_statements

@@ -36,7 +36,7 @@ from db.models import AuditEvent, GenerationJob, RateLimitBucket, Video, VideoSt
 from db.queries import rate_limits
 from db.queries.rate_limits import Charge
 from schema import create_schema
-from schema.rate_limits import RateLimitCheck
+from schema.extensions.rate_limits import RateLimitCheck
 from schema.relay import to_global_id
 from tests.factories import make_user, make_video
 from tests.support.graphql import GraphQLResponse

@@ -5,7 +5,7 @@
   (a known outage: the media storage is full, `app.media.StorageUnavailable`) keeps its
   message and carries the request id.
 * Documents that do not parse or validate: ``BAD_USER_INPUT`` (a limit's refusal carries it
-  already, with ``extensions.limit``, `schema.limits`).
+  already, with ``extensions.limit``, `schema.extensions.limits`).
 * Anything else is a bug: logged with the request id and its traceback, and sent to the client
   as ``INTERNAL`` with only the request id — no message, no SQL, no stack. So is an error that
   arrives with a code outside SPEC §4's set: only those codes ever reach a client.
@@ -25,7 +25,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from app.errors import SPEC_CODES, StudioError
-from schema.limits import relabel_parser_limit
+from schema.extensions.limits import relabel_parser_limit
 
 logger = logging.getLogger("studio.graphql")
 

@@ -6,8 +6,8 @@ checked in this order, the cheap ones first:
 
 1. While parsing, with graphql-core's own parser options: ``characters`` (``STUDIO_MAX_CHARACTERS``,
    refused before the text is read) and ``tokens`` (``STUDIO_MAX_TOKENS``).
-2. The document's shape (measured in `schema.document_measures`), before the schema's validation
-   rules, which cost more: ``depth``, ``aliases``, ``directives`` and, when
+2. The document's shape (measured in `schema.extensions.document_measures`), before the
+   schema's validation rules, which cost more: ``depth``, ``aliases``, ``directives`` and, when
    ``STUDIO_INTROSPECTION`` is off, ``introspection``.
    Fragments count every time they are spread, inline or reused (GHSA-fr49-mhgj-crfc); a cycle of
    fragments ends the walk (GHSA-qfwv-87qj-98xq) and is reported by validation.
@@ -43,7 +43,7 @@ from strawberry.types.execution import ParseOptions
 
 from app.settings import Settings
 from db.queries.pagination import DEFAULT_PAGE_SIZE
-from schema.document_measures import operation_cost, operation_shapes
+from schema.extensions.document_measures import operation_cost, operation_shapes
 
 #: The code of every limit refusal: the document is the client's to fix (SPEC §4).
 LIMIT_CODE = "BAD_USER_INPUT"

@@ -241,8 +241,9 @@ def log_operation(
 
 
 def error_code(error: GraphQLError) -> str:
-    """The ``extensions.code`` the client gets for ``error`` (`schema.errors.coded_error`'s
-    rule, without its logging: the error may not have been coded yet)."""
+    """The ``extensions.code`` the client gets for ``error`` (the rule of
+    `schema.extensions.errors.coded_error`, without its logging: the error may not have been
+    coded yet)."""
     code = (error.extensions or {}).get("code")
     if isinstance(code, str):
         return code

@@ -1,6 +1,6 @@
 """What a document asks for, measured without running it: its shape (depth, aliases,
-directives, introspection) and an operation's cost (README "Limits"). `schema.limits` holds these
-against the settings.
+directives, introspection) and an operation's cost (README "Limits").
+`schema.extensions.limits` holds these against the settings.
 
 Fragments count every time they are spread: each fragment is measured once, after the fragments
 it spreads (a spread that closes a cycle counts as empty; validation refuses cycles), and a spread
