@@ -24,6 +24,7 @@ import trafilatura
 from trafilatura.settings import Document
 
 from app.pipeline.fetch import FetchedPage, FetchError, fetch_page
+from app.pipeline.pictures import page_picture_urls
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class PageText:
     title: str | None
     text: str  # paragraphs separated by blank lines
     url: str  # where the text came from (after redirects)
+    #: The page's own pictures, best first (`app.pipeline.pictures.page_picture_urls`).
+    pictures: tuple[str, ...] = ()
 
 
 async def read_page(url: str, *, settings: Settings) -> PageText:
@@ -76,7 +79,10 @@ def extract_text(page: FetchedPage) -> PageText:
         paragraphs = paragraphs[1:]  # the page's heading, already the title segment
     if not paragraphs:
         raise NoReadableText()
-    return PageText(title=title, text="\n\n".join(paragraphs), url=page.final_url)
+    pictures = tuple(page_picture_urls(page.text, page.final_url)) if page.is_html else ()
+    return PageText(
+        title=title, text="\n\n".join(paragraphs), url=page.final_url, pictures=pictures
+    )
 
 
 def _from_html(html: str, url: str) -> tuple[str | None, str]:

@@ -9,7 +9,8 @@ described in those modules.
 
 What each stage returns (the contract between stages, read by `video_artefacts`):
 
-* SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration;
+* SCRIPT: ``{"segments": [{"index", "text"}]}`` — the title first, then the narration; for a
+  URL video also ``"pictures"``, the page's picture URLs (RENDER fetches them);
 * VOICE: ``{"timings": [{"index", "startMs", "endMs", "audioPath", "words"}], "durationMs", …}``;
 * CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}``;
 * RENDER: ``{"mediaPath", "posterPath", "durationMs", …}``.
@@ -82,7 +83,8 @@ class ScriptFromDescription:
                 raise StageError(error.user_message) from error
             texts = split_script(page.title or video.title, page.text)
             context.report(1.0)
-            return {"segments": [{"index": i, "text": text} for i, text in enumerate(texts)]}
+            segments = [{"index": i, "text": text} for i, text in enumerate(texts)]
+            return {"segments": segments, "pictures": list(page.pictures)}
         if not (video.description or "").strip():
             raise StageError("The video has no description to narrate.")
         texts = split_script(video.title, video.description or "")
