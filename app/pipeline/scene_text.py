@@ -5,14 +5,16 @@ Everything is ``drawtext``. Text reaches it in files (``textfile``, ``expansion=
 user text is ever parsed as filter syntax; `TextFiles` writes them into the render's folder.
 
 Captions sit in the lower part of the title-safe area (10 % margins), one ``drawtext`` per line
-on a translucent box. The word being spoken is drawn over its line in the theme's accent
-colour: drawtext cannot colour one word of a line, so a line is drawn left-aligned, and the
-highlight is that line's words *up to and including* the current word in the accent colour,
-with the words *before* it drawn over again in white. Both start at the line's own ``x`` with
-the same font, so each prefix lands exactly on the glyphs beneath it. A line is centred by an
-estimate of its width (drawtext measures only its own text); a line wider than estimated is
-kept inside the frame. A cue whose words and word times do not match (a word cut across lines)
-is shown without the highlight, as the word-highlight WebVTT track does.
+on a translucent box. The word being spoken is drawn over its line in the theme's accent colour:
+drawtext cannot colour one word of a line, so a line is drawn left-aligned, and the highlight is
+that line's words *up to and including* the current word in the accent colour, with the words
+*before* it drawn over again in white. Both start at the line's own ``x`` with the same font, so
+each prefix lands exactly on the glyphs beneath it; every layer has an outline of the same width
+(black, the highlight's in the accent colour, which makes the spoken word bolder), so the white
+layer covers the highlight's outline of the words before too. A line is centred by an estimate
+of its width (drawtext measures only its own text); a line wider than estimated is kept inside
+the frame. A cue whose words and word times do not match (a word cut across lines) is shown
+without the highlight, as the word-highlight WebVTT track does.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def captions(
     width, height = size
     points = max(8, height // 20)
     line_height = round(points * 1.45)
+    outline = max(1, points // 24)
     bottom = round(height * (1 - SAFE_MARGIN))
     filters: list[str] = []
     for cue in cues:
@@ -98,11 +101,14 @@ def captions(
             line = " ".join(row)
             x = _left(line, points, width)
             y = bottom - (len(rows) - number) * line_height
-            place = f"{font}:expansion=none:fontsize={points}:y_align=font:x={x}:y={y}"
+            place = (
+                f"{font}:expansion=none:fontsize={points}:y_align=font:x={x}:y={y}"
+                f":borderw={outline}"
+            )
             on = _between(cue.start_ms - offset_ms, cue.end_ms - offset_ms)
             pad = max(2, points // 4)
             filters.append(
-                f"drawtext={place}:textfile={files.add(line)}:fontcolor=white"
+                f"drawtext={place}:textfile={files.add(line)}:fontcolor=white:bordercolor=black"
                 f":box=1:boxcolor={CAPTION_BOX}:boxborderw={pad}:enable='{on}'"
             )
             for position in range(len(row)) if timed else ():
@@ -110,12 +116,12 @@ def captions(
                 through, before = " ".join(row[: position + 1]), " ".join(row[:position])
                 filters.append(
                     f"drawtext={place}:textfile={files.add(through)}:fontcolor={theme.accent}"
-                    f":enable='{spoken}'"
+                    f":bordercolor={theme.accent}:enable='{spoken}'"
                 )
                 if before:
                     filters.append(
                         f"drawtext={place}:textfile={files.add(before)}:fontcolor=white"
-                        f":enable='{spoken}'"
+                        f":bordercolor=black:enable='{spoken}'"
                     )
                 word += 1
     return filters

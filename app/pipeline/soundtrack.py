@@ -7,13 +7,13 @@ end card: ``adelay``, ``apad``, ``atrim``, ``concat``. It leaves ``[n]``, which
 `app.pipeline.loudness` measures and brings to -16 LUFS.
 
 **Music bed** (``STUDIO_RENDER_MUSIC``) — a soft pad generated here, nothing downloaded: four
-chords (I, V, vi, IV) of sine partials, each chord swelling in and out over its bar so that chord
-changes never click, in a key and tempo taken from the video's theme. It is brought to
-`MUSIC_LUFS` on its own (measured like the narration), ducked under the voice with
-``sidechaincompress`` keyed by the normalised narration (about 15 dB quieter while someone
-speaks, back up in the pauses and on the end card), and mixed in. The mix is then measured and
-normalised once more, so the final track is at -16 LUFS with true peaks under -1 dBTP with or
-without music.
+chords (I, V, vi, IV) of sine partials in two layers half a bar apart, each swelling in and out
+over its bar so that the sum stays level and no chord change ever clicks, in a key and tempo
+taken from the video's theme. It is brought to `MUSIC_LUFS` on its own (measured like the
+narration), ducked under the voice with ``sidechaincompress`` keyed by the normalised narration
+(about 15 dB quieter while someone speaks, back up in the pauses and on the end card), and mixed
+in. The mix is then measured and normalised once more, so the final track is at -16 LUFS with
+true peaks under -1 dBTP with or without music.
 """
 
 from __future__ import annotations
@@ -53,7 +53,21 @@ def music_graph(theme: Theme, total_ms: int, label: str = "m") -> str:
     key = 110 * 2 ** (draw.choice(12) / 12)  # A2 and the eleven semitones above it
     bar = draw.between(3.2, 4.8)  # seconds a chord lasts
     seconds = total_ms / 1000
-    chord = f"mod(floor(t/{bar:.3f}),{len(_CHORDS)})"
+    # Two layers half a bar apart, each swelling in and out over its bar (sin² and cos²: the
+    # sum stays level) and changing chord only when it is silent, so nothing ever clicks.
+    layers = [_layer(key, bar, shift) for shift in (0.0, 0.5)]
+    fade_out = max(0.0, seconds - 2.0)
+    return (
+        f"aevalsrc='0.2*({layers[0]}+{layers[1]})':s={MUSIC_RATE}:d={seconds:.3f},"
+        f"lowpass=f=1800,aresample=48000,aformat=sample_fmts=fltp:channel_layouts=mono,"
+        f"afade=t=in:d=1.5,afade=t=out:st={fade_out:.3f}:d=2[{label}]"
+    )
+
+
+def _layer(key: float, bar: float, shift: float) -> str:
+    """One chord a bar, its bars starting ``shift`` of a bar late."""
+    position = f"(t/{bar:.3f}+{shift})"
+    chord = f"mod(floor{position},{len(_CHORDS)})"
     voices = []
     for interval, weight in ((0, 0.5), (None, 0.35), (7, 0.3), (12, 0.25), (19, 0.1)):
         steps = "+".join(
@@ -61,20 +75,15 @@ def music_graph(theme: Theme, total_ms: int, label: str = "m") -> str:
             for n, (root, minor) in enumerate(_CHORDS)
         )
         voices.append(f"{weight}*sin(2*PI*{key:.3f}*pow(2,({steps})/12)*t)")
-    swell = f"pow(sin(PI*mod(t,{bar:.3f})/{bar:.3f}),2)"
-    fade_out = max(0.0, seconds - 2.0)
-    return (
-        f"aevalsrc='0.2*{swell}*({'+'.join(voices)})':s={MUSIC_RATE}:d={seconds:.3f},"
-        f"lowpass=f=1800,aresample=48000,aformat=sample_fmts=fltp:channel_layouts=mono,"
-        f"afade=t=in:d=1.5,afade=t=out:st={fade_out:.3f}:d=2[{label}]"
-    )
+    swell = f"pow(sin(PI*({position}-floor{position})),2)"
+    return f"{swell}*({'+'.join(voices)})"
 
 
 def ducked_mix(voice: str, music: str, label: str = "mix") -> str:
     """``[voice]`` over ``[music]`` ducked by it, into ``[label]``."""
     return (
         f"[{voice}]asplit=2[voice][key];"
-        f"[{music}][key]sidechaincompress=threshold=0.02:ratio=10:attack=40:release=600[bed];"
+        f"[{music}][key]sidechaincompress=threshold=0.01:ratio=20:attack=30:release=500[bed];"
         f"[voice][bed]amix=inputs=2:normalize=0:duration=first[{label}]"
     )
 
