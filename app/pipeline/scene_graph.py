@@ -11,9 +11,9 @@ source) and moves in whole pixels without its jitter (`bench/RESULTS.md`). Each 
 direction and pan come from the theme, so scenes and videos move differently. The scene's text
 (`app.pipeline.scene_text`) is drawn in its own chain, so it fades with it.
 
-Scenes are joined with ``xfade`` (a cut, with ``concat``, where a scene is too short for a
-fade); the progress bar along the bottom edge is an accent-coloured strip slid in from the left
-(``overlay`` with a per-frame ``x``) over a darker track.
+Scenes cross-fade (``xfade``, over their overlap only: see `_joined`), or cut where a scene is
+too short for a fade; the progress bar along the bottom edge is an accent-coloured strip slid
+in from the left (``overlay`` with a per-frame ``x``) over a darker track.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def video_graph(
     ]
     chains += _joined(scenes, fps)
     total = scenes[-1].start + scenes[-1].frames
-    chains.append(_progress_bar(f"j{len(scenes) - 1}", total, theme, size, fps))
+    chains.append(_progress_bar("joined", total, theme, size, fps))
     return ";".join(chains)
 
 
@@ -101,18 +101,35 @@ def _motion(scene: Scene, theme: Theme, size: tuple[int, int], fps: int) -> str:
 
 
 def _joined(scenes: Sequence[Scene], fps: int) -> list[str]:
-    """``[j<last>]``: the scenes in order, each fading into the next where it can."""
-    chains = ["[s0]null[j0]"]
-    for scene in scenes[1:]:
-        before = scenes[scene.index - 1]
-        joined = f"[j{scene.index - 1}][s{scene.index}]"
-        if before.fade:
+    """``[joined]``: the scenes in order, each fading into the next where it can.
+
+    A chain of ``xfade`` filters would pass every frame through every fade before it (each
+    fade's first input is all the video so far): it cost more than all the rest of the graph
+    (`bench/RESULTS.md`). Instead each scene is cut (``trim``) into the frames it fades in over,
+    its body and the frames it fades out over; each fade blends one scene's tail with the
+    next one's head alone, and one ``concat`` joins bodies and fades."""
+    chains, parts = [], []
+    for scene in scenes:
+        number = scene.index
+        fade_in = scenes[number - 1].fade if number else 0
+        pieces = [("h", 0, fade_in), ("b", fade_in, scene.frames)]
+        pieces.append(("t", scene.frames, scene.frames + scene.fade))
+        pieces = [piece for piece in pieces if piece[2] > piece[1]]
+        outputs = "".join(f"[{kind}{number}.in]" for kind, _, _ in pieces)
+        chains.append(f"[s{number}]split={len(pieces)}{outputs}")
+        chains += [
+            f"[{kind}{number}.in]trim=start_frame={start}:end_frame={end},"
+            f"setpts=PTS-STARTPTS[{kind}{number}]"
+            for kind, start, end in pieces
+        ]
+        if fade_in:
             chains.append(
-                f"{joined}xfade=transition=fade:duration={before.fade / fps:.6f}"
-                f":offset={scene.start / fps:.6f}[j{scene.index}]"
+                f"[t{number - 1}][h{number}]xfade=transition=fade"
+                f":duration={fade_in / fps:.6f}:offset=0[x{number}]"
             )
-        else:
-            chains.append(f"{joined}concat=n=2:v=1:a=0[j{scene.index}]")
+            parts.append(f"[x{number}]")
+        parts.append(f"[b{number}]")
+    chains.append(f"{''.join(parts)}concat=n={len(parts)}:v=1:a=0[joined]")
     return chains
 
 

@@ -180,6 +180,18 @@ def test_the_picture_moves_within_a_scene(video: Video, index: int) -> None:
     assert np.abs(part(early, TOP) - part(late, TOP)).mean() > 1.0
 
 
+@pytest.mark.parametrize("index", [2, 3])
+def test_a_scene_cross_fades_into_the_next(video: Video, index: int) -> None:
+    start, _ = segment_times(index)
+    before, during, after = (
+        part(video.at(seconds), TOP).mean(axis=(0, 1))
+        for seconds in (start - 0.1, start + 0.2, start + 0.5)
+    )
+    assert np.abs(after - before).max() > 10  # two scenes that look different
+    # Half-way through the fade, a blend of the two: near their mean, far from each.
+    assert np.abs(during - (before + after) / 2).max() < 0.25 * np.abs(after - before).max()
+
+
 def test_the_progress_bar_grows_to_the_end(video: Video) -> None:
     accent = theme_for(SEED).accent
     bar = (0.0, 1 - BAR_ROWS / HEIGHT, 1.0, 1.0)
