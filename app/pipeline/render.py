@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 _ENCODE_SHARE = 0.97  # of the progress bar; the poster and the renames are the rest
+GRAPH_FILE = "graph.txt"
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,12 @@ async def render_video(
         if vtt is not None:
             maps += ["-map", f"{len(inputs) // 2}:s", "-c:s", "mov_text"]
             inputs += ["-i", vtt]
+        # In a file: a long video's graph (a few hundred bytes a spoken word) would pass the
+        # system's limit on one argument (128 KiB on Linux).
+        await asyncio.to_thread((work / GRAPH_FILE).write_text, f"{picture};{audio}", "utf-8")
         await run_ffmpeg(
             exe,
-            [*inputs, "-filter_complex", f"{picture};{audio}", *maps,
+            [*inputs, "-/filter_complex", GRAPH_FILE, *maps,
              "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
              "-pix_fmt", "yuv420p", "-r", str(fps), "-g", str(2 * fps),
              "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "1",

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.pipeline import render, scene_text, speech
+from app.pipeline import render, render_process, scene_text, speech
 from app.pipeline.render import RenderError, RenderResult, RenderSegment, render_video
 from app.pipeline.storyboard import END_CARD_MS
 from tests.support.video import FFMPEG, RATE, decoded_audio, rgb_frames, rms, streams
@@ -286,6 +286,45 @@ async def render_one(tmp_path: Path, **options: Any) -> RenderResult:
 
 
 # --- failures leave nothing ------------------------------------------------------------------
+
+
+async def test_a_video_whose_filter_graph_is_longer_than_an_argument_may_be_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every spoken word adds a few hundred bytes of filters (its highlight); a two-minute
+    video's graph passes Linux's 128 KiB limit on one argument, so it goes to ffmpeg in a file."""
+    graphs: list[int] = []
+    original = render_process.run_ffmpeg
+
+    async def spy(exe: str, args: list[str], **kwargs: Any) -> None:
+        if "-/filter_complex" in args:
+            graphs.append((kwargs["cwd"] / args[args.index("-/filter_complex") + 1]).stat().st_size)
+        await original(exe, args, **kwargs)
+
+    monkeypatch.setattr(render, "run_ffmpeg", spy)
+    words = " ".join(f"word{n}" for n in range(24))
+    segments, wavs = [], []
+    for index in range(40):
+        start = index * 600
+        spoken = tuple(
+            (w, start + 20 * i, start + 20 * (i + 1)) for i, w in enumerate(words.split())
+        )
+        segments.append(RenderSegment(words, start, start + 500, spoken))
+        wavs.append(write_tone(tmp_path / f"{index}.wav", 0.5, rate=8000))
+    result = await render_video(
+        segments=segments,
+        narration_wavs=wavs,
+        captions_vtt=None,
+        output_mp4=tmp_path / "out" / "video.mp4",
+        poster_png=tmp_path / "out" / "poster.png",
+        **SMALL,
+    )
+    assert graphs
+    assert graphs[0] > 128 * 1024
+    assert result.duration_ms == 39 * 600 + 500 + END_CARD_MS
+    assert streams(tmp_path / "out" / "video.mp4")[1] == pytest.approx(
+        result.duration_ms / 1000, abs=0.2
+    )
 
 
 async def test_a_missing_narration_file_is_a_readable_error(tmp_path: Path) -> None:
