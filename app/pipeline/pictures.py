@@ -13,7 +13,8 @@ of its own, and keeps a picture only when
   server called them;
 * its header's size is within `MIN_SIDE` … `MAX_SIDE` pixels a side and `MAX_PIXELS` in all
   (refused before anything decodes it);
-* ffmpeg decodes it, within `DECODE_SECONDS`.
+* ffmpeg decodes it, within `DECODE_SECONDS` (and refusing, itself, a frame of more than
+  `MAX_PIXELS`, whatever the header said).
 
 A kept picture is decoded once, scaled to cover the scene's still and cropped to it, and
 written as a JPEG into the attempt's folder (``pictures/<n>.jpg``), where the render reads it;
@@ -116,7 +117,10 @@ async def gather_pictures(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return [kept[number] for number in sorted(kept)][:wanted]
+    chosen = [kept[number] for number in sorted(kept)]
+    # A few run at once, so one more may have come in than is wanted: it is not left behind.
+    await asyncio.to_thread(_remove, *(picture.path for picture in chosen[wanted:]))
+    return chosen[:wanted]
 
 
 def check_header(data: bytes) -> ImageHeader:
@@ -143,7 +147,8 @@ async def _picture(
         async with asyncio.timeout(DECODE_SECONDS):
             await run_ffmpeg(
                 exe,
-                ["-f", _DEMUXERS[header.format], "-i", raw.name, "-frames:v", "1",
+                ["-f", _DEMUXERS[header.format], "-max_pixels", str(MAX_PIXELS),
+                 "-i", raw.name, "-frames:v", "1",
                  "-vf", f"scale={width}:{height}:force_original_aspect_ratio=increase"
                         f":flags=bicubic,crop={width}:{height},format=yuvj420p",
                  "-q:v", "3", "-f", "image2", "-update", "1", part.name],

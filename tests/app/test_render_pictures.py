@@ -285,6 +285,7 @@ async def test_no_more_pictures_are_kept_than_the_setting_allows(
     )
     assert [picture.source for picture in kept] == urls[:1]
     assert read_header(kept[0].path.read_bytes()) is not None
+    assert list((tmp_path / "pictures").iterdir()) == [kept[0].path]  # the other one is gone
 
 
 # --- finding a page's pictures and reading their headers -----------------------------------------
