@@ -71,6 +71,7 @@ __all__ = [
 
 _ENCODE_SHARE = 0.97  # of the progress bar; the poster and the renames are the rest
 GRAPH_FILE = "graph.txt"
+MUSIC_FILE = "music.wav"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ async def render_video(
         if not text_on_screen:
             logger.warning("no font for the on-screen text (%s): rendering without it", font)
         inputs = [arg for wav in wavs for arg in ("-i", wav)]
+        # Appends the music bed's file to ``inputs`` when there is one.
         audio = await _audio(exe, inputs, segments, bounds, total_ms, theme, music, work)
         picture_inputs: dict[int, int] = {}
         for scene in scenes:
@@ -258,14 +260,19 @@ async def _audio(
     music: bool,
     work: Path,
 ) -> str:
-    """The audio graph, measured and normalised, leaving ``[a]`` (see `app.pipeline.soundtrack`)."""
+    """The audio graph, measured and normalised, leaving ``[a]`` (see `app.pipeline.soundtrack`).
+    The music bed is made once, into a file that is added to ``inputs``: its expression is
+    the costliest part of the audio, and three passes read it."""
     narration = soundtrack.narration_graph([s.start_ms for s in segments], bounds, total_ms)
     try:
         spoken = await loudness.measure(exe, inputs, narration, "n", work)
         if not music:
             return f"{narration};[n]{loudness.normalise(spoken)}[a]"
-        bed = soundtrack.music_graph(theme, total_ms)
-        played = await loudness.measure(exe, [], bed, "m", work)
+        bed_graph = soundtrack.music_graph(theme, total_ms)
+        await run_ffmpeg(exe, ["-filter_complex", bed_graph, "-map", "[m]", MUSIC_FILE], cwd=work)
+        inputs += ["-i", MUSIC_FILE]
+        bed = f"[{len(inputs) // 2 - 1}:a]{soundtrack.MUSIC_FORMAT}[m]"
+        played = await loudness.measure(exe, inputs, bed, "m", work)
         gain = soundtrack.MUSIC_LUFS - loudness.TARGET_LUFS
         mixed = ";".join(
             [

@@ -9,11 +9,12 @@ end card: ``adelay``, ``apad``, ``atrim``, ``concat``. It leaves ``[n]``, which
 **Music bed** (``STUDIO_RENDER_MUSIC``) — a soft pad generated here, nothing downloaded: four
 chords (I, V, vi, IV) of sine partials in two layers half a bar apart, each swelling in and out
 over its bar so that the sum stays level and no chord change ever clicks, in a key and tempo
-taken from the video's theme. It is brought to `MUSIC_LUFS` on its own (measured like the
-narration), ducked under the voice with ``sidechaincompress`` keyed by the normalised narration
-(about 15 dB quieter while someone speaks, back up in the pauses and on the end card), and mixed
-in. The mix is then measured and normalised once more, so the final track is at -16 LUFS with
-true peaks under -1 dBTP with or without music.
+taken from the video's theme. It is made once, into a WAV file the later passes read (its
+expression is the costliest part of the audio), and brought to `MUSIC_LUFS` on its own (measured
+like the narration), ducked under the voice with ``sidechaincompress`` keyed by the normalised
+narration (about 15 dB quieter while someone speaks, back up in the pauses and on the end card),
+and mixed in. The mix is then measured and normalised once more, so the final track is at -16
+LUFS with true peaks under -1 dBTP with or without music.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from app.pipeline.theme import Theme
 #: The music bed's own loudness before ducking, far under the voice's -16 LUFS.
 MUSIC_LUFS = -34.0
 MUSIC_RATE = 16000  # the pad has nothing above ~2 kHz; it is resampled to 48 kHz to be mixed
+#: What the bed (made at `MUSIC_RATE`) goes through to be mixed with the narration.
+MUSIC_FORMAT = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=mono"
 #: Semitones above the key of each chord's root, and whether it is minor: I, V, vi, IV.
 _CHORDS = ((0, False), (7, False), (9, True), (5, False))
 
@@ -47,8 +50,9 @@ def narration_graph(starts: Sequence[int], bounds: Sequence[int], total_ms: int)
 
 
 def music_graph(theme: Theme, total_ms: int, label: str = "m") -> str:
-    """The music bed for ``total_ms``, fading in and out, into ``[label]`` (not yet at its
-    loudness: see the module docstring)."""
+    """The music bed for ``total_ms`` at `MUSIC_RATE`, fading in and out, into ``[label]`` (not
+    yet at its loudness, nor in the narration's format, `MUSIC_FORMAT`: see the module
+    docstring)."""
     draw = theme.draw("music")
     key = 110 * 2 ** (draw.choice(12) / 12)  # A2 and the eleven semitones above it
     bar = draw.between(3.2, 4.8)  # seconds a chord lasts
@@ -59,8 +63,7 @@ def music_graph(theme: Theme, total_ms: int, label: str = "m") -> str:
     fade_out = max(0.0, seconds - 2.0)
     return (
         f"aevalsrc='0.2*({layers[0]}+{layers[1]})':s={MUSIC_RATE}:d={seconds:.3f},"
-        f"lowpass=f=1800,aresample=48000,aformat=sample_fmts=fltp:channel_layouts=mono,"
-        f"afade=t=in:d=1.5,afade=t=out:st={fade_out:.3f}:d=2[{label}]"
+        f"lowpass=f=1800,afade=t=in:d=1.5,afade=t=out:st={fade_out:.3f}:d=2[{label}]"
     )
 
 
