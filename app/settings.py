@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     render_fps: int = Field(default=25, ge=1, le=60)
     #: A TrueType/OpenType font for the text drawn on the video; fontconfig's "Sans" when unset.
     render_font_file: Path | None = None
+    #: Lay a quiet music bed, generated from the video's theme, under the narration.
+    render_music: bool = False
+    #: Most pictures a URL video takes from its page, and the largest one read (after which
+    #: scenes get generated backgrounds).
+    render_max_pictures: int = Field(default=6, ge=0, le=20)
+    render_picture_max_bytes: int = Field(default=5_000_000, ge=1024, le=50_000_000)
 
     # --- HTTP and GraphQL limits ------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_pipeline.py [--words 80 370] [--repeat 3]
 
 Runs the stages a worker runs — SCRIPT (from a description), VOICE (eSpeak NG), CAPTIONS
-(WebVTT + SRT) and RENDER (ffmpeg: H.264 + AAC, text on screen, soft subtitles, poster) — one
+(WebVTT + SRT) and RENDER (ffmpeg: scenes with captions, H.264 + AAC, soft subtitles, poster) — one
 after the other on a description of about ``--words`` words, with the default settings (1280 x
 720, 25 fps), into a temporary media folder, and reports each stage's median wall-clock time
 over ``--repeat`` runs after one warm-up run (the first render probes the font; the first

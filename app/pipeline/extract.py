@@ -29,6 +29,7 @@ import trafilatura
 from trafilatura.settings import Document
 
 from app.pipeline.fetch import FetchedPage, FetchError, fetch_page
+from app.pipeline.pictures import page_picture_urls
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class PageText:
     text: str  # paragraphs separated by blank lines
     url: str  # where the text came from (after redirects)
     sections: tuple[Section, ...] = ()  # the same paragraphs, cut at h1-h3 headings
+    #: The page's own pictures, best first (`app.pipeline.pictures.page_picture_urls`).
+    pictures: tuple[str, ...] = ()
 
 
 async def read_page(url: str, *, settings: Settings) -> PageText:
@@ -98,8 +101,13 @@ def extract_text(page: FetchedPage) -> PageText:
     if not paragraphs:
         raise NoReadableText()
     sections = _sections(blocks, title) or (Section(None, tuple(paragraphs)),)
+    pictures = tuple(page_picture_urls(page.text, page.final_url)) if page.is_html else ()
     return PageText(
-        title=title, text="\n\n".join(paragraphs), url=page.final_url, sections=sections
+        title=title,
+        text="\n\n".join(paragraphs),
+        url=page.final_url,
+        sections=sections,
+        pictures=pictures,
     )
 
 

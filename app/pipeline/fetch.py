@@ -20,6 +20,10 @@ localhost). `fetch_page` therefore:
   passes ``STUDIO_FETCH_MAX_BYTES`` (before reading it all when the server announces its length);
 * accepts only HTML (``text/html``, ``application/xhtml+xml``) and plain text.
 
+`fetch_image` fetches a picture of that page the same way (every rule above: addresses,
+redirects, time, size), accepting only JPEG, PNG, WebP and GIF by their content type; what the
+bytes really are is for its caller to check (`app.pipeline.pictures`).
+
 ``STUDIO_FETCH_ALLOWED_HOSTS`` names hosts (names or IP addresses, matched against the URL's
 host as written) that may resolve to otherwise refused addresses: an intranet wiki, or the
 tests' pages on 127.0.0.1. Without it, loopback is refused like every other private address.
@@ -54,6 +58,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Content types that hold a readable page.
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain"})
+#: Content types that may hold a picture for a video's scenes.
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 USER_AGENT = "StudioAPI/0.1 (page fetcher for video scripts)"
 
 _SHARED_ADDRESS_SPACE = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT
@@ -82,6 +88,29 @@ class FetchedPage:
     @property
     def is_html(self) -> bool:
         return self.content_type in HTML_TYPES
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    url: str  # as asked for
+    final_url: str  # after redirects
+    content_type: str  # one of `IMAGE_TYPES`, as the server said
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What a fetch accepts: content types, the ``Accept`` header, and how to name it."""
+
+    types: frozenset[str]
+    accept: bytes
+    noun: str  # "page" or "picture"
+
+
+_PAGE = _Kind(
+    HTML_TYPES | TEXT_TYPES, b"text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1", "page"
+)
+_IMAGE = _Kind(IMAGE_TYPES, b"image/jpeg,image/png,image/webp,image/gif;q=0.9", "picture")
 
 
 # --- checking addresses -----------------------------------------------------------------------
@@ -261,14 +290,16 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 @asynccontextmanager
-async def _request(target: _Target, seconds: float) -> AsyncIterator[httpcore.Response]:
+async def _request(
+    target: _Target, seconds: float, accept: bytes
+) -> AsyncIterator[httpcore.Response]:
     """One GET of ``target`` through a connection to its checked addresses; each connect, read
     and write may take ``seconds``."""
     url = target.url
     headers = [
         (b"Host", url.netloc),
         (b"User-Agent", USER_AGENT.encode()),
-        (b"Accept", b"text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"),
+        (b"Accept", accept),
         (b"Accept-Encoding", b"identity"),
     ]
     request_url = httpcore.URL(
@@ -293,47 +324,62 @@ async def _request(target: _Target, seconds: float) -> AsyncIterator[httpcore.Re
 
 async def fetch_page(url: str, *, settings: Settings) -> FetchedPage:
     """The page at ``url``, fetched as the module docstring describes; `FetchError` otherwise."""
+    final_url, content_type, charset, body = await _timed(
+        url, settings, _PAGE, settings.fetch_max_bytes
+    )
+    text, charset = _decode(body, charset, html=content_type in HTML_TYPES)
+    return FetchedPage(
+        url=url, final_url=final_url, content_type=content_type, text=text, charset=charset
+    )
+
+
+async def fetch_image(url: str, *, settings: Settings, max_bytes: int) -> FetchedImage:
+    """The picture at ``url``, fetched as safely as a page (the same addresses, redirects and
+    time limit) but at most ``max_bytes`` long; `FetchError` otherwise."""
+    final_url, content_type, _, body = await _timed(url, settings, _IMAGE, max_bytes)
+    return FetchedImage(url=url, final_url=final_url, content_type=content_type, body=body)
+
+
+async def _timed(
+    url: str, settings: Settings, kind: _Kind, max_bytes: int
+) -> tuple[str, str, str | None, bytes]:
     seconds = settings.fetch_timeout_seconds
     try:
         async with asyncio.timeout(seconds):
-            return await _fetch(url, settings)
+            return await _fetch(url, settings, kind, max_bytes)
     except (TimeoutError, httpcore.TimeoutException):
         raise FetchError(
-            f"The page took too long to answer (more than {seconds:g} seconds)."
+            f"The {kind.noun} took too long to answer (more than {seconds:g} seconds)."
         ) from None
 
 
-async def _fetch(url: str, settings: Settings) -> FetchedPage:
+async def _fetch(
+    url: str, settings: Settings, kind: _Kind, max_bytes: int
+) -> tuple[str, str, str | None, bytes]:
+    """The final URL, content type, declared charset and body of what ``url`` leads to."""
     allowed = frozenset(_normalise_host(host) for host in settings.fetch_allowed_hosts)
     current = _parse_url(url)
     for _ in range(MAX_REDIRECTS + 1):
         target = await _check(current, allowed)
         try:
-            async with _request(target, settings.fetch_timeout_seconds) as response:
+            async with _request(target, settings.fetch_timeout_seconds, kind.accept) as response:
                 if response.status in REDIRECT_STATUSES:
                     current = _redirect(current, response)
                     continue
                 if not 200 <= response.status < 300:
                     raise FetchError(
-                        f"The page could not be fetched: {target.host} answered "
+                        f"The {kind.noun} could not be fetched: {target.host} answered "
                         f"{_status_text(response.status)}."
                     )
-                content_type, charset = _content_type(response, current)
-                body = await _read_body(response, settings.fetch_max_bytes)
+                content_type, charset = _content_type(response, current, kind)
+                body = await _read_body(response, max_bytes, kind)
         except httpcore.ConnectError as exc:
             raise FetchError(_connect_failure(target.host, exc)) from None
         except (httpcore.NetworkError, httpcore.ProtocolError):
             raise FetchError(
-                f"The connection to {target.host} failed before the page was complete."
+                f"The connection to {target.host} failed before the {kind.noun} was complete."
             ) from None
-        text, charset = _decode(body, charset, html=content_type in HTML_TYPES)
-        return FetchedPage(
-            url=url,
-            final_url=str(current),
-            content_type=content_type,
-            text=text,
-            charset=charset,
-        )
+        return str(current), content_type, charset, body
     raise FetchError(f"Too many redirects (more than {MAX_REDIRECTS}) starting at {_shorten(url)}.")
 
 
@@ -353,24 +399,27 @@ def _redirect(current: httpx.URL, response: httpcore.Response) -> httpx.URL:
     return _parse_url(str(joined))
 
 
-def _content_type(response: httpcore.Response, url: httpx.URL) -> tuple[str, str | None]:
+def _content_type(
+    response: httpcore.Response, url: httpx.URL, kind: _Kind
+) -> tuple[str, str | None]:
     header = _header(response, b"content-type") or ""
     media_type, _, params = header.partition(";")
     media_type = media_type.strip().lower()
-    if media_type not in HTML_TYPES | TEXT_TYPES:
+    if media_type not in kind.types:
         shown = media_type or "no content type"
-        raise FetchError(f"{_shorten(str(url))} is not a web page ({shown}).")
+        what = "web page" if kind is _PAGE else "picture"
+        raise FetchError(f"{_shorten(str(url))} is not a {what} ({shown}).")
     match = re.search(r"""charset\s*=\s*["']?([^"';\s]+)""", params, re.I)
     return media_type, match.group(1) if match else None
 
 
-async def _read_body(response: httpcore.Response, max_bytes: int) -> bytes:
-    too_large = FetchError(f"The page is larger than {_megabytes(max_bytes)}.")
+async def _read_body(response: httpcore.Response, max_bytes: int, kind: _Kind) -> bytes:
+    too_large = FetchError(f"The {kind.noun} is larger than {_megabytes(max_bytes)}.")
     length = _header(response, b"content-length")
     if length is not None and length.strip().isdigit() and int(length) > max_bytes:
         raise too_large
     encoding = (_header(response, b"content-encoding") or "identity").strip().lower()
-    decoder = _Decompressor(encoding, max_bytes)
+    decoder = _Decompressor(encoding, max_bytes, kind.noun)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_stream():
@@ -389,7 +438,7 @@ class _Decompressor:
     """Undoes a gzip/deflate ``Content-Encoding`` (sent although ``identity`` was asked for)
     without ever inflating more than the size limit allows."""
 
-    def __init__(self, encoding: str, max_bytes: int) -> None:
+    def __init__(self, encoding: str, max_bytes: int, noun: str = "page") -> None:
         self.overflowed = False
         self._limit = max_bytes + 1
         self._inflated = 0
@@ -398,7 +447,9 @@ class _Decompressor:
         elif encoding in ("gzip", "x-gzip", "deflate"):
             self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, by header
         else:
-            raise FetchError(f"The page is compressed in a way that is not supported ({encoding}).")
+            raise FetchError(
+                f"The {noun} is compressed in a way that is not supported ({encoding})."
+            )
 
     def feed(self, chunk: bytes) -> bytes:
         if self._zlib is None:

@@ -1,22 +1,30 @@
-"""Rendering narration, on-screen text and captions into an MP4 with ``imageio-ffmpeg``'s ffmpeg.
+"""Rendering narration, pictures and captions into an MP4 of scenes, with ``imageio-ffmpeg``'s
+ffmpeg.
 
-One ffmpeg run makes the video; a second, short one takes the poster frame from it:
+One ffmpeg run makes the video (after short audio-only passes that measure its loudness); a
+second, short one takes the poster frame from it:
 
-- **audio** — each segment's WAV laid on the timeline at its ``start_ms``, padded with silence
-  (or cut) to the next segment's start, the last one to its ``end_ms`` (``adelay``, ``apad``,
-  ``atrim``, ``concat``), normalised to -16 LUFS with true peaks under -1 dBTP
-  (`app.pipeline.loudness`, measured in a first, audio-only pass); 48 kHz mono AAC;
-- **picture** — a plain background (``color``) with each segment's text drawn while the segment
-  plays (``drawtext`` with ``enable``); H.264 (libx264, yuv420p, a keyframe every 2 s for seeking);
-- **captions** — the WebVTT file as a *soft* subtitle track (``mov_text``, MP4's text format).
-  VLC or QuickTime list it; browsers ignore MP4 text tracks, so a web player adds the same VTT
-  file as a ``<track>``;
+- **scenes** — a title card (the first segment, which SCRIPT makes the video's title), one
+  scene per later segment, an end card (`app.pipeline.storyboard`): each a picture (a file
+  given per segment, else a backdrop generated from the theme) under a slow zoom and pan, with
+  its text, cross-fading into the next, under a progress bar (`app.pipeline.scene_graph`,
+  `app.pipeline.scene_text`). A scene holds until the next begins: no frame is blank;
+- **colours** — a theme derived from ``seed`` (the video's id), so two videos do not look
+  alike (`app.pipeline.theme`); H.264 (libx264, yuv420p, a keyframe every 2 s for seeking);
+- **captions on screen** — each segment's cues as the CAPTIONS stage times them
+  (`app.pipeline.captions`), with the word being spoken highlighted when the segment's word
+  timings are given;
+- **audio** — the narration on its timeline, optionally over a generated music bed ducked under
+  the voice (`app.pipeline.soundtrack`), normalised to -16 LUFS with true peaks under -1 dBTP
+  (`app.pipeline.loudness`); 48 kHz mono AAC;
+- **captions track** — the WebVTT file as a *soft* subtitle track (``mov_text``, MP4's text
+  format). VLC or QuickTime list it; browsers ignore MP4 text tracks, so a web player adds the
+  same VTT file as a ``<track>``;
 - ``+faststart`` puts the index first: a browser starts playing before the whole file is there.
 
-Text is wrapped here (drawtext does not wrap) and handed to drawtext in files (``textfile``,
-``expansion=none``), so no user text is ever parsed as filter syntax. The font is ``font_file``,
-else whatever fontconfig finds for "Sans"; with no font at all the video is rendered without
-on-screen text (a warning is logged and `RenderResult.text_on_screen` is false).
+The font is ``font_file``, else whatever fontconfig finds for "Sans"; with no font at all the
+video is rendered without on-screen text (a warning is logged and `RenderResult.text_on_screen`
+is false).
 
 Everything is written into a hidden folder beside ``output_mp4`` and renamed into place only once
 both files are complete; a failure or a cancellation kills ffmpeg and removes that folder, so
@@ -30,34 +38,40 @@ import logging
 import os
 import shutil
 import tempfile
-import textwrap
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.ffmpeg import FfmpegMissing, bundled_ffmpeg
-from app.pipeline import loudness
+from app.pipeline import loudness, scene_text, soundtrack
+from app.pipeline.captions import Cue, segment_cues, word_cues
+from app.pipeline.render_process import (
+    PROGRESS_INTERVAL,
+    STDERR_LINES,
+    Progress,
+    ProgressCallback,
+    RenderError,
+    run_ffmpeg,
+)
+from app.pipeline.scene_graph import video_graph
+from app.pipeline.storyboard import END_CARD_MS, Scene, SceneKind, plan_scenes
+from app.pipeline.theme import Theme, theme_for
 
 logger = logging.getLogger("studio.render")
 
-ProgressCallback = Callable[[float], Awaitable[None]]
+__all__ = [
+    "PROGRESS_INTERVAL",
+    "STDERR_LINES",
+    "ProgressCallback",
+    "RenderError",
+    "RenderResult",
+    "RenderSegment",
+    "render_video",
+]
 
-BACKGROUND = "0x1d2733"
-PROGRESS_INTERVAL = 0.25  # seconds: at most ~4 progress reports a second
-STDERR_LINES = 20  # the tail of ffmpeg's stderr a RenderError keeps for the logs
 _ENCODE_SHARE = 0.97  # of the progress bar; the poster and the renames are the rest
-
-
-class RenderError(Exception):
-    """A render failed; ``user_message`` is for people, ``detail`` (ffmpeg's stderr) for logs."""
-
-    def __init__(self, user_message: str, detail: str = "") -> None:
-        super().__init__(f"{user_message}\n{detail}" if detail else user_message)
-        self.user_message = user_message
-        self.detail = detail
+GRAPH_FILE = "graph.txt"
+MUSIC_FILE = "music.wav"
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,9 @@ class RenderSegment:
     text: str
     start_ms: int
     end_ms: int
+    #: ``(text, start_ms, end_ms)`` of each word as spoken, from the start of the video (the
+    #: VOICE stage's ``words``); without them the captions are timed by characters.
+    words: tuple[tuple[str, int, int], ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,7 @@ class RenderResult:
     duration_ms: int
     size_bytes: int
     text_on_screen: bool = True
+    scenes: int = 0
 
 
 async def render_video(
@@ -89,38 +107,66 @@ async def render_video(
     ffmpeg: str | None = None,
     preset: str = "veryfast",
     crf: int = 23,
+    pictures: Sequence[Path | None] = (),
+    seed: str | None = None,
+    end_label: str | None = None,
+    music: bool = False,
 ) -> RenderResult:
-    """Render ``segments`` (one narration WAV each, in order) into ``output_mp4``, and a frame at
-    about 1 s into ``poster_png``. Segments must not overlap; gaps between them are silent."""
+    """Render ``segments`` (one narration WAV each, in order; the first is the title) into
+    ``output_mp4``, and a frame at about 1 s (the title card) into ``poster_png``. Segments must
+    not overlap; gaps between them are silent. ``pictures`` holds a picture file (or ``None``)
+    per segment; ``seed`` picks the theme (by default, the segments' text); ``end_label`` is
+    shown on the end card (where the video comes from); ``music`` lays a music bed under the
+    voice."""
     bounds = _timeline(segments, narration_wavs, width, height, fps)
     wavs, vtt, font_path = await asyncio.to_thread(_inputs, narration_wavs, captions_vtt, font_file)
+    shown = await asyncio.to_thread(_pictures, pictures)
     exe = ffmpeg or await _bundled_ffmpeg()
     font = f"fontfile={_escape(font_path)}" if font_path else "font=Sans"
-    total_ms = bounds[-1]
-    progress = _Progress(on_progress)
+    theme = theme_for(seed if seed is not None else "\n".join(s.text for s in segments))
+    cues = [_cues(segment) for segment in segments]
+    texts = [segment.text for segment in segments]
+    scenes = plan_scenes(texts, bounds, cues, shown, fps=fps)
+    total_ms = bounds[-1] + END_CARD_MS
+    progress = Progress(on_progress)
     await asyncio.to_thread(output_mp4.parent.mkdir, parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=output_mp4.parent))
     try:
         text_on_screen = await _font_works(exe, font, work)
         if not text_on_screen:
             logger.warning("no font for the on-screen text (%s): rendering without it", font)
-        picture = _picture(segments, work, (width, height), fps, font if text_on_screen else None)
         inputs = [arg for wav in wavs for arg in ("-i", wav)]
-        narration = _narration(segments, bounds)
-        try:
-            measured = await loudness.measure(exe, inputs, narration, "n", work)
-        except loudness.LoudnessError as error:
-            # Its inputs are the render's: what fails here would fail the render.
-            raise RenderError("The video could not be rendered.", error.detail) from error
-        audio = f"{narration};[n]{loudness.normalise(measured)}[a]"
+        # Appends the music bed's file to ``inputs`` when there is one.
+        audio = await _audio(exe, inputs, segments, bounds, total_ms, theme, music, work)
+        picture_inputs: dict[int, int] = {}
+        for scene in scenes:
+            if scene.picture is not None:
+                picture_inputs[scene.index] = len(inputs) // 2
+                inputs += ["-i", str(scene.picture)]
+        files = scene_text.TextFiles(work)
+        picture = video_graph(
+            scenes,
+            theme=theme,
+            size=(width, height),
+            fps=fps,
+            picture_input=lambda scene: picture_inputs.get(scene.index),
+            text=lambda scene: (
+                _scene_text(scene, files, font, (width, height), theme, end_label, fps)
+                if text_on_screen
+                else []
+            ),
+        )
         maps = ["-map", "[v]", "-map", "[a]"]
         if vtt is not None:
+            maps += ["-map", f"{len(inputs) // 2}:s", "-c:s", "mov_text"]
             inputs += ["-i", vtt]
-            maps += ["-map", f"{len(wavs)}:s", "-c:s", "mov_text"]
-        await _ffmpeg(
+        # In a file: a long video's graph (a few hundred bytes a spoken word) would pass the
+        # system's limit on one argument (128 KiB on Linux).
+        await asyncio.to_thread((work / GRAPH_FILE).write_text, f"{picture};{audio}", "utf-8")
+        await run_ffmpeg(
             exe,
-            [*inputs, "-filter_complex", f"{picture};{audio}", *maps,
-             "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-tune", "stillimage",
+            [*inputs, "-/filter_complex", GRAPH_FILE, *maps,
+             "-c:v", "libx264", "-preset", preset, "-crf", str(crf),
              "-pix_fmt", "yuv420p", "-r", str(fps), "-g", str(2 * fps),
              "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "1",
              "-t", _seconds(total_ms), "-movflags", "+faststart", "video.mp4"],
@@ -129,12 +175,14 @@ async def render_video(
         )  # fmt: skip
         poster_at = _seconds(min(1000, total_ms // 2))
         poster = ["-ss", poster_at, "-i", "video.mp4", "-frames:v", "1", "-update", "1"]
-        await _ffmpeg(exe, [*poster, "poster.png"], cwd=work)
+        await run_ffmpeg(exe, [*poster, "poster.png"], cwd=work)
         size = await _finish(work, output_mp4, poster_png)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
     await progress.done()
-    return RenderResult(duration_ms=total_ms, size_bytes=size, text_on_screen=text_on_screen)
+    return RenderResult(
+        duration_ms=total_ms, size_bytes=size, text_on_screen=text_on_screen, scenes=len(scenes)
+    )
 
 
 def _timeline(
@@ -168,125 +216,76 @@ def _inputs(
     return absolute, str(vtt.resolve()) if vtt else None, str(font.resolve()) if font else None
 
 
-def _narration(segments: Sequence[RenderSegment], bounds: list[int]) -> str:
-    """Each WAV placed at its start and padded or cut to the next boundary, then joined
-    (into ``[n]``, which the loudness normalisation reads)."""
-    parts = []
-    for index in range(len(segments)):
-        span = _seconds(bounds[index + 1] - bounds[index])
-        delay = segments[0].start_ms if index == 0 else 0
-        parts.append(
-            f"[{index}:a]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=mono,"
-            f"adelay=delays={delay}:all=1,apad=whole_dur={span},atrim=duration={span}[a{index}]"
-        )
-    labels = "".join(f"[a{index}]" for index in range(len(segments)))
-    return ";".join([*parts, f"{labels}concat=n={len(segments)}:v=0:a=1[n]"])
+def _pictures(pictures: Sequence[Path | None]) -> list[Path | None]:
+    """The pictures' absolute paths; a missing one is left out (its scene gets a backdrop)."""
+    found: list[Path | None] = []
+    for picture in pictures:
+        if picture is not None and not picture.is_file():
+            logger.warning("picture %s is missing: its scene gets a generated background", picture)
+            picture = None
+        found.append(picture.resolve() if picture is not None else None)
+    return found
 
 
-def _picture(
-    segments: Sequence[RenderSegment], work: Path, size: tuple[int, int], fps: int, font: str | None
-) -> str:
-    """The background, and each segment's text (from a file in ``work``) while it plays."""
-    width, height = size
-    length = _seconds(segments[-1].end_ms)
-    filters = [f"color=c={BACKGROUND}:s={width}x{height}:r={fps}:d={length}"]
-    for index, segment in enumerate(segments):
-        lines, points = _layout(segment.text, width, height)
-        if font is None or not lines:
-            continue
-        (work / f"text-{index}.txt").write_text("\n".join(lines), encoding="utf-8")
-        start, end = _seconds(segment.start_ms), _seconds(segment.end_ms)
-        filters.append(
-            f"drawtext={font}:textfile=text-{index}.txt:expansion=none:fontsize={points}"
-            f":fontcolor=white:line_spacing={points // 4}:text_align=C"
-            f":x=(w-text_w)/2:y=(h-text_h)/2:fix_bounds=1:enable='gte(t,{start})*lt(t,{end})'"
-        )
-    return ",".join([*filters, "format=yuv420p[v]"])
+def _cues(segment: RenderSegment) -> list[Cue]:
+    if segment.words:
+        return word_cues(segment.words, segment.start_ms, segment.end_ms)
+    return segment_cues(segment.text, segment.start_ms, segment.end_ms)
 
 
-def _layout(text: str, width: int, height: int) -> tuple[list[str], int]:
-    """Wrapped lines and a font size that fit in about 84 % by 80 % of the frame. Widths are
-    estimated (0.6 of the font size a character, generous for sans fonts); ``fix_bounds``
-    keeps a line that is wider than estimated inside the frame."""
-    words = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    size = max(8, height // 16)
-    while True:
-        columns = max(8, int(width * 0.84 / (size * 0.6)))
-        lines = textwrap.wrap(words, columns, break_on_hyphens=False)
-        if len(lines) * size * 1.25 <= height * 0.8 or size <= 8:
-            return lines, size
-        size = max(8, int(size * 0.9))
+def _scene_text(
+    scene: Scene,
+    files: scene_text.TextFiles,
+    font: str,
+    size: tuple[int, int],
+    theme: Theme,
+    end_label: str | None,
+    fps: int,
+) -> list[str]:
+    if scene.kind is SceneKind.TITLE:
+        return scene_text.title_card(scene.text, files, font, size, theme)
+    if scene.kind is SceneKind.END:
+        return scene_text.end_card(scene.text, end_label, files, font, size, theme)
+    offset_ms = scene.start * 1000 / fps
+    return scene_text.captions(scene.cues, offset_ms, files, font, size, theme)
 
 
-class _Progress:
-    """Forwards a growing fraction to the callback, at most once every `PROGRESS_INTERVAL`."""
-
-    def __init__(self, callback: ProgressCallback | None) -> None:
-        self._callback = callback
-        self._value = 0.0
-        self._at = float("-inf")
-
-    async def offer(self, fraction: float) -> None:
-        fraction = min(1.0, max(0.0, fraction))
-        now = time.monotonic()
-        if self._callback and fraction > self._value and now - self._at >= PROGRESS_INTERVAL:
-            self._value, self._at = fraction, now
-            await self._callback(fraction)
-
-    async def done(self) -> None:
-        if self._callback:
-            await self._callback(1.0)
-
-
-async def _ffmpeg(
+async def _audio(
     exe: str,
-    args: list[str],
-    *,
-    cwd: Path,
-    on_time: Callable[[int], Awaitable[None]] | None = None,
-) -> None:
-    """Run ffmpeg to the end; `RenderError` with its stderr's tail if it fails. Cancelled (or
-    the progress callback raising), it kills ffmpeg and waits for it to exit before going on."""
-    command = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
-    if on_time is not None:
-        command += ["-progress", "pipe:1", "-stats_period", str(PROGRESS_INTERVAL)]
+    inputs: list[str],
+    segments: Sequence[RenderSegment],
+    bounds: list[int],
+    total_ms: int,
+    theme: Theme,
+    music: bool,
+    work: Path,
+) -> str:
+    """The audio graph, measured and normalised, leaving ``[a]`` (see `app.pipeline.soundtrack`).
+    The music bed is made once, into a file that is added to ``inputs``: its expression is
+    the costliest part of the audio, and three passes read it."""
+    narration = soundtrack.narration_graph([s.start_ms for s in segments], bounds, total_ms)
     try:
-        process = await asyncio.create_subprocess_exec(
-            exe,
-            *command,
-            *args,
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        spoken = await loudness.measure(exe, inputs, narration, "n", work)
+        if not music:
+            return f"{narration};[n]{loudness.normalise(spoken)}[a]"
+        bed_graph = soundtrack.music_graph(theme, total_ms)
+        await run_ffmpeg(exe, ["-filter_complex", bed_graph, "-map", "[m]", MUSIC_FILE], cwd=work)
+        inputs += ["-i", MUSIC_FILE]
+        bed = f"[{len(inputs) // 2 - 1}:a]{soundtrack.MUSIC_FORMAT}[m]"
+        played = await loudness.measure(exe, inputs, bed, "m", work)
+        gain = soundtrack.MUSIC_LUFS - loudness.TARGET_LUFS
+        mixed = ";".join(
+            [
+                f"{narration};[n]{loudness.normalise(spoken)}[nv]",
+                f"{bed};[m]{loudness.normalise(played)},volume={gain:.1f}dB[mb]",
+                soundtrack.ducked_mix("nv", "mb"),
+            ]
         )
-    except OSError as error:
-        raise RenderError("The video renderer could not be started.", str(error)) from error
-    assert process.stdout is not None
-    assert process.stderr is not None
-    tail: deque[str] = deque(maxlen=STDERR_LINES)
-
-    async def collect(stream: asyncio.StreamReader) -> None:
-        async for raw in stream:
-            tail.append(raw.decode(errors="replace").rstrip())
-
-    stderr = asyncio.ensure_future(collect(process.stderr))
-    try:
-        async for raw in process.stdout:
-            key, _, value = raw.decode(errors="replace").strip().partition("=")
-            if on_time is not None and key == "out_time_us" and value.isdigit():
-                await on_time(int(value))
-        await stderr
-        code = await process.wait()
-    except BaseException:
-        if process.returncode is None:
-            with suppress(ProcessLookupError):
-                process.kill()
-        stderr.cancel()
-        await process.wait()
-        raise
-    if code != 0:
-        raise RenderError("The video could not be rendered.", "\n".join(tail))
+        final = await loudness.measure(exe, inputs, mixed, "mix", work)
+    except loudness.LoudnessError as error:
+        # Its inputs are the render's: what fails here would fail the render.
+        raise RenderError("The video could not be rendered.", error.detail) from error
+    return f"{mixed};[mix]{loudness.normalise(final)}[a]"
 
 
 async def _finish(work: Path, output_mp4: Path, poster_png: Path) -> int:
@@ -320,7 +319,7 @@ async def _font_works(exe: str, font: str, work: Path) -> bool:
     if (exe, font) not in _fonts_found:
         probe = ["-f", "lavfi", "-i", "color=s=32x32:d=0.04", "-vf", f"drawtext={font}:text=A"]
         try:
-            await _ffmpeg(exe, [*probe, "-f", "null", "-"], cwd=work)
+            await run_ffmpeg(exe, [*probe, "-f", "null", "-"], cwd=work)
         except RenderError:
             return False
         _fonts_found.add((exe, font))

@@ -7,6 +7,8 @@ Every attempt writes into its own folder, named by the video, the job and the at
         voice/narration.wav           the segments joined, with the pauses between them
         captions/<language>.vtt       WebVTT captions timed to the narration
         captions/<language>.srt       the same cues as SRT
+        pictures/<n>.jpg              a URL video's pictures from its page, made to size
+        video.mp4, poster.png         the render
 
 So a new attempt never reads or overwrites what an earlier one wrote: the first stage that
 writes (VOICE) removes the folders of the job's earlier attempts (`start_clean`) before it starts,

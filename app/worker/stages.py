@@ -11,7 +11,8 @@ described in those modules.
 What each stage returns (the contract between stages, read by `video_artefacts`):
 
 * SCRIPT: ``{"title", "segments": [{"index", "text", "kind", …}], "wordsPerMinute", …}`` — the
-  title first, then the scenes (`app.pipeline.script` has the whole shape);
+  title first, then the scenes (`app.pipeline.script` has the whole shape); for a URL video
+  also ``"pictures"``, the page's picture URLs (RENDER fetches them);
 * VOICE: ``{"timings": [{"index", "startMs", "endMs", "audioPath", "words"}], "durationMs", …}``;
 * CAPTIONS: ``{"tracks": [{"language", "format", "path"}]}``;
 * RENDER: ``{"mediaPath", "posterPath", "durationMs", …}``.
@@ -89,7 +90,10 @@ class ScriptFromDescription:
         wpm = await self.words_per_minute(video)
         written = await self.write(video, page, wpm)
         context.report(1.0)
-        return written.result(wpm=wpm, target_seconds=video.target_duration_seconds)
+        result = written.result(wpm=wpm, target_seconds=video.target_duration_seconds)
+        if page is not None:
+            result["pictures"] = list(page.pictures)
+        return result
 
     async def read_source(self, context: StageContext, video: VideoInput) -> PageText | None:
         """The page's text for a URL video (``None`` for a description); `StageError` when

@@ -1,8 +1,9 @@
 """Rendering (app/pipeline/render.py): the MP4 is decoded with the same ffmpeg and checked for its
-streams (H.264, AAC, mov_text), its duration (the sum of the segments'), audible narration where
-the segments are and silence between them, the segment text on screen while it is spoken, and a
-PNG poster. A render that fails, is cancelled or is stopped by its progress callback kills ffmpeg
-and leaves nothing in the output folder. Videos are small (320 x 180, 10 fps) to keep this fast."""
+streams (H.264, AAC, mov_text), its duration (the sum of the segments' and the end card), audible
+narration where the segments are and silence between them, the title on screen from the first
+frame and each caption while its segment is spoken, and a PNG poster. A render that fails, is
+cancelled or is stopped by its progress callback kills ffmpeg and leaves nothing in the output
+folder. Videos are small (320 x 180, 10 fps) to keep this fast."""
 
 from __future__ import annotations
 
@@ -18,14 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from app.pipeline import render, speech
+from app.pipeline import render, render_process, scene_text, speech
 from app.pipeline.render import RenderError, RenderResult, RenderSegment, render_video
-from tests.support.video import FFMPEG, RATE, decode, decoded_audio, rms, streams
+from app.pipeline.storyboard import END_CARD_MS
+from tests.support.video import FFMPEG, RATE, decoded_audio, rgb_frames, rms, streams
 
 SMALL: dict[str, Any] = {"width": 320, "height": 180, "fps": 10}
 LOUD, QUIET = 1000.0, 50.0  # RMS thresholds; the tones are ~5,600 RMS, silence is ~0
+END_CARD = END_CARD_MS / 1000
+#: Fractions of the frame (left, top, right, bottom): where the title card's title and the
+#: captions are drawn.
+MIDDLE = (0.05, 0.25, 0.95, 0.75)
+CAPTIONS = (0.0, 0.6, 1.0, 0.92)
+ABOVE_THE_PROGRESS_BAR = (0.0, 0.0, 1.0, 0.95)
 
 VTT = """WEBVTT
 
@@ -75,11 +84,20 @@ def write_silence(path: Path, seconds: float, rate: int = 8000) -> Path:
     return path
 
 
-def brightest(video: Path, at: float) -> int:
-    """The brightest pixel (0 to 255) of the frame shown at ``at`` seconds."""
-    gray = decode(video, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", seek=at)
-    assert len(gray) == SMALL["width"] * SMALL["height"]
-    return max(gray)
+def text_pixels(video: Path, at: float, region: tuple[float, float, float, float]) -> int:
+    """How many pixels of ``region`` in the frame shown at ``at`` seconds are on a sharp edge
+    (a step of more than 60 in brightness to the next pixel across or down): the outline of
+    text. The generated backgrounds and the slow motion over them have no such edges."""
+    width, height = SMALL["width"], SMALL["height"]
+    [raw] = rgb_frames(video, (width, height), at=at)
+    gray = np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(int).sum(axis=2) / 3
+    left, top, right, bottom = region
+    part = gray[
+        round(top * height) : round(bottom * height), round(left * width) : round(right * width)
+    ]
+    across = np.abs(np.diff(part, axis=1))[:-1, :] > 60
+    down = np.abs(np.diff(part, axis=0))[:, :-1] > 60
+    return int((across | down).sum())
 
 
 def folder_listing(folder: Path) -> list[str]:
@@ -137,11 +155,12 @@ def test_the_video_has_h264_video_aac_audio_and_a_soft_subtitle_track(rendered: 
     assert kinds == {"Video": "h264", "Audio": "aac", "Subtitle": "mov_text"}
 
 
-def test_the_duration_is_the_sum_of_the_segments(rendered: Rendered) -> None:
+def test_the_duration_is_the_sum_of_the_segments_and_the_end_card(rendered: Rendered) -> None:
     _, duration = streams(rendered.video)
-    assert duration == pytest.approx(4.5, abs=0.5)
-    assert len(decoded_audio(rendered.video)) / RATE == pytest.approx(4.5, abs=0.5)
-    assert rendered.result.duration_ms == 4500
+    assert duration == pytest.approx(4.5 + END_CARD, abs=0.5)
+    assert len(decoded_audio(rendered.video)) / RATE == pytest.approx(4.5 + END_CARD, abs=0.5)
+    assert rendered.result.duration_ms == 4500 + END_CARD_MS
+    assert rendered.result.scenes == 4  # the title card, two scenes, the end card
 
 
 def test_the_narration_is_audible_throughout(rendered: Rendered) -> None:
@@ -169,7 +188,7 @@ def test_progress_grows_and_ends_at_one(rendered: Rendered) -> None:
 # --- the timeline: pauses between segments, text in sync -----------------------------------
 
 
-async def test_pauses_are_silent_and_text_shows_only_while_its_segment_plays(
+async def test_pauses_are_silent_and_captions_show_only_while_their_segment_plays(
     tmp_path: Path,
 ) -> None:
     wavs = [write_tone(tmp_path / f"{index}.wav", 1.0, rate=16000) for index in range(2)]
@@ -188,23 +207,27 @@ async def test_pauses_are_silent_and_text_shows_only_while_its_segment_plays(
         poster_png=tmp_path / "out" / "poster.png",
         **SMALL,
     )
-    assert result.duration_ms == 3800
+    assert result.duration_ms == 3800 + END_CARD_MS
     check_timeline(video)
 
 
 def check_timeline(video: Path) -> None:
     kinds, duration = streams(video)
     assert kinds == {"Video": "h264", "Audio": "aac"}  # no captions given, no subtitle track
-    assert duration == pytest.approx(3.8, abs=0.1)
+    assert duration == pytest.approx(3.8 + END_CARD, abs=0.1)
     samples = decoded_audio(video)
-    for start, end in [(0.0, 0.15), (1.25, 1.45), (2.55, 2.75)]:
+    for start, end in [(0.0, 0.15), (1.25, 1.45), (2.55, 2.75), (3.85, 3.8 + END_CARD)]:
         assert rms(samples, start, end) < QUIET
     for start, end in [(0.3, 1.1), (1.6, 2.4), (2.9, 3.7)]:
         assert rms(samples, start, end) > LOUD
-    for during in (0.7, 2.0, 3.3):
-        assert brightest(video, during) > 150
-    for between in (0.05, 1.35, 2.65):
-        assert brightest(video, between) < 100
+    # The first segment is the title card: its title is there from the first frame on, through
+    # the pause after it. The others' captions show while they are spoken, not in the pause
+    # after them, when only their scene's picture holds.
+    for title in (0.05, 0.7, 1.35):
+        assert text_pixels(video, title, MIDDLE) > 20
+    for during in (2.0, 3.3):
+        assert text_pixels(video, during, CAPTIONS) > 20
+    assert text_pixels(video, 2.7, CAPTIONS) == 0
 
 
 # --- fonts ----------------------------------------------------------------------------------
@@ -215,7 +238,7 @@ async def test_a_given_font_file_is_used_whatever_its_path(tmp_path: Path) -> No
     odd = copy_a_system_font(tmp_path / "fonts: it's [a], b; c\\d.ttf")
     result = await render_one(tmp_path, font_file=odd)
     assert result.text_on_screen
-    assert brightest(tmp_path / "out" / "video.mp4", 0.5) > 150
+    assert text_pixels(tmp_path / "out" / "video.mp4", 0.5, MIDDLE) > 20
 
 
 async def test_without_any_font_the_video_is_rendered_without_text(
@@ -232,7 +255,7 @@ async def test_without_any_font_the_video_is_rendered_without_text(
     assert not result.text_on_screen
     video = tmp_path / "out" / "video.mp4"
     assert streams(video)[0] == {"Video": "h264", "Audio": "aac"}
-    assert brightest(video, 0.5) < 100
+    assert text_pixels(video, 0.5, ABOVE_THE_PROGRESS_BAR) == 0
 
 
 async def test_a_missing_font_file_is_a_render_error(tmp_path: Path) -> None:
@@ -263,6 +286,45 @@ async def render_one(tmp_path: Path, **options: Any) -> RenderResult:
 
 
 # --- failures leave nothing ------------------------------------------------------------------
+
+
+async def test_a_video_whose_filter_graph_is_longer_than_an_argument_may_be_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every spoken word adds a few hundred bytes of filters (its highlight); a two-minute
+    video's graph passes Linux's 128 KiB limit on one argument, so it goes to ffmpeg in a file."""
+    graphs: list[int] = []
+    original = render_process.run_ffmpeg
+
+    async def spy(exe: str, args: list[str], **kwargs: Any) -> None:
+        if "-/filter_complex" in args:
+            graphs.append((kwargs["cwd"] / args[args.index("-/filter_complex") + 1]).stat().st_size)
+        await original(exe, args, **kwargs)
+
+    monkeypatch.setattr(render, "run_ffmpeg", spy)
+    words = " ".join(f"word{n}" for n in range(24))
+    segments, wavs = [], []
+    for index in range(40):
+        start = index * 600
+        spoken = tuple(
+            (w, start + 20 * i, start + 20 * (i + 1)) for i, w in enumerate(words.split())
+        )
+        segments.append(RenderSegment(words, start, start + 500, spoken))
+        wavs.append(write_tone(tmp_path / f"{index}.wav", 0.5, rate=8000))
+    result = await render_video(
+        segments=segments,
+        narration_wavs=wavs,
+        captions_vtt=None,
+        output_mp4=tmp_path / "out" / "video.mp4",
+        poster_png=tmp_path / "out" / "poster.png",
+        **SMALL,
+    )
+    assert graphs
+    assert graphs[0] > 128 * 1024
+    assert result.duration_ms == 39 * 600 + 500 + END_CARD_MS
+    assert streams(tmp_path / "out" / "video.mp4")[1] == pytest.approx(
+        result.duration_ms / 1000, abs=0.2
+    )
 
 
 async def test_a_missing_narration_file_is_a_readable_error(tmp_path: Path) -> None:
@@ -360,10 +422,10 @@ def test_segments_must_not_overlap() -> None:
 
 
 def test_long_text_is_wrapped_and_made_smaller_to_fit() -> None:
-    lines, size = render._layout("word " * 20, 1280, 720)
+    lines, size = scene_text.layout("word " * 20, 1280, 720)
     assert size == 45
     assert 2 <= len(lines) <= 3
-    many, smaller = render._layout("word " * 400, 1280, 720)
+    many, smaller = scene_text.layout("word " * 400, 1280, 720)
     assert smaller < size
     assert len(many) * smaller * 1.25 <= 720 * 0.8 or smaller == 8
 

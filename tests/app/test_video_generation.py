@@ -20,6 +20,7 @@ import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
+from app.pipeline.storyboard import END_CARD_MS
 from db.url import DatabaseURL
 from tests.support.live_states import assert_job_states
 from tests.support.pages import ARTICLE_TITLE
@@ -118,15 +119,15 @@ async def test_a_description_becomes_a_playable_mp4_with_captions(
     segments = video["script"]["segments"]
     assert segments[0]["text"] == "How solar panels work"
     narration_ms = segments[-1]["endMs"]
-    assert video["durationMs"] == narration_ms
+    assert video["durationMs"] == narration_ms + END_CARD_MS  # the end card follows
 
     mp4 = tmp_path / "video.mp4"
     mp4.write_bytes(await studio.fetch(video["mediaUrl"]))
     kinds, seconds = streams(mp4)
     assert (kinds["Video"], kinds["Audio"], kinds["Subtitle"]) == ("h264", "aac", "mov_text")
-    assert seconds == pytest.approx(narration_ms / 1000, abs=0.5)
+    assert seconds == pytest.approx(video["durationMs"] / 1000, abs=0.5)
     audio = decoded_audio(mp4)
-    assert len(audio) / RATE == pytest.approx(narration_ms / 1000, abs=0.5)
+    assert len(audio) / RATE == pytest.approx(video["durationMs"] / 1000, abs=0.5)
     for segment in segments:  # each segment's narration is audible where the script says
         assert rms(audio, segment["startMs"] / 1000, segment["endMs"] / 1000) > 300, segment
     assert (await studio.fetch(video["posterUrl"]))[:8] == b"\x89PNG\r\n\x1a\n"

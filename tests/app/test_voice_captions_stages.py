@@ -23,6 +23,7 @@ from app.pipeline.captions import TimedCaptions, timed_cues, webvtt
 from app.pipeline.render import RenderError
 from app.pipeline.render_stage import FfmpegRender
 from app.pipeline.run_media import RunFolder
+from app.pipeline.storyboard import END_CARD_MS
 from app.pipeline.voice import MIN_SEGMENT_MS, PAUSE_MS, EspeakVoice
 from app.settings import Settings, load_settings
 from app.worker.pipeline import JobStopped, ProgressMeter, StageContext, StageError, VideoInput
@@ -271,7 +272,9 @@ async def test_render_writes_the_mp4_and_poster_into_the_attempt_folder(
         f"{run.relative}/video.mp4",
         f"{run.relative}/poster.png",
     )
-    assert rendered["durationMs"] == results[JobStage.VOICE]["durationMs"]
+    # The narration, then the end card.
+    assert rendered["durationMs"] == results[JobStage.VOICE]["durationMs"] + END_CARD_MS
+    assert rendered["pictures"] == []  # a described video: generated backgrounds only
     root = media_settings.resolved_media_dir
     assert (root / rendered["mediaPath"]).stat().st_size == rendered["sizeBytes"] > 0
     assert (root / rendered["posterPath"]).read_bytes()[:4] == b"\x89PNG"

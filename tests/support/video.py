@@ -43,6 +43,18 @@ def rms(samples: array.array[int], start: float, end: float) -> float:
     return math.sqrt(sum(sample * sample for sample in window) / len(window))
 
 
+def rgb_frames(video: Path, size: tuple[int, int], *, at: float | None = None) -> list[bytes]:
+    """Frames of ``video`` as raw RGB at ``size``: the one shown at ``at`` seconds, or all."""
+    width, height = size
+    picked = ["-frames:v", "1"] if at is not None else []
+    raw = decode(video, *picked, "-vf", f"scale={width}:{height}", "-f", "rawvideo",
+                 "-pix_fmt", "rgb24", seek=at or 0.0)  # fmt: skip
+    frame = width * height * 3
+    assert raw, "no frames decoded"
+    assert len(raw) % frame == 0, len(raw)
+    return [raw[start : start + frame] for start in range(0, len(raw), frame)]
+
+
 def decode(video: Path, *output: str, seek: float = 0.0) -> bytes:
     """What ffmpeg writes to its standard output with these output options."""
     command = [FFMPEG, "-v", "error", "-ss", str(seek), "-i", str(video), *output, "-"]
