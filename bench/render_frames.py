@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/render_frames.py [--out bench/frames]
 
-Runs the worker's own stages (SCRIPT, VOICE with eSpeak NG, CAPTIONS, RENDER at the default
-1280 x 720, 25 fps) for a described video and for a URL video of a page served on 127.0.0.1
-whose ``og:image`` and article ``<img>`` are pictures made with ffmpeg (two views of the
-Mandelbrot set). From each MP4 it writes four JPEG frames (quality 5): the middle of the title
-card and of the first two scenes, and the end card.
+Runs the worker's own stages (SCRIPT, VOICE with the neural voice ``--neural-voice``, by default
+``en_US-joe-medium`` from the ``neural`` extra, or eSpeak NG with ``--neural-voice ""``,
+CAPTIONS, RENDER at the default 1280 x 720, 25 fps) for a described video and for a URL video
+of a page served on 127.0.0.1 whose ``og:image`` and article ``<img>`` are pictures made with
+ffmpeg (two views of the Mandelbrot set). From each MP4 it writes four JPEG frames (quality 5):
+the middle of the title card and of the first two scenes, and the end card.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +37,7 @@ from starlette.routing import Route
 from app.ffmpeg import bundled_ffmpeg
 from app.pipeline.captions import TimedCaptions
 from app.pipeline.render_stage import FfmpegRender
-from app.pipeline.voice import EspeakVoice
+from app.pipeline.voice import SynthesizedVoice
 from app.settings import Settings, load_settings
 from app.worker.pipeline import ProgressMeter, StageContext, VideoInput
 from app.worker.stages import ScriptFromDescription
@@ -67,17 +69,29 @@ PICTURES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "frames")
+    parser.add_argument("--neural-voice", default="en_US-joe-medium")
     args = parser.parse_args()
     exe = asyncio.run(bundled_ffmpeg())
     args.out.mkdir(parents=True, exist_ok=True)
     pictures = {name: mandelbrot(exe, *view) for name, view in PICTURES.items()}
     with tempfile.TemporaryDirectory() as folder, serve(site(pictures)) as base:
-        settings = load_settings(media_dir=Path(folder), fetch_allowed_hosts="127.0.0.1")
+        settings = load_settings(
+            media_dir=Path(folder),
+            fetch_allowed_hosts="127.0.0.1",
+            neural_voice=args.neural_voice or None,
+        )
         described = video(VideoInputType.DESCRIPTION, title="Coral reefs", description=DESCRIPTION)
         from_page = video(VideoInputType.URL, title="From the web", source_url=f"{base}/page")
         for name, made in (("description", described), ("page", from_page)):
             results = asyncio.run(run_stages(settings, made))
             mp4 = settings.resolved_media_dir / results[JobStage.RENDER]["mediaPath"]
+            voice, render = results[JobStage.VOICE], results[JobStage.RENDER]
+            seconds, share = render["_seconds"], render["_seconds"] * 1000 / render["durationMs"]
+            print(
+                f"{name}: {render['durationMs'] / 1000:.1f} s of video, voice "
+                f"{voice.get('engine', '?')}/{voice.get('voice', '?')}, rendered in "
+                f"{seconds:.1f} s ({share:.2f} x real time)"
+            )
             timings = results[JobStage.VOICE]["timings"]
             moments = {
                 "1-title": (timings[0]["startMs"] + timings[0]["endMs"]) / 2000,
@@ -100,7 +114,7 @@ async def run_stages(settings: Settings, made: VideoInput) -> dict[JobStage, dic
     job_id = uuid.uuid4()
     stages = (
         ScriptFromDescription(settings),
-        EspeakVoice(settings),
+        SynthesizedVoice(settings),
         TimedCaptions(settings),
         FfmpegRender(settings),
     )
@@ -109,7 +123,9 @@ async def run_stages(settings: Settings, made: VideoInput) -> dict[JobStage, dic
             job_id=job_id, attempt=1, stage_index=0, meter=ProgressMeter([1.0]),
             stopped=lambda: None,
         )  # fmt: skip
+        started = time.perf_counter()
         results[stage.name] = await stage.run(context, made, results)
+        results[stage.name]["_seconds"] = time.perf_counter() - started
     return results
 
 
