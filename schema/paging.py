@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from aiodataloader import DataLoader
 
-from db.queries.pagination import PageRequest, PageSlice
+from db.queries.pagination import Ordering, PageRequest, PageSlice
 from schema.context import Info
 from schema.loaders import Loaders
 from schema.relay import Connection, ConnectionArgs, CursorCodec, Edge, PageInfo
@@ -75,11 +75,12 @@ def paged(resolve: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
 class Pages(Generic[RowT, NodeT]):
     """What one connection reads (`connection` reads a page of it)."""
 
-    #: What its cursors are signed for (`CursorCodec.ordering`), e.g. ``jobs:QUEUED_AT:DESC``.
-    ordering: str
-    #: The row attribute the order is on (a cursor's value), and its type.
-    order_key: str
-    value_type: type[datetime] | type[str]
+    #: The list its cursors are signed for: a cursor's ordering (`CursorCodec.ordering`) is
+    #: ``<list>:<COLUMN>:<DIRECTION>``, e.g. ``jobs:QUEUED_AT:DESC``.
+    cursors: str
+    #: The order the loader reads the rows in (the `db.queries` function's own): a cursor holds
+    #: the row's value of its column, a timestamp or a text.
+    ordering: Ordering
     #: The loader of one page of each parent, and the loader of each parent's ``totalCount``.
     page_loader: Callable[[Loaders, PageRequest], DataLoader[uuid.UUID, PageSlice[RowT]]]
     count_loader: Callable[[Loaders], DataLoader[uuid.UUID, int]]
@@ -92,25 +93,16 @@ class Pages(Generic[RowT, NodeT]):
         self, info: Info, parent_id: uuid.UUID, page: ConnectionArgs
     ) -> Connection[NodeT]:
         """``parent_id``'s page as ``page`` asks for it; `BadUserInput` for arguments out of
-        SPEC §5's limits or a cursor that is not this ordering's."""
+        SPEC §5's limits or a cursor that is not this list's in this order."""
         loaders = info.context.loaders
-        codec = CursorCodec(
-            secret=info.context.cursor_key, ordering=self.ordering, value_type=self.value_type
-        )
+        codec = self.codec(info.context.cursor_key)
         found = await self.page_loader(loaders, page.page_request(codec)).load(parent_id)
         if self.by_id is not None:
             by_id = self.by_id(loaders)
             for row in found.rows:
                 by_id.prime(_row_id(row), row)
         count_loader = self.count_loader(loaders)
-        order_value = attrgetter(self.order_key)
-        edges = [
-            Edge(
-                node=self.node(row),
-                encode_cursor=functools.partial(codec.encode, order_value(row), _row_id(row)),
-            )
-            for row in found.rows
-        ]
+        edges = self._edges(found.rows, codec)
         return Connection(
             edges=edges,
             page_info=PageInfo(
@@ -121,6 +113,25 @@ class Pages(Generic[RowT, NodeT]):
             ),
             count=functools.partial(count_loader.load, parent_id),
         )
+
+    def codec(self, secret: bytes) -> CursorCodec:
+        column, descending = self.ordering.column, self.ordering.descending
+        return CursorCodec(
+            secret=secret,
+            ordering=f"{self.cursors}:{column.key.upper()}:{'DESC' if descending else 'ASC'}",
+            value_type=str if column.type.python_type is str else datetime,
+        )
+
+    def _edges(self, rows: list[RowT], codec: CursorCodec) -> list[Edge[NodeT]]:
+        # Cursors are signed when asked for (`Edge.cursor`): each edge keeps what it signs.
+        order_value = attrgetter(self.ordering.column.key)
+        return [
+            Edge(
+                node=self.node(row),
+                encode_cursor=functools.partial(codec.encode, order_value(row), _row_id(row)),
+            )
+            for row in rows
+        ]
 
 
 _row_id: Callable[[Any], uuid.UUID] = attrgetter("id")

@@ -6,6 +6,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from db import models
+from db.queries.audit import AUDIT_ORDERING
 from schema.mapping import column, computed, global_id
 from schema.paging import Pages
 from schema.relay import Node, to_global_id
@@ -43,9 +44,8 @@ class AuditEvent(Node):
 
 #: An actor's audit trail (``User.auditEvents``), newest first.
 AUDIT_EVENT_PAGES = Pages[models.AuditEvent, AuditEvent](
-    ordering="audit:CREATED_AT:DESC",
-    order_key="created_at",
-    value_type=datetime,
+    cursors="audit",
+    ordering=AUDIT_ORDERING,
     page_loader=lambda loaders, page: loaders.audit_events_by_actor(page),
     count_loader=lambda loaders: loaders.audit_event_count_by_actor(),
     node=lambda row: AuditEvent(row=row),

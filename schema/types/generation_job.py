@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
+from db.queries.jobs import JOB_ORDERING
 from schema.context import Info
 from schema.mapping import column, global_id, relation
 from schema.paging import Pages
@@ -51,9 +52,8 @@ class GenerationJob(Node):
 
 #: A video's jobs (``Video.jobs``), newest first.
 JOB_PAGES = Pages[models.GenerationJob, GenerationJob](
-    ordering="jobs:QUEUED_AT:DESC",
-    order_key="queued_at",
-    value_type=datetime,
+    cursors="jobs",
+    ordering=JOB_ORDERING,
     page_loader=lambda loaders, page: loaders.jobs_by_video(page),
     count_loader=lambda loaders: loaders.job_count_by_video(),
     node=lambda row: GenerationJob(row=row),

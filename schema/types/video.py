@@ -190,17 +190,21 @@ async def video_connection(
     video_filter: VideoFilter | None,
     order_by: VideoOrder | None,
 ) -> Connection[Video]:
-    """An owner's videos as a connection (``Query.videos`` and ``User.videos``): its ordering,
-    and the loaders it pages through, follow from the filter and the order asked for."""
-    query_filter = (video_filter or VideoFilter()).to_query()
+    """An owner's videos as a connection (``Query.videos`` and ``User.videos``)."""
+    query_filter = (video_filter or VideoFilter()).to_query()  # BAD_USER_INPUT before the page's
     order = (order_by or VideoOrder()).to_query()
-    pages = Pages[models.Video, Video](
-        ordering=f"videos:{order.field}:{'DESC' if order.descending else 'ASC'}",
-        order_key=order.ordering().column.key,
-        value_type=str if order.field == "TITLE" else datetime,
-        page_loader=lambda loaders, page: loaders.videos_by_owner(query_filter, order, page),
-        count_loader=lambda loaders: loaders.video_count_by_owner(query_filter),
+    return await video_pages(query_filter, order).connection(info, owner_id, page)
+
+
+def video_pages(
+    video_filter: VideoFilterQuery, order: VideoOrderQuery
+) -> Pages[models.Video, Video]:
+    """The videos a filter keeps, in an order: the loaders and the cursors follow from both."""
+    return Pages(
+        cursors="videos",
+        ordering=order.ordering(),
+        page_loader=lambda loaders, page: loaders.videos_by_owner(video_filter, order, page),
+        count_loader=lambda loaders: loaders.video_count_by_owner(video_filter),
         node=lambda row: Video(row=row),
         by_id=lambda loaders: loaders.video_by_id,  # a job's `video` among these costs nothing
     )
-    return await pages.connection(info, owner_id, page)

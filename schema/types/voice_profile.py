@@ -8,6 +8,7 @@ import strawberry
 
 from app.pipeline import preview
 from db import models
+from db.queries.voice_profiles import VOICE_PROFILE_ORDERING
 from schema.context import Info
 from schema.mapping import column, computed, global_id, relation, signed_media
 from schema.paging import Pages
@@ -113,9 +114,8 @@ class VoiceProfile(Node):
 
 #: An owner's voice profiles (``Query.voiceProfiles``, ``User.voiceProfiles``), newest first.
 VOICE_PROFILE_PAGES = Pages[models.VoiceProfile, VoiceProfile](
-    ordering="voice_profiles:CREATED_AT:DESC",
-    order_key="created_at",
-    value_type=datetime,
+    cursors="voice_profiles",
+    ordering=VOICE_PROFILE_ORDERING,
     page_loader=lambda loaders, page: loaders.voice_profiles_by_owner(page),
     count_loader=lambda loaders: loaders.voice_profile_count_by_owner(),
     node=lambda row: VoiceProfile(row=row),

@@ -4,6 +4,7 @@ the same way, and pages that a cursor of their own continues."""
 from __future__ import annotations
 
 import inspect
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,9 +14,15 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from db import models
 from db.queries.audit import record_event
+from db.queries.videos import VideoFilter as VideoFilterQuery
+from db.queries.videos import VideoOrder as VideoOrderQuery
 from schema import create_schema
-from schema.paging import paged
+from schema.paging import Pages, paged
 from schema.relay import ConnectionArgs, to_global_id
+from schema.types.audit_event import AUDIT_EVENT_PAGES
+from schema.types.generation_job import JOB_PAGES
+from schema.types.video import video_pages
+from schema.types.voice_profile import VOICE_PROFILE_PAGES
 from tests.factories import make_job, make_user, make_video, make_voice_profile
 from tests.support.graphql import GraphQLClient
 
@@ -108,6 +115,33 @@ async def test_paged_hands_the_resolver_one_connection_args() -> None:
     ]
     assert await resolver("root", None, first=2, after="c", order="asc") == "page"
     assert seen == [("root", ConnectionArgs(first=2, after="c"), "asc")]
+
+
+@pytest.mark.parametrize(
+    ("pages", "ordering", "value_type"),
+    [
+        (JOB_PAGES, "jobs:QUEUED_AT:DESC", datetime),
+        (VOICE_PROFILE_PAGES, "voice_profiles:CREATED_AT:DESC", datetime),
+        (AUDIT_EVENT_PAGES, "audit:CREATED_AT:DESC", datetime),
+        *(
+            (
+                video_pages(VideoFilterQuery(), VideoOrderQuery(field, descending)),
+                f"videos:{field}:{'DESC' if descending else 'ASC'}",
+                str if field == "TITLE" else datetime,
+            )
+            for field in ("CREATED_AT", "UPDATED_AT", "TITLE")
+            for descending in (True, False)
+        ),
+    ],
+)
+def test_cursors_are_signed_for_the_orderings_they_always_were(
+    pages: Pages[Any, Any], ordering: str, value_type: type
+) -> None:
+    """A cursor a client holds stays good across a release: its ordering names the list, the
+    column and the direction as they always did (and as the compiled path signs them,
+    `schema.compiled.connections`)."""
+    codec = pages.codec(b"k")
+    assert (codec.ordering, codec.value_type) == (ordering, value_type)
 
 
 @pytest.mark.parametrize("name", CONNECTIONS)
