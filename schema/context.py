@@ -1,4 +1,11 @@
-"""What every resolver gets as ``info.context``: one per operation, never shared."""
+"""What every resolver gets as ``info.context``: one per operation, never shared.
+
+A context is made one way, with its keyword-only constructor: ``Context(settings=…,
+request_id=…, gate=…, viewer=…)`` and, where there is one, the request and its refused
+credentials. What follows from those (the loaders, for the gate and the viewer; the cursor key,
+from the settings) is derived here, not passed: every transport (HTTP, websocket, a shared
+subscription's run; `schema.transport`) and every test makes it the same way.
+"""
 
 from __future__ import annotations
 
@@ -24,17 +31,18 @@ if TYPE_CHECKING:
     from schema.change_reads import ChangeReads
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
     settings: Settings
     request_id: str
     gate: SessionGate
-    loaders: Loaders
     viewer: Viewer | None
     #: Why the credentials sent (if any) were refused; reads then fail with it.
     auth_error: Unauthenticated | None = None
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
+    #: The operation's loaders (`reset_loaders` makes new ones), for ``gate`` and ``viewer``.
+    loaders: Loaders = field(init=False)
     cursor_key: bytes = field(init=False)
     #: Which path answered the operation: ``resolver``, or ``compiled`` (`schema.compiled`).
     read_path: str = "resolver"
@@ -49,6 +57,7 @@ class Context:
     _rollback_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.loaders = self._new_loaders()
         self.cursor_key = cursor_secret(self.settings.secret_key)
 
     def sign_in_as(self, viewer: Viewer) -> None:
@@ -59,7 +68,7 @@ class Context:
     def reset_loaders(self) -> None:
         """Drop every cached row (after a write, the next read must see it)."""
         self.gate.retire_loaders()
-        self.loaders = Loaders(self.gate, self.viewer.user_id if self.viewer else None)
+        self.loaders = self._new_loaders()
 
     def on_rollback(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run ``hook`` if the current mutation's transaction rolls back (undo side effects)."""
@@ -115,6 +124,9 @@ class Context:
         if user is None:
             raise Unauthenticated("This account no longer exists.")
         return user
+
+    def _new_loaders(self) -> Loaders:
+        return Loaders(self.gate, self.viewer.user_id if self.viewer else None)
 
 
 Info = strawberry.Info[Context, None]

@@ -11,16 +11,17 @@ import strawberry
 from app.errors import BadUserInput, NotFound
 from app.pipeline import narrator
 from schema.context import Info
+from schema.paging import paged
 from schema.relay import Connection, ConnectionArgs, Node, from_global_id
 from schema.types.audit_event import AuditEvent
 from schema.types.generation_job import GenerationJob
 from schema.types.user import User
 from schema.types.video import Video, VideoFilter, VideoOrder, video_connection
 from schema.types.voice_profile import (
+    VOICE_PROFILE_PAGES,
     VoiceCatalog,
     VoiceEngine,
     VoiceProfile,
-    voice_profile_connection,
 )
 
 MAX_NODES = 100
@@ -73,32 +74,22 @@ class Query:
         return node
 
     @strawberry.field(description="The viewer's videos.")
+    @paged
     async def videos(
         self,
         info: Info,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-        last: int | None = strawberry.UNSET,
-        before: str | None = strawberry.UNSET,
+        page: ConnectionArgs,
         filter: VideoFilter | None = strawberry.UNSET,
         order_by: VideoOrder | None = strawberry.UNSET,
     ) -> Connection[Video]:
         viewer = await info.context.require_viewer()
-        args = ConnectionArgs(first, after, last, before)
-        return await video_connection(info, viewer.user_id, args, filter, order_by)
+        return await video_connection(info, viewer.user_id, page, filter, order_by)
 
     @strawberry.field(description="The viewer's voice profiles, newest first.")
-    async def voice_profiles(
-        self,
-        info: Info,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-        last: int | None = strawberry.UNSET,
-        before: str | None = strawberry.UNSET,
-    ) -> Connection[VoiceProfile]:
+    @paged
+    async def voice_profiles(self, info: Info, page: ConnectionArgs) -> Connection[VoiceProfile]:
         viewer = await info.context.require_viewer()
-        args = ConnectionArgs(first, after, last, before)
-        return await voice_profile_connection(info, viewer.user_id, args)
+        return await VOICE_PROFILE_PAGES.connection(info, viewer.user_id, page)
 
     @strawberry.field(
         description="The voices and variants narration can be spoken in: the values "

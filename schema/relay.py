@@ -1,4 +1,5 @@
-"""Relay plumbing: opaque global ids, signed keyset cursors, and connection types.
+"""Relay plumbing: opaque global ids, signed keyset cursors, and connection types (every
+connection field is made with them by `schema.paging`).
 
 Global ids are ``base64url("<Type>:<uuid>")``: opaque to clients, stable, and they say which type
 to load. Cursors carry the last row's (order value, id) plus the ordering they belong to, signed
@@ -17,17 +18,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import strawberry
 
 from app.errors import BadUserInput
-from db.queries.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest, PageSlice
+from db.queries.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
 from schema.plain_fields import plain_field
 
 NodeT = TypeVar("NodeT")
-RowT = TypeVar("RowT")
 
 _CURSOR_MAC_BYTES = 12
 
@@ -184,31 +184,6 @@ class ConnectionArgs:
             else codec.decode(cursor_text, argument="before" if backward else "after")
         )
         return PageRequest(limit=size, backward=backward, cursor=cursor)
-
-
-def build_connection(
-    page: PageSlice[RowT],
-    *,
-    codec: CursorCodec,
-    order_value: Callable[[RowT], Any],
-    row_id: Callable[[RowT], uuid.UUID],
-    node: Callable[[RowT], NodeT],
-    count: Callable[[], Awaitable[int]],
-) -> Connection[NodeT]:
-    edges = [
-        Edge(node=node(row), encode_cursor=partial(codec.encode, order_value(row), row_id(row)))
-        for row in page.rows
-    ]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start=edges[0] if edges else None,
-            end=edges[-1] if edges else None,
-        ),
-        count=count,
-    )
 
 
 def _cursor_of(edge: Edge[Any] | None) -> str | None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import VoiceProfile
+from db.queries.live import live
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ async def profile_settings(
         row = (
             await session.execute(
                 select(VoiceProfile.engine_settings, VoiceProfile.language).where(
-                    VoiceProfile.id == profile_id, VoiceProfile.deleted_at.is_(None)
+                    VoiceProfile.id == profile_id, live(VoiceProfile)
                 )
             )
         ).one_or_none()

@@ -50,6 +50,7 @@ class Timestamps:
 
 
 class SoftDelete:
-    """Rows are hidden, not removed; `db.queries` filters ``deleted_at IS NULL`` everywhere."""
+    """Rows are hidden, not removed; `db.queries` reads the live ones with
+    `db.queries.live.live` (``deleted_at IS NULL``) everywhere."""
 
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

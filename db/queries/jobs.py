@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import GenerationJob, Video
 from db.queries.arrays import bound_ids
+from db.queries.live import live
 from db.queries.pagination import (
     Ordering,
     PageRequest,
@@ -26,7 +27,7 @@ JOB_ORDERING = Ordering(GenerationJob.queued_at, descending=True)
 def owned_by(owner_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
     """Jobs of the owner's live videos (soft-deleted videos take their jobs out of sight)."""
     return exists().where(
-        Video.id == GenerationJob.video_id, Video.user_id == owner_id, Video.deleted_at.is_(None)
+        Video.id == GenerationJob.video_id, Video.user_id == owner_id, live(Video)
     )
 
 

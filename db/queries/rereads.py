@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import GenerationJob, Video
 from db.queries.arrays import bound_ids
 from db.queries.jobs import owned_by
+from db.queries.live import live
 
 #: (viewer's user id, row id)
 OwnedKey = tuple[uuid.UUID, uuid.UUID]
@@ -37,7 +38,7 @@ _JOBS = (
 _VIDEOS = (
     select(Video, _KEYS.c.viewer)
     .join(_KEYS, Video.id == _KEYS.c.id)
-    .where(Video.user_id == _KEYS.c.viewer, Video.deleted_at.is_(None))
+    .where(Video.user_id == _KEYS.c.viewer, live(Video))
 )
 
 

@@ -12,6 +12,7 @@ from app.errors import Conflict, Unauthenticated
 from db.integrity import constraint_errors, violated_constraint
 from db.models import User
 from db.queries.audit import changes, record_event
+from db.queries.live import live
 
 EMAIL_TAKEN = "This email address is already used by another account."
 _IDENTITY_CONSTRAINT = "uq_users_oauth_provider_oauth_subject"
@@ -23,9 +24,7 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 # Built once, run with its value (`db.queries.statements`): every signed-in read asks it.
-_ACTIVE_USER = select(User).where(
-    User.id == bindparam("user_id", type_=Uuid()), User.deleted_at.is_(None)
-)
+_ACTIVE_USER = select(User).where(User.id == bindparam("user_id", type_=Uuid()), live(User))
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:

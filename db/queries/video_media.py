@@ -8,6 +8,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Video
+from db.queries.live import live
 
 LOCAL_TARGET = "local"
 
@@ -24,7 +25,7 @@ async def media_is_live(session: AsyncSession, video_id: uuid.UUID, path: str) -
             select(
                 exists().where(
                     Video.id == video_id,
-                    Video.deleted_at.is_(None),
+                    live(Video),
                     or_(
                         Video.media_path == path,
                         Video.poster_path == path,
@@ -41,7 +42,7 @@ async def published_media_path(session: AsyncSession, video_id: uuid.UUID) -> st
     return await session.scalar(
         select(Video.media_path).where(
             Video.id == video_id,
-            Video.deleted_at.is_(None),
+            live(Video),
             Video.media_path.is_not(None),
             Video.published_to.contains([{"target": LOCAL_TARGET}]),
         )

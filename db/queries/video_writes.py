@@ -18,6 +18,7 @@ from app.errors import BadUserInput, Conflict, NotFound
 from db.integrity import constraint_errors
 from db.models import GenerationJob, JobStatus, Video, VideoStatus, VoiceProfile
 from db.queries.audit import changes, record_owned_change, transaction_now
+from db.queries.live import live
 from db.queries.videos import ACTIVE_JOB_STATUSES, owned_video
 
 #: Columns that feed generation: changing them while a job is queued or running is a CONFLICT.
@@ -150,7 +151,7 @@ async def _check_voice_profile(
         select(VoiceProfile.id).where(
             VoiceProfile.id == profile_id,
             VoiceProfile.user_id == owner_id,
-            VoiceProfile.deleted_at.is_(None),
+            live(VoiceProfile),
         )
     )
     if found is None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from db.models import JobStatus, Video, VideoInputType, VideoStatus
 from db.models.video import search_document
 from db.queries.arrays import bound_ids
+from db.queries.live import live
 from db.queries.pagination import (
     Ordering,
     PageRequest,
@@ -135,7 +136,7 @@ def _video_where(video_filter: VideoFilter) -> Where:
 
 
 def _video_conditions(given: frozenset[str], searching: bool) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Video.deleted_at.is_(None)]
+    conditions: list[ColumnElement[bool]] = [live(Video)]
     if "filter_statuses" in given:
         conditions.append(Video.status.in_(bindparam("filter_statuses", expanding=True)))
     if "filter_input_type" in given:
@@ -178,10 +179,10 @@ def _in_utc(moment: datetime) -> datetime:
 _VIDEOS_BY_IDS = select(Video).where(
     Video.id == any_(bound_ids("ids")),
     Video.user_id == bindparam("owner_id", type_=Uuid()),
-    Video.deleted_at.is_(None),
+    live(Video),
 )
 
 
 def owned_video(owner_id: uuid.UUID, video_id: uuid.UUID, *, deleted: bool) -> Select[Video]:
-    deleted_filter = Video.deleted_at.is_not(None) if deleted else Video.deleted_at.is_(None)
+    deleted_filter = Video.deleted_at.is_not(None) if deleted else live(Video)
     return select(Video).where(Video.id == video_id, Video.user_id == owner_id, deleted_filter)

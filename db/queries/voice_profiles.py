@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import ColumnElement, Uuid, any_, bindparam, exists, select
+from sqlalchemy import Uuid, any_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotFound
@@ -13,6 +13,7 @@ from db.integrity import constraint_errors
 from db.models import VoiceProfile
 from db.queries.arrays import bound_ids
 from db.queries.audit import changes, record_owned_change, transaction_now
+from db.queries.live import live
 from db.queries.pagination import (
     Ordering,
     PageRequest,
@@ -23,13 +24,12 @@ from db.queries.pagination import (
 )
 
 VOICE_PROFILE_ORDERING = Ordering(VoiceProfile.created_at, descending=True)
-_LIVE: list[ColumnElement[bool]] = [VoiceProfile.deleted_at.is_(None)]
-_LIVE_WHERE = Where.of(*_LIVE)
+_LIVE_WHERE = Where.of(live(VoiceProfile))
 # Built once, run with their values (`db.queries.statements`).
 _VOICE_PROFILES_BY_IDS = select(VoiceProfile).where(
     VoiceProfile.id == any_(bound_ids("ids")),
     VoiceProfile.user_id == bindparam("owner_id", type_=Uuid()),
-    VoiceProfile.deleted_at.is_(None),
+    live(VoiceProfile),
 )
 
 
@@ -83,7 +83,7 @@ async def sample_is_live(session: AsyncSession, profile_id: uuid.UUID, sample_pa
                 exists().where(
                     VoiceProfile.id == profile_id,
                     VoiceProfile.sample_path == sample_path,
-                    *_LIVE,
+                    live(VoiceProfile),
                 )
             )
         )
@@ -93,7 +93,9 @@ async def sample_is_live(session: AsyncSession, profile_id: uuid.UUID, sample_pa
 async def live_profile(session: AsyncSession, profile_id: uuid.UUID) -> VoiceProfile | None:
     """The profile if it is live, whoever owns it: for the media route, which serves a signed
     preview URL (the signature proves the owner received it; the id comes from the path)."""
-    return await session.scalar(select(VoiceProfile).where(VoiceProfile.id == profile_id, *_LIVE))
+    return await session.scalar(
+        select(VoiceProfile).where(VoiceProfile.id == profile_id, live(VoiceProfile))
+    )
 
 
 # --- writes (each in the caller's transaction, each audited) ------------------------------
@@ -175,7 +177,7 @@ async def _lock_profile(
 ) -> VoiceProfile:
     profile = await session.scalar(
         select(VoiceProfile)
-        .where(VoiceProfile.id == profile_id, VoiceProfile.user_id == owner_id, *_LIVE)
+        .where(VoiceProfile.id == profile_id, VoiceProfile.user_id == owner_id, live(VoiceProfile))
         .with_for_update()
     )
     if profile is None:

@@ -60,7 +60,6 @@ from schema.context import Context
 from schema.extensions.errors import coded_error
 from schema.extensions.rate_limits import charge
 from schema.extensions.telemetry import SubscriberTelemetry, error_code
-from schema.loaders import Loaders
 from schema.subscriptions import STARTS_WITH_CURRENT_STATE
 from schema.transport.streaming import (
     TOKEN_EXPIRED,
@@ -387,7 +386,6 @@ def feed_context(
         settings=connection.settings,
         request_id=connection.request_id,
         gate=gate,
-        loaders=Loaders(gate, viewer.user_id),
         viewer=forever,
         request=connection.request,
         response=connection.response,

@@ -28,18 +28,16 @@ from datetime import UTC, datetime
 from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.errors import BadUserInput, Unauthenticated
-from app.request_context import RequestState
 from app.settings import Settings
 from app.state import AppState
 from schema.context import Context
 from schema.extensions.errors import coded_error
-from schema.loaders import Loaders, OperationOver, SessionGate
+from schema.loaders import OperationOver, SessionGate
 
 TOKEN_EXPIRED = "The access token has expired; connect again with a new one."  # noqa: S105 (a message)
 
@@ -83,7 +81,7 @@ class ShortSessionGate(SessionGate):
         self._release_loaders()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ConnectionContext(Context):
     """The context Strawberry keeps for a whole websocket connection (`schema.transport.websocket`
     authenticates it). Operations do not run on it: `OperationContexts` gives each its own."""
@@ -91,24 +89,6 @@ class ConnectionContext(Context):
     connection_params: dict[str, object] | None = None
     #: The user this connection is counted against (`schema.transport.websocket.ConnectionLimiter`).
     counted_user: uuid.UUID | None = None
-
-    @classmethod
-    def open(cls, settings: Settings, websocket: WebSocket) -> ConnectionContext:
-        """The viewer so far is the upgrade request's ``Authorization`` header (if any)."""
-        state = RequestState.of(websocket.scope)
-        viewer = state.viewer
-        gate = ShortSessionGate(AppState.of(websocket).sessionmaker)
-        return cls(
-            settings=settings,
-            request_id=state.request_id,
-            gate=gate,
-            loaders=Loaders(gate, viewer.user_id if viewer else None),
-            viewer=viewer,
-            auth_error=state.auth_error,
-            request=websocket,
-            response=websocket,
-            accounts=AppState.of(websocket).accounts,
-        )
 
 
 def operation_context(connection: Context, gate: SessionGate) -> Context:
@@ -124,7 +104,6 @@ def operation_context(connection: Context, gate: SessionGate) -> Context:
         settings=connection.settings,
         request_id=connection.request_id,
         gate=gate,
-        loaders=Loaders(gate, viewer.user_id if viewer else None),
         viewer=viewer,
         auth_error=auth_error,
         request=connection.request,

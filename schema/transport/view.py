@@ -5,7 +5,7 @@ answering as GraphQL over HTTP specifies (media types and status codes: `http_pr
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
@@ -29,11 +29,11 @@ from schema import StudioSchema, client_json
 from schema.compiled.json_text import encode_response
 from schema.context import Context
 from schema.extensions.errors import coded_error
-from schema.loaders import Loaders, SessionGate
+from schema.loaders import SessionGate
 from schema.transport import http_protocol
 from schema.transport.feeds import Feeds
 from schema.transport.http_protocol import RequestRefused
-from schema.transport.streaming import ConnectionContext
+from schema.transport.streaming import ConnectionContext, ShortSessionGate
 from schema.transport.websocket import (
     ConnectionLimiter,
     LegacyWSHandler,
@@ -41,6 +41,8 @@ from schema.transport.websocket import (
     accept_connection,
 )
 from schema.transport.websocket_messages import SizeLimitedWebSocket
+
+C = TypeVar("C", bound=Context)
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -83,7 +85,14 @@ class GraphQLView(GraphQL[Context, None]):
         root_value: None = UNSET,
     ) -> Response | WebSocket:
         if isinstance(request, WebSocket):
-            connection = ConnectionContext.open(self.settings, request)
+            # The viewer so far is the upgrade request's ``Authorization`` header (if any).
+            connection = _context_of(
+                ConnectionContext,
+                self.settings,
+                request,
+                request,
+                ShortSessionGate(AppState.of(request).sessionmaker),
+            )
             try:
                 return await super().run(request, connection, root_value)
             finally:
@@ -248,26 +257,36 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        state = RequestState.of(request.scope)
-        gate: SessionGate = state.gate
-        viewer = state.viewer
-        return Context(
-            settings=self.settings,
-            request_id=state.request_id,
-            gate=gate,
-            loaders=Loaders(gate, viewer.user_id if viewer else None),
-            viewer=viewer,
-            auth_error=state.auth_error,
-            request=request,
-            response=response,
-            accounts=AppState.of(request).accounts,
-        )
+        gate: SessionGate = RequestState.of(request.scope).gate
+        return _context_of(Context, self.settings, request, response, gate)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         assert isinstance(context, ConnectionContext)
         accept_connection(self.settings, self.connections, context)  # or ConnectionRefused
         no_payload: UnsetType = UNSET  # a connection_ack without a payload
         return no_payload
+
+
+def _context_of(
+    kind: type[C],
+    settings: Settings,
+    request: Request | WebSocket,
+    response: Response | WebSocket,
+    gate: SessionGate,
+) -> C:
+    """A context for ``request``: its id, viewer and refused credentials as the middleware left
+    them on its scope (`app.request_context.RequestState`)."""
+    state = RequestState.of(request.scope)
+    return kind(
+        settings=settings,
+        request_id=state.request_id,
+        gate=gate,
+        viewer=state.viewer,
+        auth_error=state.auth_error,
+        request=request,
+        response=response,
+        accounts=AppState.of(request).accounts,
+    )
 
 
 def _is_json(request: Request) -> bool:

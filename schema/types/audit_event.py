@@ -1,22 +1,15 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import strawberry
 from strawberry.scalars import JSON
 
 from db import models
-from schema.context import Info
+from db.queries.audit import AUDIT_ORDERING
 from schema.mapping import column, computed, global_id
-from schema.relay import (
-    Connection,
-    ConnectionArgs,
-    CursorCodec,
-    Node,
-    build_connection,
-    to_global_id,
-)
+from schema.paging import Pages
+from schema.relay import Node, to_global_id
 
 
 def _object_id(row: models.AuditEvent) -> strawberry.ID | None:
@@ -49,20 +42,11 @@ class AuditEvent(Node):
     created_at: datetime = column(models.AuditEvent.created_at)
 
 
-async def audit_event_connection(
-    info: Info, actor_id: uuid.UUID, args: ConnectionArgs
-) -> Connection[AuditEvent]:
-    loaders = info.context.loaders
-    codec = CursorCodec(
-        secret=info.context.cursor_key, ordering="audit:CREATED_AT:DESC", value_type=datetime
-    )
-    slice_ = await loaders.audit_events_by_actor(args.page_request(codec)).load(actor_id)
-    count_loader = loaders.audit_event_count_by_actor()
-    return build_connection(
-        slice_,
-        codec=codec,
-        order_value=lambda row: row.created_at,
-        row_id=lambda row: row.id,
-        node=lambda row: AuditEvent(row=row),
-        count=lambda: count_loader.load(actor_id),
-    )
+#: An actor's audit trail (``User.auditEvents``), newest first.
+AUDIT_EVENT_PAGES = Pages[models.AuditEvent, AuditEvent](
+    cursors="audit",
+    ordering=AUDIT_ORDERING,
+    page_loader=lambda loaders, page: loaders.audit_events_by_actor(page),
+    count_loader=lambda loaders: loaders.audit_event_count_by_actor(),
+    node=lambda row: AuditEvent(row=row),
+)

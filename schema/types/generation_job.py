@@ -1,21 +1,16 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from db import models
+from db.queries.jobs import JOB_ORDERING
 from schema.context import Info
 from schema.mapping import column, global_id, relation
-from schema.relay import (
-    Connection,
-    ConnectionArgs,
-    CursorCodec,
-    Node,
-    build_connection,
-)
+from schema.paging import Pages
+from schema.relay import Node
 from schema.types.enums import JobStage, JobStatus
 
 if TYPE_CHECKING:
@@ -55,22 +50,12 @@ class GenerationJob(Node):
     )
 
 
-async def job_connection(
-    info: Info, video_id: uuid.UUID, args: ConnectionArgs
-) -> Connection[GenerationJob]:
-    loaders = info.context.loaders
-    codec = CursorCodec(
-        secret=info.context.cursor_key, ordering="jobs:QUEUED_AT:DESC", value_type=datetime
-    )
-    slice_ = await loaders.jobs_by_video(args.page_request(codec)).load(video_id)
-    for row in slice_.rows:
-        loaders.job_by_id.prime(row.id, row)
-    count_loader = loaders.job_count_by_video()
-    return build_connection(
-        slice_,
-        codec=codec,
-        order_value=lambda row: row.queued_at,
-        row_id=lambda row: row.id,
-        node=lambda row: GenerationJob(row=row),
-        count=lambda: count_loader.load(video_id),
-    )
+#: A video's jobs (``Video.jobs``), newest first.
+JOB_PAGES = Pages[models.GenerationJob, GenerationJob](
+    cursors="jobs",
+    ordering=JOB_ORDERING,
+    page_loader=lambda loaders, page: loaders.jobs_by_video(page),
+    count_loader=lambda loaders: loaders.job_count_by_video(),
+    node=lambda row: GenerationJob(row=row),
+    by_id=lambda loaders: loaders.job_by_id,
+)

@@ -7,10 +7,11 @@ import strawberry
 from db import models
 from schema.context import Info
 from schema.mapping import column, connection, global_id
+from schema.paging import paged
 from schema.relay import Connection, ConnectionArgs, Node
-from schema.types.audit_event import AuditEvent, audit_event_connection
+from schema.types.audit_event import AUDIT_EVENT_PAGES, AuditEvent
 from schema.types.video import Video, VideoFilter, VideoOrder, video_connection
-from schema.types.voice_profile import VoiceProfile, voice_profile_connection
+from schema.types.voice_profile import VOICE_PROFILE_PAGES, VoiceProfile
 
 
 @strawberry.type(name="User")
@@ -32,18 +33,15 @@ class User(Node):
             count_loader="video_count_by_owner",
         )
     )
+    @paged
     async def videos(
         self,
         info: Info,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-        last: int | None = strawberry.UNSET,
-        before: str | None = strawberry.UNSET,
+        page: ConnectionArgs,
         filter: VideoFilter | None = strawberry.UNSET,
         order_by: VideoOrder | None = strawberry.UNSET,
     ) -> Connection[Video]:
-        args = ConnectionArgs(first, after, last, before)
-        return await video_connection(info, self.row.id, args, filter, order_by)
+        return await video_connection(info, self.row.id, page, filter, order_by)
 
     @strawberry.field(
         metadata=connection(
@@ -53,16 +51,9 @@ class User(Node):
             count_loader="voice_profile_count_by_owner",
         )
     )
-    async def voice_profiles(
-        self,
-        info: Info,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-        last: int | None = strawberry.UNSET,
-        before: str | None = strawberry.UNSET,
-    ) -> Connection[VoiceProfile]:
-        args = ConnectionArgs(first, after, last, before)
-        return await voice_profile_connection(info, self.row.id, args)
+    @paged
+    async def voice_profiles(self, info: Info, page: ConnectionArgs) -> Connection[VoiceProfile]:
+        return await VOICE_PROFILE_PAGES.connection(info, self.row.id, page)
 
     @strawberry.field(
         description="The changes this user made, newest first (the audit trail).",
@@ -73,13 +64,6 @@ class User(Node):
             count_loader="audit_event_count_by_actor",
         ),
     )
-    async def audit_events(
-        self,
-        info: Info,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-        last: int | None = strawberry.UNSET,
-        before: str | None = strawberry.UNSET,
-    ) -> Connection[AuditEvent]:
-        args = ConnectionArgs(first, after, last, before)
-        return await audit_event_connection(info, self.row.id, args)
+    @paged
+    async def audit_events(self, info: Info, page: ConnectionArgs) -> Connection[AuditEvent]:
+        return await AUDIT_EVENT_PAGES.connection(info, self.row.id, page)

@@ -12,13 +12,8 @@ from db.queries.videos import VideoFilter as VideoFilterQuery
 from db.queries.videos import VideoOrder as VideoOrderQuery
 from schema.context import Info
 from schema.mapping import column, computed, connection, global_id, relation, signed_media
-from schema.relay import (
-    Connection,
-    ConnectionArgs,
-    CursorCodec,
-    Node,
-    build_connection,
-)
+from schema.paging import Pages, paged
+from schema.relay import Connection, ConnectionArgs, Node
 from schema.types.enums import OrderDirection, VideoInputType, VideoOrderField, VideoStatus
 from schema.types.video_data import AudioSettings, CaptionTrack, Publication, Script
 
@@ -89,17 +84,11 @@ class Video(Node):
         profile = await info.context.loaders.voice_profile_by_id.load(self.row.voice_profile_id)
         return None if profile is None else VoiceProfile(row=profile)
 
-    async def _jobs(
-        self,
-        info: Info,
-        first: int | None = strawberry.UNSET,
-        after: str | None = strawberry.UNSET,
-        last: int | None = strawberry.UNSET,
-        before: str | None = strawberry.UNSET,
-    ) -> Connection[GenerationJob]:
-        from schema.types.generation_job import job_connection
+    @paged
+    async def _jobs(self, info: Info, page: ConnectionArgs) -> Connection[GenerationJob]:
+        from schema.types.generation_job import JOB_PAGES
 
-        return await job_connection(info, self.row.id, ConnectionArgs(first, after, last, before))
+        return await JOB_PAGES.connection(info, self.row.id, page)
 
     async def _latest_job(self, info: Info) -> GenerationJob | None:
         from schema.types.generation_job import GenerationJob
@@ -197,30 +186,25 @@ def _given(value: T | None) -> T | None:
 async def video_connection(
     info: Info,
     owner_id: uuid.UUID,
-    args: ConnectionArgs,
+    page: ConnectionArgs,
     video_filter: VideoFilter | None,
     order_by: VideoOrder | None,
 ) -> Connection[Video]:
     """An owner's videos as a connection (``Query.videos`` and ``User.videos``)."""
-    loaders = info.context.loaders
-    query_filter = (video_filter or VideoFilter()).to_query()
+    query_filter = (video_filter or VideoFilter()).to_query()  # BAD_USER_INPUT before the page's
     order = (order_by or VideoOrder()).to_query()
-    codec = CursorCodec(
-        secret=info.context.cursor_key,
-        ordering=f"videos:{order.field}:{'DESC' if order.descending else 'ASC'}",
-        value_type=str if order.field == "TITLE" else datetime,
-    )
-    page = args.page_request(codec)
-    column = order.ordering().column.key
-    slice_ = await loaders.videos_by_owner(query_filter, order, page).load(owner_id)
-    for row in slice_.rows:  # a job's `video` among these costs no statement
-        loaders.video_by_id.prime(row.id, row)
-    count_loader = loaders.video_count_by_owner(query_filter)
-    return build_connection(
-        slice_,
-        codec=codec,
-        order_value=lambda row: getattr(row, column),
-        row_id=lambda row: row.id,
+    return await video_pages(query_filter, order).connection(info, owner_id, page)
+
+
+def video_pages(
+    video_filter: VideoFilterQuery, order: VideoOrderQuery
+) -> Pages[models.Video, Video]:
+    """The videos a filter keeps, in an order: the loaders and the cursors follow from both."""
+    return Pages(
+        cursors="videos",
+        ordering=order.ordering(),
+        page_loader=lambda loaders, page: loaders.videos_by_owner(video_filter, order, page),
+        count_loader=lambda loaders: loaders.video_count_by_owner(video_filter),
         node=lambda row: Video(row=row),
-        count=lambda: count_loader.load(owner_id),
+        by_id=lambda loaders: loaders.video_by_id,  # a job's `video` among these costs nothing
     )

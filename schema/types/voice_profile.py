@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -9,15 +8,11 @@ import strawberry
 
 from app.pipeline import preview
 from db import models
+from db.queries.voice_profiles import VOICE_PROFILE_ORDERING
 from schema.context import Info
 from schema.mapping import column, computed, global_id, relation, signed_media
-from schema.relay import (
-    Connection,
-    ConnectionArgs,
-    CursorCodec,
-    Node,
-    build_connection,
-)
+from schema.paging import Pages
+from schema.relay import Node
 
 if TYPE_CHECKING:
     from schema.types.user import User
@@ -117,27 +112,15 @@ class VoiceProfile(Node):
     updated_at: datetime = column(models.VoiceProfile.updated_at)
 
 
-async def voice_profile_connection(
-    info: Info, owner_id: uuid.UUID, args: ConnectionArgs
-) -> Connection[VoiceProfile]:
-    loaders = info.context.loaders
-    codec = CursorCodec(
-        secret=info.context.cursor_key,
-        ordering="voice_profiles:CREATED_AT:DESC",
-        value_type=datetime,
-    )
-    slice_ = await loaders.voice_profiles_by_owner(args.page_request(codec)).load(owner_id)
-    for row in slice_.rows:
-        loaders.voice_profile_by_id.prime(row.id, row)
-    count_loader = loaders.voice_profile_count_by_owner()
-    return build_connection(
-        slice_,
-        codec=codec,
-        order_value=lambda row: row.created_at,
-        row_id=lambda row: row.id,
-        node=lambda row: VoiceProfile(row=row),
-        count=lambda: count_loader.load(owner_id),
-    )
+#: An owner's voice profiles (``Query.voiceProfiles``, ``User.voiceProfiles``), newest first.
+VOICE_PROFILE_PAGES = Pages[models.VoiceProfile, VoiceProfile](
+    cursors="voice_profiles",
+    ordering=VOICE_PROFILE_ORDERING,
+    page_loader=lambda loaders, page: loaders.voice_profiles_by_owner(page),
+    count_loader=lambda loaders: loaders.voice_profile_count_by_owner(),
+    node=lambda row: VoiceProfile(row=row),
+    by_id=lambda loaders: loaders.voice_profile_by_id,
+)
 
 
 def _text(value: Any) -> str | None:

@@ -26,7 +26,6 @@ from app.errors import Unauthenticated
 from app.main import create_app
 from app.settings import Settings
 from schema.context import Context
-from schema.loaders import Loaders
 from schema.transport.streaming import ShortSessionGate, operation_context
 from tests.support.browser import serve
 from tests.support.live_jobs import JOB_PROGRESS, LiveJob
@@ -322,13 +321,7 @@ async def test_an_operation_after_the_token_expired_is_unauthenticated(
     message), a new operation on the connection reads as signed out."""
     gate = ShortSessionGate(async_sessionmaker())
     expired = Viewer(user_id=uuid.uuid4(), expires_at=datetime.now(UTC) - timedelta(seconds=1))
-    connection = Context(
-        settings=live_settings,
-        request_id="",
-        gate=gate,
-        loaders=Loaders(gate, expired.user_id),
-        viewer=expired,
-    )
+    connection = Context(settings=live_settings, request_id="", gate=gate, viewer=expired)
     operation = operation_context(connection, gate)
     assert operation.viewer is None
     with pytest.raises(Unauthenticated, match="expired"):
@@ -342,9 +335,7 @@ async def test_a_subscription_keeps_no_loaders_of_earlier_changes(
     the ones before, and the rows they cached, are let go, not kept for the subscription's
     whole life (thousands of subscriptions each kept one set per change)."""
     gate = ShortSessionGate(async_sessionmaker())
-    context = Context(
-        settings=live_settings, request_id="", gate=gate, loaders=Loaders(gate, None), viewer=None
-    )
+    context = Context(settings=live_settings, request_id="", gate=gate, viewer=None)
     earlier = weakref.ref(context.loaders.job_by_id)
     context.reset_loaders()
     gc.collect()
