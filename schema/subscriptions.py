@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, Protocol, TypeVar
 
 import strawberry
+from aiodataloader import DataLoader
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +56,9 @@ from app.state import AppState
 from db import models
 from db.events import ChangeEvent
 from db.queries import changes
+from schema.change_reads import ChangeReads
 from schema.context import Info
+from schema.loaders import Loaders
 from schema.queries import load_node
 from schema.relay import from_global_id
 from schema.transport.streaming import TOKEN_EXPIRED
@@ -76,6 +79,7 @@ READ_RETRY_SECONDS = 1.0
 STARTS_WITH_CURRENT_STATE = frozenset({"jobProgress", "videoUpdated"})
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class _Versioned(Protocol):
@@ -296,22 +300,28 @@ class _Changes:
 def _job_reader(
     info: Info, job_id: uuid.UUID
 ) -> Callable[[], Awaitable[models.GenerationJob | None]]:
-    async def read() -> models.GenerationJob | None:
-        # Looks the loaders up when called: `_Changes.reread` has just replaced them.
-        context = info.context
-        if context.change_reads is None:
-            return await context.loaders.job_by_id.load(job_id)
-        return await context.change_reads.job(context.loaders.viewer_id, job_id)
-
-    return read
+    return _reader(info, job_id, lambda loaders: loaders.job_by_id, ChangeReads.job)
 
 
 def _video_reader(info: Info, video_id: uuid.UUID) -> Callable[[], Awaitable[models.Video | None]]:
-    async def read() -> models.Video | None:
+    return _reader(info, video_id, lambda loaders: loaders.video_by_id, ChangeReads.video)
+
+
+def _reader(
+    info: Info,
+    row_id: uuid.UUID,
+    loader: Callable[[Loaders], DataLoader[uuid.UUID, R | None]],
+    batched: Callable[[ChangeReads, uuid.UUID, uuid.UUID], Awaitable[R | None]],
+) -> Callable[[], Awaitable[R | None]]:
+    """Reads the row as the viewer may see it now: batched with other feeds' re-reads in a
+    shared run (`schema.change_reads`), else through the viewer's loaders."""
+
+    async def read() -> R | None:
+        # Looks the loaders up when called: `_Changes.reread` has just replaced them.
         context = info.context
         if context.change_reads is None:
-            return await context.loaders.video_by_id.load(video_id)
-        return await context.change_reads.video(context.loaders.viewer_id, video_id)
+            return await loader(context.loaders).load(row_id)
+        return await batched(context.change_reads, context.loaders.viewer_id, row_id)
 
     return read
 

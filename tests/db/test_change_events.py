@@ -34,15 +34,20 @@ async def engine(migrated_database: DatabaseURL) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.fixture
-async def events(migrated_database: DatabaseURL) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-    url = migrated_database.url
-    connection = await asyncpg.connect(
+async def _listening(database: DatabaseURL) -> asyncpg.Connection:
+    """A plain connection, as an API process's listener has."""
+    url = database.url
+    return await asyncpg.connect(
         host=url.host or url.query.get("host"),
         port=url.port or int(str(url.query.get("port", 5432))),
         user=url.username,
         database=url.database,
     )
+
+
+@pytest.fixture
+async def events(migrated_database: DatabaseURL) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    connection = await _listening(migrated_database)
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await connection.add_listener(CHANNEL, lambda *args: queue.put_nowait(json.loads(args[3])))
     yield queue
@@ -129,13 +134,7 @@ async def test_an_account_that_ends_is_announced_once_and_only_then(
 ) -> None:
     """``studio_accounts`` carries the user id when a user is soft-deleted or deleted; other
     changes of a user, and a rolled-back deletion, announce nothing."""
-    url = migrated_database.url
-    connection = await asyncpg.connect(
-        host=url.host or url.query.get("host"),
-        port=url.port or int(str(url.query.get("port", 5432))),
-        user=url.username,
-        database=url.database,
-    )
+    connection = await _listening(migrated_database)
     ended: asyncio.Queue[str] = asyncio.Queue()
     await connection.add_listener("studio_accounts", lambda *args: ended.put_nowait(args[3]))
     try:
