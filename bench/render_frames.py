@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,6 +37,7 @@ from app.settings import Settings, load_settings
 from app.worker.pipeline import ProgressMeter, StageContext, VideoInput
 from app.worker.stages import ScriptFromDescription
 from db.models import JobStage, VideoInputType
+from tests.support.browser import serve
 
 DESCRIPTION = (
     "Coral reefs cover less than one percent of the ocean floor. Yet they shelter about a "
@@ -159,22 +155,6 @@ def site(pictures: dict[str, bytes]) -> Starlette:
         return Response(pictures[request.path_params["name"]], media_type="image/png")
 
     return Starlette(routes=[Route("/page", page), Route("/pictures/{name}", picture)])
-
-
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 if __name__ == "__main__":

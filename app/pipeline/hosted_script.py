@@ -75,9 +75,7 @@ class HostedScript:
             )
             written = await self.fallback.write(video, page, wpm)
         context.report(1.0)
-        result = written.result(wpm=wpm, target_seconds=video.target_duration_seconds)
-        if page is not None:
-            result["pictures"] = list(page.pictures)  # RENDER's, whoever wrote the script
+        result = self.fallback.result(written, video, page, wpm)
         if failure is not None:
             result["hostedModelFailure"] = failure
         return result

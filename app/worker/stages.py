@@ -90,6 +90,14 @@ class ScriptFromDescription:
         wpm = await self.words_per_minute(video)
         written = await self.write(video, page, wpm)
         context.report(1.0)
+        return self.result(written, video, page, wpm)
+
+    @staticmethod
+    def result(
+        written: Script, video: VideoInput, page: PageText | None, wpm: float
+    ) -> dict[str, Any]:
+        """SCRIPT's result, whoever wrote the script: for a URL video with the page's picture
+        URLs, which RENDER fetches."""
         result = written.result(wpm=wpm, target_seconds=video.target_duration_seconds)
         if page is not None:
             result["pictures"] = list(page.pictures)

@@ -42,6 +42,14 @@ class AudioSettingsInput:
         }
 
 
+_TARGET_DURATION = (
+    "How long the narration should last, in seconds (15 to 600; absent or null: 60). A "
+    "page's script is a summary of its article fitted to it at the voice's pace; a "
+    "description is narrated in full (a hosted script model, where the studio has one, "
+    "fits both)."
+)
+
+
 @strawberry.input(name="CreateVideoInput")
 class CreateVideoInput:
     title: str
@@ -51,13 +59,7 @@ class CreateVideoInput:
     voice_profile_id: strawberry.ID | None = strawberry.UNSET
     audio_settings: AudioSettingsInput | None = strawberry.UNSET
     target_duration_seconds: int | None = strawberry.field(
-        default=strawberry.UNSET,
-        description=(
-            "How long the narration should last, in seconds (15 to 600; absent or null: 60). A "
-            "page's script is a summary of its article fitted to it at the voice's pace; a "
-            "description is narrated in full (a hosted script model, where the studio has one, "
-            "fits both)."
-        ),
+        default=strawberry.UNSET, description=_TARGET_DURATION
     )
 
 
@@ -70,13 +72,7 @@ class UpdateVideoInput:
     voice_profile_id: strawberry.ID | None = strawberry.UNSET
     audio_settings: AudioSettingsInput | None = strawberry.UNSET
     target_duration_seconds: int | None = strawberry.field(
-        default=strawberry.UNSET,
-        description=(
-            "How long the narration should last, in seconds (15 to 600; absent or null: 60). A "
-            "page's script is a summary of its article fitted to it at the voice's pace; a "
-            "description is narrated in full (a hosted script model, where the studio has one, "
-            "fits both)."
-        ),
+        default=strawberry.UNSET, description=_TARGET_DURATION
     )
 
 

@@ -28,6 +28,7 @@ from tests.support.articles import LONG_SECTIONS, LONG_TITLE
 from tests.support.browser import serve
 from tests.support.chat_model import GOOD_SCRIPT, PATH, ChatModel
 from tests.support.pages import ConnectionLog, fake_resolver
+from tests.support.stages import stage_context
 
 API_KEY = "sk-test-4f9c2e7a1b8d6053e2a9c4b7d1f0e8a3"
 
@@ -194,7 +195,7 @@ async def test_a_failing_model_leaves_the_script_to_the_summariser(
     fake.mode = mode
     video = _video(site)
     result = await _run(settings, video)
-    builtin = await ScriptFromDescription(settings).run(_context(), video, {})
+    builtin = await ScriptFromDescription(settings).run(stage_context(), video, {})
     assert result["writer"] == "summary"
     assert reason in result["hostedModelFailure"]
     assert result["segments"] == builtin["segments"]
@@ -259,13 +260,3 @@ def test_a_wrong_model_setting_stops_the_process_readably(
 
 def test_without_a_model_the_built_in_writer_is_the_stage() -> None:
     assert isinstance(default_stages(load_settings())[0], ScriptFromDescription)
-
-
-def _context() -> StageContext:
-    return StageContext(
-        job_id=uuid.uuid4(),
-        attempt=1,
-        stage_index=0,
-        meter=ProgressMeter([1.0]),
-        stopped=lambda: None,
-    )
